@@ -1,0 +1,39 @@
+# The two commands: `make run` and `make test`. Everything else is optional.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+
+.PHONY: run test lint unit schema bench install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/devicecloud migrate
+	$(BIN)/devicecloud seed
+	$(BIN)/devicecloud serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+# The whole suite, once against SQLite and once against PostgreSQL.
+test: lint
+	TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) ./scripts/ensure-postgres
+	TEST_DATABASE=sqlite $(BIN)/pytest
+	TEST_DATABASE=postgres TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest
+
+schema: $(STAMP)
+	$(BIN)/devicecloud export-schema
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

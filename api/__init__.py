@@ -1,0 +1,1 @@
+"""How the world talks to us: the Starlette app, GraphQL, OAuth endpoints and the CLI."""

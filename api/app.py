@@ -1,0 +1,81 @@
+"""The Starlette application."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from tortoise import connections
+
+from api import logs
+from api.authentication import BearerAuthentication
+from api.graphql.schema import build_schema
+from api.graphql.view import GraphQLEndpoint
+from api.middleware import BodyLimit, RequestContext
+from api.oauth_routes import routes as oauth_routes
+from auth.oauth import AuthorizationServer
+from core.settings import Settings, get_settings
+from models import db
+
+log = logging.getLogger("devicecloud")
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """Liveness: the process answers."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: the database answers."""
+    try:
+        await connections.get("default").execute_query("SELECT 1")
+    except Exception as error:  # any failure to reach the database means "not ready"
+        log.warning("database not reachable", extra={"error": repr(error)})
+        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "ok"})
+
+
+def create_app(settings: Settings | None = None, *, manage_database: bool = True) -> Starlette:
+    """Build the app. With `manage_database=False` the caller owns the ORM connections
+    (tests that share them with the app)."""
+    settings = settings or get_settings()
+    logs.configure(settings.log_level)
+    graphql = BearerAuthentication(GraphQLEndpoint(build_schema(settings), settings))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if manage_database:
+            await db.connect(settings.database_url)
+        log.info("started", extra={"environment": settings.environment.value,
+                                   "pid": os.getpid()})
+        try:
+            yield
+        finally:
+            if manage_database:
+                await db.disconnect()
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            *oauth_routes,
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+        ],
+        middleware=[
+            Middleware(RequestContext),
+            Middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+                       max_upload_bytes=settings.max_upload_bytes),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.oauth_server = AuthorizationServer(settings)
+    return app

@@ -1,0 +1,145 @@
+"""The `devicecloud` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+
+from core.settings import get_settings
+from models import db
+
+DEMO_EMAIL = "demo@devicecloud.example"
+DEMO_PASSWORD = "demo-password"  # noqa: S105 - a published development login, never in production
+
+
+async def _with_database(work: Callable[[], Awaitable[None]]) -> None:
+    await db.connect(get_settings().database_url)
+    try:
+        await work()
+    finally:
+        await db.disconnect()
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    async def run() -> None:
+        await db.migrate(get_settings().database_url)
+        await db.disconnect()
+
+    asyncio.run(run())
+    print("Database is up to date.")
+
+
+def cmd_makemigrations(args: argparse.Namespace) -> None:
+    from tortoise.cli import cli as tortoise_cli
+
+    ctx = tortoise_cli.CLIContext(config=None, config_file=None)
+    ctx.config = "models.db.TORTOISE_ORM"
+    asyncio.run(tortoise_cli.makemigrations(ctx, (), empty=False, name=args.name))
+
+
+def cmd_seed(args: argparse.Namespace) -> None:
+    from auth import accounts
+    from models.accounts import User
+
+    settings = get_settings()
+
+    async def run() -> None:
+        if await User.exists():
+            print("The database already has accounts; nothing seeded.")
+            return
+        await accounts.sign_up(DEMO_EMAIL, DEMO_PASSWORD)
+        print(f"Seeded the demo account {DEMO_EMAIL} / {DEMO_PASSWORD}")
+
+    if not settings.development:
+        sys.exit("Refusing to seed a demo account when ENVIRONMENT=production.")
+    asyncio.run(_with_database(run))
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    settings = get_settings()
+    if settings.development:
+        print(
+            f"\n  {settings.platform_name} is starting on http://{args.host}:{args.port}\n"
+            f"  GraphiQL:  http://{args.host}:{args.port}/graphql\n"
+            f"  Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
+            f"  Get a token:\n"
+            f"    curl -s http://{args.host}:{args.port}/oauth/token -d grant_type=password \\\n"
+            f"      -d client_id=devicecloud -d username={DEMO_EMAIL} -d password={DEMO_PASSWORD}\n",
+            flush=True,
+        )
+    uvicorn.run(
+        "api.app:create_app", factory=True, host=args.host, port=args.port,
+        workers=args.workers, proxy_headers=True, log_config=None,
+    )
+
+
+def cmd_export_schema(args: argparse.Namespace) -> None:
+    from api.graphql.schema import SCHEMA_FILE, export_sdl
+
+    sdl = export_sdl(get_settings())
+    if args.output == "-":
+        sys.stdout.write(sdl)
+    else:
+        target = args.output or SCHEMA_FILE
+        with open(target, "w") as handle:
+            handle.write(sdl)
+        print(f"Wrote {target}")
+
+
+def cmd_create_client(args: argparse.Namespace) -> None:
+    from auth.clients import create_service_client
+
+    async def run() -> None:
+        client, secret = await create_service_client(args.name, first_party=args.first_party)
+        print(f"client_id={client.client_id}\nclient_secret={secret}\n"
+              "The secret is shown only now; store it safely.")
+
+    asyncio.run(_with_database(run))
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="devicecloud", description="Device Cloud: run and manage the service."
+    )
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve the API over HTTP")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(run=cmd_serve)
+
+    migrate = commands.add_parser("migrate", help="apply database migrations")
+    migrate.set_defaults(run=cmd_migrate)
+    commands.add_parser("seed", help="create the demo account in an empty development database"
+                        ).set_defaults(run=cmd_seed)
+
+    export = commands.add_parser("export-schema", help="write the GraphQL schema (SDL)")
+    export.add_argument("--output", help="file to write, '-' for standard output "
+                                         "(default: schema.graphql)")
+    export.set_defaults(run=cmd_export_schema)
+
+    make = commands.add_parser("makemigrations", help="write a migration for model changes")
+    make.add_argument("--name", help="a short name for the migration")
+    make.set_defaults(run=cmd_makemigrations)
+
+    clients = commands.add_parser("create-client",
+                                  help="create a confidential client for client_credentials")
+    clients.add_argument("--name", required=True)
+    clients.add_argument("--first-party", action="store_true",
+                         help="may introspect every token (for the operator's own services)")
+    clients.set_defaults(run=cmd_create_client)
+    return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

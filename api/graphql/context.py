@@ -1,0 +1,36 @@
+"""Per-request GraphQL context: the principal, the request ID and the request's DataLoaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.websockets import WebSocket
+from strawberry.types import Info as _Info
+
+from auth.principals import AnyPrincipal, UserPrincipal
+from core.errors import Unauthenticated
+from models.accounts import User
+
+
+@dataclass
+class Context:
+    request: Request | WebSocket
+    response: Any
+    principal: AnyPrincipal
+    request_id: str
+    connection_params: dict[str, Any] | None = None
+    loaders: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def user(self) -> User | None:
+        return self.principal.user if isinstance(self.principal, UserPrincipal) else None
+
+    def require_user(self) -> UserPrincipal:
+        if not isinstance(self.principal, UserPrincipal):
+            raise Unauthenticated("Sign in as a user to do this.")
+        return self.principal
+
+
+Info = _Info[Context, None]

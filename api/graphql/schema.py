@@ -1,0 +1,49 @@
+"""The schema: every module's queries and mutations, with limits, masking and caches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import strawberry
+from graphql import GraphQLError
+from strawberry import relay
+from strawberry.types import ExecutionContext
+
+from api.graphql.accounts import AccountMutations, AccountQueries
+from api.graphql.context import Info
+from api.graphql.errors import MaskUnexpectedErrors, log_errors
+from api.graphql.limits import limit_extensions
+from core.settings import Settings
+
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
+
+
+@strawberry.type
+class Query(AccountQueries):
+    @strawberry.field(description="Fetch any object you can see by its global ID.")
+    async def node(self, info: Info, id: relay.GlobalID) -> relay.Node | None:
+        return await id.resolve_node(info, required=False)
+
+
+@strawberry.type
+class Mutation(AccountMutations):
+    pass
+
+
+class Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        log_errors(errors)
+
+
+def build_schema(settings: Settings) -> Schema:
+    return Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=[*limit_extensions(settings), MaskUnexpectedErrors],
+    )
+
+
+def export_sdl(settings: Settings) -> str:
+    return build_schema(settings).as_str() + "\n"

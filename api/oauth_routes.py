@@ -1,0 +1,87 @@
+"""HTTP endpoints of the OAuth 2.0 server: token, revocation, introspection, metadata."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from auth.oauth import ANY_METHOD, AuthorizationServer, FormRequest, respond
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+CLIENT_ADDRESS_HEADER = "x-devicecloud-client-address"
+
+
+def oauth_error(status: int, error: str, description: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": error, "error_description": description}, status_code=status, headers=NO_STORE
+    )
+
+
+async def _form_request(request: Request) -> FormRequest | JSONResponse:
+    """Parse an RFC 6749 form body, or explain what is wrong with it."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        return oauth_error(
+            400, "invalid_request",
+            "Send the parameters as an application/x-www-form-urlencoded body (RFC 6749 §4).",
+        )
+    try:
+        form = await request.form()
+    except Exception:  # python-multipart rejects undecodable bodies with several types
+        return oauth_error(400, "invalid_request", "The request body could not be parsed.")
+    repeated = sorted({key for key, _ in form.multi_items() if len(form.getlist(key)) > 1})
+    if repeated:
+        return oauth_error(
+            400, "invalid_request",
+            f"Parameters must not be repeated (RFC 6749 §3.2): {', '.join(repeated)}.",
+        )
+    values: dict[str, Any] = {key: value for key, value in form.items() if isinstance(value, str)}
+    headers = {k: v for k, v in request.headers.items() if k != CLIENT_ADDRESS_HEADER}
+    headers[CLIENT_ADDRESS_HEADER] = request.client.host if request.client else ""
+    uri = str(request.app.state.settings.issuer) + request.url.path
+    return FormRequest(request.method, uri, headers, values)
+
+
+def _endpoint(name: str | None):
+    async def endpoint(request: Request) -> Response:
+        parsed = await _form_request(request)
+        if isinstance(parsed, JSONResponse):
+            return parsed
+        server: AuthorizationServer = request.app.state.oauth_server
+        status, body, headers = await respond(server, name, parsed)
+        response = JSONResponse(body, status_code=status, headers=dict(headers))
+        response.headers.update(NO_STORE)
+        return response
+
+    return endpoint
+
+
+async def metadata(request: Request) -> JSONResponse:
+    """RFC 8414 authorization server metadata."""
+    issuer = request.app.state.settings.issuer
+    return JSONResponse(
+        {
+            "issuer": issuer,
+            "token_endpoint": f"{issuer}/oauth/token",
+            "revocation_endpoint": f"{issuer}/oauth/revoke",
+            "introspection_endpoint": f"{issuer}/oauth/introspect",
+            "grant_types_supported": ["password", "refresh_token", "client_credentials"],
+            "response_types_supported": [],
+            "token_endpoint_auth_methods_supported": ANY_METHOD,
+            "revocation_endpoint_auth_methods_supported": ANY_METHOD,
+            "introspection_endpoint_auth_methods_supported": [
+                m for m in ANY_METHOD if m != "none"
+            ],
+        }
+    )
+
+
+routes = [
+    Route("/oauth/token", _endpoint(None), methods=["POST"]),
+    Route("/oauth/revoke", _endpoint("revocation"), methods=["POST"]),
+    Route("/oauth/introspect", _endpoint("introspection"), methods=["POST"]),
+    Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"]),
+]

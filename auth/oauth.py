@@ -1,0 +1,340 @@
+"""The OAuth 2.0 authorization server: Authlib's grant and endpoint logic on our storage.
+
+Authlib's hooks are synchronous, so each request is handled in a worker thread
+(`anyio.to_thread`) and every storage call hops back to the event loop with
+`anyio.from_thread.run`: the loop never blocks on the ORM or on password hashing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ParamSpec, TypeVar
+
+import anyio.from_thread
+import anyio.to_thread
+from authlib.oauth2 import AuthorizationServer as _AuthorizationServer
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import ClientMixin, OAuth2Request, TokenMixin, grants
+from authlib.oauth2.rfc6749.errors import InvalidGrantError
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+
+from auth import passwords, throttle, tokens
+from auth.emails import normalize_email
+from core import clock
+from core.errors import InvalidInput
+from core.settings import Settings
+from models.accounts import User
+from models.oauth import OAuthClient, Token
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+SECRET_METHODS = ["client_secret_basic", "client_secret_post"]
+ANY_METHOD = [*SECRET_METHODS, "none"]
+
+
+def _on_loop(fn: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Run an async storage call on the event loop from an Authlib hook's worker thread."""
+    return anyio.from_thread.run(lambda: fn(*args, **kwargs))
+
+
+class TooManyAttempts(OAuth2Error):
+    """429 while the account or the address is locked out (not an RFC 6749 code)."""
+
+    error = "too_many_attempts"
+    status_code = 429
+
+    def __init__(self, retry_after: int, description: str):
+        super().__init__(description=description)
+        self.retry_after = retry_after
+
+    def get_headers(self):
+        return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
+
+
+class Client(ClientMixin):
+    """Authlib's view of an `OAuthClient` row."""
+
+    def __init__(self, row: OAuthClient):
+        self.row = row
+
+    @property
+    def confidential(self) -> bool:
+        return self.row.secret_hash is not None
+
+    def get_client_id(self) -> str:
+        return self.row.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        return self.row.redirect_uris[0] if self.row.redirect_uris else None
+
+    def get_allowed_scope(self, scope: str) -> str:
+        if not scope:
+            return ""
+        allowed = set(self.row.scope.split())
+        return " ".join(s for s in scope.split() if s in allowed)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri in self.row.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return tokens.secret_matches(self.row.secret_hash, client_secret)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if self.confidential:
+            return method in SECRET_METHODS
+        return method == "none"
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code" and "authorization_code" in self.row.grant_types
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        if grant_type == "client_credentials" and not self.confidential:
+            return False
+        return grant_type in self.row.grant_types
+
+
+class IssuedCredential(TokenMixin):
+    """Authlib's view of a stored token row, remembering which of its two tokens was shown."""
+
+    def __init__(self, row: Token, kind: str):
+        self.row = row
+        self.kind = kind
+
+    @property
+    def expires_at(self):
+        if self.kind == "access_token":
+            return self.row.access_expires_at
+        return self.row.refresh_expires_at
+
+    def check_client(self, client: Client) -> bool:
+        return self.row.family.client_id == client.row.id
+
+    def get_scope(self) -> str:
+        return self.row.family.scope
+
+    def get_expires_in(self) -> int:
+        return int((self.expires_at - self.row.issued_at).total_seconds())
+
+    def is_expired(self) -> bool:
+        return self.expires_at is None or self.expires_at <= clock.now()
+
+    def is_revoked(self) -> bool:
+        return tokens.is_revoked(self.row)
+
+
+class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ANY_METHOD
+
+    def authenticate_user(self, username: str, password: str) -> User:
+        address = self.request.headers.get("x-devicecloud-client-address", "")
+        return _on_loop(_authenticate_user, username, password, address)
+
+
+async def _authenticate_user(username: str, password: str, address: str) -> User:
+    try:
+        email = normalize_email(username, field="username")
+    except InvalidInput:
+        email = username.strip().lower()[:254]
+    keys = throttle.SignInKeys.of(email, address)
+    try:
+        await throttle.check(keys)
+    except throttle.Throttled as error:
+        raise TooManyAttempts(error.retry_after, error.message) from None
+    user = await User.get_or_none(email=email)
+    if not await passwords.verify_password(user.password_hash if user else None, password):
+        await throttle.record_failure(keys)
+        raise InvalidGrantError("The email or password is incorrect.")
+    await throttle.record_success(keys)
+    return user
+
+
+class RefreshGrant(grants.RefreshTokenGrant):
+    """Refresh with rotation: every refresh returns a new refresh token, and presenting one
+    that was already used revokes the whole family (RFC 9700 §4.14.2)."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ANY_METHOD
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> IssuedCredential | None:
+        return _on_loop(_authenticate_refresh_token, refresh_token)
+
+    def authenticate_user(self, refresh_token: IssuedCredential) -> User | None:
+        return refresh_token.row.family.user
+
+    def revoke_old_credential(self, refresh_token: IssuedCredential) -> None:
+        """Nothing to do: the token was consumed atomically when it was authenticated."""
+
+
+async def _authenticate_refresh_token(raw: str) -> IssuedCredential | None:
+    row = await tokens.find_refresh_token(raw)
+    if row is None or not tokens.is_live(row, row.refresh_expires_at):
+        return None
+    if not await tokens.consume_refresh_token(row):
+        await tokens.revoke_family(row.family_id)
+        return None
+    return IssuedCredential(row, "refresh_token")
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = SECRET_METHODS
+
+
+async def _find_credential(raw: str, hint: str | None) -> IssuedCredential | None:
+    kinds = ["access_token", "refresh_token"]
+    if hint == "refresh_token":
+        kinds.reverse()
+    for kind in kinds:
+        if kind == "access_token":
+            row = await tokens.find_access_token_row(raw)
+        else:
+            row = await tokens.find_refresh_token(raw)
+        if row is not None:
+            return IssuedCredential(row, kind)
+    return None
+
+
+class Revocation(RevocationEndpoint):
+    """RFC 7009. Revoking a refresh token ends its whole family (§2.1); revoking an access
+    token ends it and the refresh token issued with it."""
+
+    CLIENT_AUTH_METHODS = ANY_METHOD
+
+    def query_token(self, token_string: str, token_type_hint: str | None):
+        return _on_loop(_find_credential, token_string, token_type_hint)
+
+    def revoke_token(self, token: IssuedCredential, request: OAuth2Request) -> None:
+        if token.kind == "refresh_token":
+            _on_loop(tokens.revoke_family, token.row.family_id)
+        else:
+            _on_loop(tokens.revoke_token, token.row)
+
+
+class Introspection(IntrospectionEndpoint):
+    """RFC 7662, for confidential clients: first-party ones see every token, others only
+    the tokens issued to them."""
+
+    CLIENT_AUTH_METHODS = SECRET_METHODS
+
+    def __init__(self, server: AuthorizationServer):
+        super().__init__(server)
+        self.issuer = server.settings.issuer
+
+    def query_token(self, token_string: str, token_type_hint: str | None):
+        return _on_loop(_find_credential, token_string, token_type_hint)
+
+    def check_permission(self, token: IssuedCredential, client: Client, request) -> bool:
+        return client.row.first_party or token.check_client(client)
+
+    def introspect_token(self, token: IssuedCredential) -> dict[str, Any]:
+        family = token.row.family
+        body: dict[str, Any] = {
+            "active": True,
+            "client_id": family.client.client_id,
+            "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
+            "scope": family.scope,
+            "exp": int(token.expires_at.timestamp()),
+            "iat": int(token.row.issued_at.timestamp()),
+            "iss": self.issuer,
+        }
+        if family.user is not None:
+            body["sub"] = f"user:{family.user.id}"
+            body["username"] = family.user.email
+        else:
+            body["sub"] = f"client:{family.client.client_id}"
+        return body
+
+
+class AuthorizationServer(_AuthorizationServer):
+    """Authlib's server bound to our clients and token storage."""
+
+    def __init__(self, settings: Settings):
+        super().__init__(scopes_supported=None)
+        self.settings = settings
+        self.register_token_generator("default", self._mint)
+        self.register_grant(PasswordGrant)
+        self.register_grant(RefreshGrant)
+        self.register_grant(ClientCredentialsGrant)
+        self.register_endpoint(Revocation)
+        self.register_endpoint(Introspection)
+
+    def query_client(self, client_id: str) -> Client | None:
+        row = _on_loop(_query_client, client_id)
+        return Client(row) if row else None
+
+    def _mint(self, grant_type, client, user=None, scope=None, expires_in=None,
+              include_refresh_token=True) -> dict[str, Any]:
+        """Authlib's token generator hook. Tokens are stored (and only then shown) in
+        `save_token`, so this only records what to issue."""
+        return {
+            "grant_type": grant_type,
+            "scope": scope or "",
+            "include_refresh_token": include_refresh_token and user is not None,
+        }
+
+    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
+        previous: IssuedCredential | None = request.refresh_token
+        issued = _on_loop(
+            tokens.issue,
+            client=request.client.row,
+            user=request.user,
+            scope=token["scope"],
+            grant_type=token["grant_type"],
+            access_lifetime=self.settings.access_token_lifetime,
+            refresh_lifetime=(
+                self.settings.refresh_token_lifetime if token["include_refresh_token"] else None
+            ),
+            family=previous.row.family if previous else None,
+            user_agent=request.headers.get("user-agent", ""),
+            ip_address=request.headers.get("x-devicecloud-client-address", ""),
+        )
+        token.clear()
+        token.update(issued.as_response())
+
+    def create_oauth2_request(self, request: OAuth2Request) -> OAuth2Request:
+        return request
+
+    def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]):
+        return status, body, headers
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        """Authlib's signals are unused: revocation and sign-in are recorded in storage."""
+
+
+async def _query_client(client_id: str) -> OAuthClient | None:
+    return await OAuthClient.get_or_none(client_id=client_id, deleted_at=None)
+
+
+class FormRequest(OAuth2Request):
+    """An OAuth2Request over an already-parsed form body (the transport reads it async)."""
+
+    def __init__(self, method: str, uri: str, headers: Mapping[str, str], form: dict[str, str]):
+        super().__init__(method, uri, headers=headers)
+        self._form = form
+        self.payload = BasicOAuth2Payload(form)
+
+    @property
+    def args(self) -> dict[str, str]:
+        return {}
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+
+Outcome = tuple[int, Any, list[tuple[str, str]]]
+
+
+async def respond(
+    server: AuthorizationServer, endpoint: str | None, request: FormRequest
+) -> Outcome:
+    """Handle a token (`endpoint=None`), revocation or introspection request off the loop."""
+
+    def handle() -> Outcome:
+        if endpoint is None:
+            return server.create_token_response(request)
+        return server.create_endpoint_response(endpoint, request)
+
+    return await anyio.to_thread.run_sync(handle)

@@ -1,0 +1,32 @@
+"""Principals: who a request acts for, resolved from its bearer token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.accounts import User
+from models.oauth import OAuthClient
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Base of every authenticated caller."""
+
+    client: OAuthClient
+    family_id: int
+    scope: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserPrincipal(Principal):
+    """A platform user signed in through a client."""
+
+    user: User
+
+
+@dataclass(frozen=True, slots=True)
+class ClientPrincipal(Principal):
+    """A confidential client acting for itself (client_credentials)."""
+
+
+AnyPrincipal = UserPrincipal | ClientPrincipal | None

@@ -1,0 +1,84 @@
+"""Settings read from the environment (and a `.env` file), validated once at start-up."""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DATA_DIR = Path("data")
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Names are the environment variables, upper-cased."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Environment = Environment.DEVELOPMENT
+    database_url: str = f"sqlite://{DATA_DIR}/devicecloud.sqlite3"
+    secret_key: str = ""
+    base_url: str = "http://127.0.0.1:8000"
+    platform_name: str = "Device Cloud"
+
+    access_token_lifetime: int = Field(3600, gt=0, description="seconds")
+    refresh_token_lifetime: int = Field(30 * 24 * 3600, gt=0, description="seconds")
+
+    login_max_account_failures: int = Field(10, gt=0)
+    login_max_address_failures: int = Field(100, gt=0)
+    login_address_window: int = Field(300, gt=0, description="seconds")
+    login_lockout: int = Field(1800, gt=0, description="seconds")
+
+    max_body_bytes: int = Field(1024 * 1024, gt=0)
+    max_upload_bytes: int = Field(6 * 1024 * 1024, gt=0)
+
+    graphql_max_depth: int = Field(10, gt=0)
+    graphql_max_aliases: int = Field(15, gt=0)
+    graphql_max_tokens: int = Field(2000, gt=0)
+    graphql_max_cost: int = Field(1000, gt=0)
+
+    log_level: str = "INFO"
+
+    @property
+    def development(self) -> bool:
+        return self.environment is Environment.DEVELOPMENT
+
+    @property
+    def issuer(self) -> str:
+        return self.base_url.rstrip("/")
+
+    @model_validator(mode="after")
+    def _secret_key(self) -> Settings:
+        if self.secret_key:
+            if len(self.secret_key) < 32:
+                raise ValueError("SECRET_KEY must be at least 32 characters long")
+            return self
+        if not self.development:
+            raise ValueError("SECRET_KEY is required when ENVIRONMENT=production")
+        self.secret_key = _development_secret_key()
+        return self
+
+
+def _development_secret_key() -> str:
+    """Generate the development key once and keep it under ./data/ so restarts keep sessions."""
+    path = DATA_DIR / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,16 @@
+"""Platform accounts."""
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class User(Model):
+    """A person with a platform account (a product creator's team member, or a developer)."""
+
+    id = fields.BigIntField(primary_key=True)
+    email = fields.CharField(max_length=254, unique=True)
+    password_hash = fields.CharField(max_length=255)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "users"

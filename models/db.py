@@ -1,0 +1,67 @@
+"""Database configuration and lifecycle shared by the app, the CLI and the tests."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from tortoise import Tortoise
+from tortoise.migrations.api.migrate import migrate as run_migrations
+
+MODEL_MODULES = ["models.accounts", "models.oauth"]
+APP_LABEL = "models"
+
+# Several processes (app workers, the CLI, tests) may share one SQLite file: wait for a
+# writer instead of failing with "database is locked".
+_SQLITE_DEFAULTS = {"busy_timeout": "10000", "synchronous": "NORMAL"}
+
+
+def _with_sqlite_defaults(url: str) -> str:
+    if not url.startswith("sqlite://"):
+        return url
+    parts = urlsplit(url)
+    params = dict(_SQLITE_DEFAULTS)
+    params.update(parse_qsl(parts.query))
+    return urlunsplit(parts._replace(query=urlencode(params)))
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    return {
+        "connections": {"default": _with_sqlite_defaults(database_url)},
+        "apps": {
+            APP_LABEL: {
+                "models": MODEL_MODULES,
+                "migrations": "models.migrations",
+                "default_connection": "default",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def connect(database_url: str) -> None:
+    """Open the connection pool. The schema is the migrations' job, never `generate_schemas`."""
+    await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
+
+
+async def migrate(database_url: str) -> None:
+    """Apply every pending migration."""
+    await run_migrations(config=tortoise_config(database_url))
+
+
+async def disconnect() -> None:
+    await Tortoise.close_connections()
+
+
+def _configured_tortoise_orm() -> dict[str, Any]:
+    from core.settings import get_settings
+
+    return tortoise_config(get_settings().database_url)
+
+
+def __getattr__(name: str) -> Any:
+    """`TORTOISE_ORM`, for Tortoise's own CLI and `devicecloud makemigrations`."""
+    if name == "TORTOISE_ORM":
+        return _configured_tortoise_orm()
+    raise AttributeError(name)

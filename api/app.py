@@ -53,8 +53,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if manage_database:
             await db.connect(settings.database_url)
-        log.info("started", extra={"environment": settings.environment.value,
-                                   "pid": os.getpid()})
+        log.info("started", extra={"environment": settings.environment.value, "pid": os.getpid()})
         try:
             yield
         finally:
@@ -71,8 +70,11 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         ],
         middleware=[
             Middleware(RequestContext),
-            Middleware(BodyLimit, max_bytes=settings.max_body_bytes,
-                       max_upload_bytes=settings.max_upload_bytes),
+            Middleware(
+                BodyLimit,
+                max_bytes=settings.max_body_bytes,
+                max_upload_bytes=settings.max_upload_bytes,
+            ),
         ],
         lifespan=lifespan,
     )

@@ -38,8 +38,14 @@ class BearerAuthentication:
 
 async def _invalid_token(scope: Scope, receive: Receive, send: Send) -> None:
     response = JSONResponse(
-        {"errors": [{"message": "The access token is invalid, expired or revoked.",
-                     "extensions": {"code": "INVALID_TOKEN"}}]},
+        {
+            "errors": [
+                {
+                    "message": "The access token is invalid, expired or revoked.",
+                    "extensions": {"code": "INVALID_TOKEN"},
+                }
+            ]
+        },
         status_code=401,
         headers={
             "WWW-Authenticate": (

@@ -68,12 +68,18 @@ def cmd_serve(args: argparse.Namespace) -> None:
             f"  Demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
             f"  Get a token:\n"
             f"    curl -s http://{args.host}:{args.port}/oauth/token -d grant_type=password \\\n"
-            f"      -d client_id=devicecloud -d username={DEMO_EMAIL} -d password={DEMO_PASSWORD}\n",
+            f"      -d client_id=devicecloud -d username={DEMO_EMAIL} \\\n"
+            f"      -d password={DEMO_PASSWORD}\n",
             flush=True,
         )
     uvicorn.run(
-        "api.app:create_app", factory=True, host=args.host, port=args.port,
-        workers=args.workers, proxy_headers=True, log_config=None,
+        "api.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=True,
+        log_config=None,
     )
 
 
@@ -95,8 +101,10 @@ def cmd_create_client(args: argparse.Namespace) -> None:
 
     async def run() -> None:
         client, secret = await create_service_client(args.name, first_party=args.first_party)
-        print(f"client_id={client.client_id}\nclient_secret={secret}\n"
-              "The secret is shown only now; store it safely.")
+        print(
+            f"client_id={client.client_id}\nclient_secret={secret}\n"
+            "The secret is shown only now; store it safely."
+        )
 
     asyncio.run(_with_database(run))
 
@@ -115,23 +123,29 @@ def parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(run=cmd_migrate)
-    commands.add_parser("seed", help="create the demo account in an empty development database"
-                        ).set_defaults(run=cmd_seed)
+    commands.add_parser(
+        "seed", help="create the demo account in an empty development database"
+    ).set_defaults(run=cmd_seed)
 
     export = commands.add_parser("export-schema", help="write the GraphQL schema (SDL)")
-    export.add_argument("--output", help="file to write, '-' for standard output "
-                                         "(default: schema.graphql)")
+    export.add_argument(
+        "--output", help="file to write, '-' for standard output (default: schema.graphql)"
+    )
     export.set_defaults(run=cmd_export_schema)
 
     make = commands.add_parser("makemigrations", help="write a migration for model changes")
     make.add_argument("--name", help="a short name for the migration")
     make.set_defaults(run=cmd_makemigrations)
 
-    clients = commands.add_parser("create-client",
-                                  help="create a confidential client for client_credentials")
+    clients = commands.add_parser(
+        "create-client", help="create a confidential client for client_credentials"
+    )
     clients.add_argument("--name", required=True)
-    clients.add_argument("--first-party", action="store_true",
-                         help="may introspect every token (for the operator's own services)")
+    clients.add_argument(
+        "--first-party",
+        action="store_true",
+        help="may introspect every token (for the operator's own services)",
+    )
     clients.set_defaults(run=cmd_create_client)
     return root
 

@@ -110,8 +110,10 @@ class BodyLimit:
     @staticmethod
     async def _reject(limit: int, scope: Scope, receive: Receive, send: Send) -> None:
         response = JSONResponse(
-            {"error": "request_too_large",
-             "error_description": f"The request body is larger than {limit} bytes."},
+            {
+                "error": "request_too_large",
+                "error_description": f"The request body is larger than {limit} bytes.",
+            },
             status_code=413,
             headers={"Connection": "close"},
         )

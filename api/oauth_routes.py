@@ -25,7 +25,8 @@ async def _form_request(request: Request) -> FormRequest | JSONResponse:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         return oauth_error(
-            400, "invalid_request",
+            400,
+            "invalid_request",
             "Send the parameters as an application/x-www-form-urlencoded body (RFC 6749 §4).",
         )
     try:
@@ -35,7 +36,8 @@ async def _form_request(request: Request) -> FormRequest | JSONResponse:
     repeated = sorted({key for key, _ in form.multi_items() if len(form.getlist(key)) > 1})
     if repeated:
         return oauth_error(
-            400, "invalid_request",
+            400,
+            "invalid_request",
             f"Parameters must not be repeated (RFC 6749 §3.2): {', '.join(repeated)}.",
         )
     values: dict[str, Any] = {key: value for key, value in form.items() if isinstance(value, str)}
@@ -72,9 +74,7 @@ async def metadata(request: Request) -> JSONResponse:
             "response_types_supported": [],
             "token_endpoint_auth_methods_supported": ANY_METHOD,
             "revocation_endpoint_auth_methods_supported": ANY_METHOD,
-            "introspection_endpoint_auth_methods_supported": [
-                m for m in ANY_METHOD if m != "none"
-            ],
+            "introspection_endpoint_auth_methods_supported": [m for m in ANY_METHOD if m != "none"],
         }
     )
 

@@ -18,14 +18,16 @@ async def sign_up(email: str, password: str) -> User:
     """Create an account. The email is normalised; duplicates are refused."""
     address = normalize_email(email)
     passwords.validate(password)
-    taken = Conflict("An account with this email already exists; sign in instead.",
-                     field="email", code="EMAIL_TAKEN")
+    taken = Conflict(
+        "An account with this email already exists; sign in instead.",
+        field="email",
+        code="EMAIL_TAKEN",
+    )
     if await User.exists(email=address):
         raise taken
     password_hash = await passwords.hash_password(password)
     try:
-        return await User.create(email=address, password_hash=password_hash,
-                                 created_at=clock.now())
+        return await User.create(email=address, password_hash=password_hash, created_at=clock.now())
     except IntegrityError:
         raise taken from None  # a concurrent sign-up with the same email won the race
 

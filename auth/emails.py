@@ -16,7 +16,8 @@ def normalize_email(raw: str, field: str = "email") -> str:
         result = validate_email(candidate, check_deliverability=False)
     except EmailNotValidError as error:
         raise InvalidInput(
-            f"'{candidate[:100]}' is not a valid email address: {error}", field=field,
+            f"'{candidate[:100]}' is not a valid email address: {error}",
+            field=field,
             code="INVALID_EMAIL",
         ) from None
     return result.normalized.lower()

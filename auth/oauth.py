@@ -264,8 +264,9 @@ class AuthorizationServer(_AuthorizationServer):
         row = _on_loop(_query_client, client_id)
         return Client(row) if row else None
 
-    def _mint(self, grant_type, client, user=None, scope=None, expires_in=None,
-              include_refresh_token=True) -> dict[str, Any]:
+    def _mint(
+        self, grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True
+    ) -> dict[str, Any]:
         """Authlib's token generator hook. Tokens are stored (and only then shown) in
         `save_token`, so this only records what to issue."""
         return {

@@ -25,9 +25,7 @@ class Throttled(DomainError):
 
     def __init__(self, retry_after: int):
         minutes = max(1, math.ceil(retry_after / 60))
-        super().__init__(
-            f"Too many failed sign-in attempts. Try again in {minutes} minutes."
-        )
+        super().__init__(f"Too many failed sign-in attempts. Try again in {minutes} minutes.")
         self.retry_after = retry_after
 
 

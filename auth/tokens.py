@@ -77,15 +77,24 @@ async def issue(
     async with in_transaction():
         if family is None:
             family = await TokenFamily.create(
-                client=client, user=user, scope=scope, grant_type=grant_type, created_at=now,
-                last_used_at=now, expires_at=expires, user_agent=user_agent[:255],
+                client=client,
+                user=user,
+                scope=scope,
+                grant_type=grant_type,
+                created_at=now,
+                last_used_at=now,
+                expires_at=expires,
+                user_agent=user_agent[:255],
                 ip_address=ip_address[:45],
             )
         else:
             await TokenFamily.filter(id=family.id).update(last_used_at=now, expires_at=expires)
         await Token.create(
-            family=family, access_hash=digest(access), access_expires_at=access_expires,
-            refresh_hash=digest(refresh) if refresh else None, refresh_expires_at=refresh_expires,
+            family=family,
+            access_hash=digest(access),
+            access_expires_at=access_expires,
+            refresh_hash=digest(refresh) if refresh else None,
+            refresh_expires_at=refresh_expires,
             issued_at=now,
         )
     return IssuedToken(access, access_lifetime, scope, refresh)
@@ -161,6 +170,7 @@ async def authenticate(raw: str) -> Principal | None:
     if now - family.last_used_at >= LAST_USED_RESOLUTION:
         await TokenFamily.filter(id=family.id).update(last_used_at=now)
     if family.user is not None:
-        return UserPrincipal(client=family.client, family_id=family.id, scope=family.scope,
-                             user=family.user)
+        return UserPrincipal(
+            client=family.client, family_id=family.id, scope=family.scope, user=family.user
+        )
     return ClientPrincipal(client=family.client, family_id=family.id, scope=family.scope)

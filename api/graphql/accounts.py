@@ -33,10 +33,15 @@ class Session(relay.Node):
     @classmethod
     def from_model(cls, family: TokenFamily, current_family_id: int | None) -> Session:
         return cls(
-            id=family.id, client_name=family.client.name, client_id=family.client.client_id,
-            created_at=family.created_at, last_used_at=family.last_used_at,
-            expires_at=family.expires_at, user_agent=family.user_agent,
-            ip_address=family.ip_address, current=family.id == current_family_id,
+            id=family.id,
+            client_name=family.client.name,
+            client_id=family.client.client_id,
+            created_at=family.created_at,
+            last_used_at=family.last_used_at,
+            expires_at=family.expires_at,
+            user_agent=family.user_agent,
+            ip_address=family.ip_address,
+            current=family.id == current_family_id,
         )
 
     @classmethod
@@ -80,7 +85,10 @@ class User(relay.Node):
         if info.context.user is None or info.context.user.id != self.id:
             raise PermissionDenied("Only the account holder sees their sessions.")
         return await paginate(
-            accounts.live_sessions(principal), order=("-id",), first=first, after=after,
+            accounts.live_sessions(principal),
+            order=("-id",),
+            first=first,
+            after=after,
             to_node=lambda f: Session.from_model(f, principal.family_id),
         )
 

@@ -58,7 +58,10 @@ def log_errors(errors: list[GraphQLError]) -> None:
         if is_unexpected(error):
             log.error(
                 "unexpected error in GraphQL execution",
-                exc_info=(type(error.original_error), error.original_error,
-                          error.original_error.__traceback__),
+                exc_info=(
+                    type(error.original_error),
+                    error.original_error,
+                    error.original_error.__traceback__,
+                ),
                 extra={"path": error.path},
             )

@@ -91,7 +91,8 @@ def _selection_cost(
         elif isinstance(selection, InlineFragmentNode):
             target = (
                 schema.get_type(selection.type_condition.name.value)
-                if selection.type_condition else parent
+                if selection.type_condition
+                else parent
             )
             total += _selection_cost(schema, target, selection.selection_set, fragments, variables)
         elif isinstance(selection, FragmentSpreadNode):
@@ -143,11 +144,13 @@ def limit_extensions(settings: Settings) -> list[Any]:
                 if self.cost > max_cost:
                     ctx.result = ExecutionResult(
                         data=None,
-                        errors=[GraphQLError(
-                            f"The query costs {self.cost}, more than the limit of {max_cost}. "
-                            "Ask for fewer items per page or fewer nested connections.",
-                            extensions={"code": "QUERY_TOO_COSTLY"},
-                        )],
+                        errors=[
+                            GraphQLError(
+                                f"The query costs {self.cost}, more than the limit of {max_cost}. "
+                                "Ask for fewer items per page or fewer nested connections.",
+                                extensions={"code": "QUERY_TOO_COSTLY"},
+                            )
+                        ],
                     )
             yield
 

@@ -27,8 +27,9 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             multipart_uploads_enabled=True,
         )
 
-    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket
-                          ) -> Context:
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
         return Context(
             request=request,
             response=response,

@@ -7,6 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
+from strawberry import UNSET
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -37,15 +38,15 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             request_id=request.scope.get("state", {}).get("request_id", ""),
         )
 
-    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+    async def on_ws_connect(self, context: Context) -> object:
         """Subscriptions authenticate with `{"authorization": "Bearer …"}` in connection_init."""
         params = context.connection_params or {}
         header = params.get("authorization") or params.get("Authorization")
         if header is None:
-            return None
+            return UNSET
         scheme, _, raw = str(header).partition(" ")
         principal = await tokens.authenticate(raw) if scheme.lower() == "bearer" else None
         if principal is None:
             raise ConnectionRejectionError({"message": "The access token is invalid."})
         context.principal = principal
-        return None
+        return UNSET

@@ -41,7 +41,9 @@ async def _form_request(request: Request) -> FormRequest | JSONResponse:
             f"Parameters must not be repeated (RFC 6749 §3.2): {', '.join(repeated)}.",
         )
     values: dict[str, Any] = {key: value for key, value in form.items() if isinstance(value, str)}
-    headers = {k: v for k, v in request.headers.items() if k != CLIENT_ADDRESS_HEADER}
+    # Case-insensitive: Authlib reads `headers.get("Authorization")` for HTTP Basic.
+    # Setting the address replaces any value the caller sent.
+    headers = request.headers.mutablecopy()
     headers[CLIENT_ADDRESS_HEADER] = request.client.host if request.client else ""
     uri = str(request.app.state.settings.issuer) + request.url.path
     return FormRequest(request.method, uri, headers, values)

@@ -28,7 +28,7 @@ query Sessions($first: Int!) {
 async def test_cost_is_reported_in_extensions(http):
     tokens = await signed_in_user(http, "ada@example.com")
     body = await graphql(http, SESSIONS_PAGE, {"first": 5}, token=tokens["access_token"])
-    # me 1 + sessions 1 + 5 × (edges 1 + node 1 + 9 fields)
+    # me 1 + sessions 1 + 5 * (edges 1 + node 1 + 9 fields)
     assert body["extensions"]["cost"] == {"requestedQueryCost": 57, "maximumAvailable": 1000}
     assert len(body["data"]["me"]["sessions"]["edges"]) == 1
 
@@ -72,12 +72,8 @@ async def test_depth_limit_ignores_introspection():
     settings = get_settings().model_copy(update={"graphql_max_depth": 2})
     schema = build_schema(settings)
     context = Context(request=None, response=None, principal=None, request_id="r")
-    deep = await schema.execute(
-        "{ me { sessions { edges { cursor } } } }", context_value=context
-    )
-    assert [e.message for e in deep.errors] == [
-        "'anonymous' exceeds maximum operation depth of 2"
-    ]
+    deep = await schema.execute("{ me { sessions { edges { cursor } } } }", context_value=context)
+    assert [e.message for e in deep.errors] == ["'anonymous' exceeds maximum operation depth of 2"]
     introspection = await schema.execute(
         "{ __schema { types { fields { type { ofType { name } } } } } }", context_value=context
     )
@@ -181,16 +177,19 @@ async def test_subscriptions_only_over_graphql_transport_ws(live_server):
         with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
             await legacy.recv()
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
-        4406, "Subprotocol not acceptable"
+        4406,
+        "Subprotocol not acceptable",
     )
 
 
 async def test_subscription_connection_with_a_bad_token_is_rejected(live_server):
     url = live_server.url.replace("http", "ws") + "/graphql"
     async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:
-        await ws.send(json.dumps(
-            {"type": "connection_init", "payload": {"authorization": "Bearer dc_at_nope"}}
-        ))
+        await ws.send(
+            json.dumps(
+                {"type": "connection_init", "payload": {"authorization": "Bearer dc_at_nope"}}
+            )
+        )
         with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
             await ws.recv()
     assert closed.value.rcvd.code == 4403

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from api.middleware import BodyTooLarge
 from auth.oauth import ANY_METHOD, AuthorizationServer, FormRequest, respond
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -31,6 +32,8 @@ async def _form_request(request: Request) -> FormRequest | JSONResponse:
         )
     try:
         form = await request.form()
+    except BodyTooLarge:
+        raise  # the body limit middleware answers 413
     except Exception:  # python-multipart rejects undecodable bodies with several types
         return oauth_error(400, "invalid_request", "The request body could not be parsed.")
     repeated = sorted({key for key, _ in form.multi_items() if len(form.getlist(key)) > 1})

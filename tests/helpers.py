@@ -28,12 +28,17 @@ async def graphql(
     return response.json()
 
 
-async def password_login(http: httpx.AsyncClient, email: str, password: str = PASSWORD
-                         ) -> httpx.Response:
+async def password_login(
+    http: httpx.AsyncClient, email: str, password: str = PASSWORD
+) -> httpx.Response:
     return await http.post(
         "/oauth/token",
-        data={"grant_type": "password", "client_id": FIRST_PARTY_CLIENT_ID,
-              "username": email, "password": password},
+        data={
+            "grant_type": "password",
+            "client_id": FIRST_PARTY_CLIENT_ID,
+            "username": email,
+            "password": password,
+        },
     )
 
 
@@ -45,14 +50,16 @@ async def signed_in_user(http: httpx.AsyncClient, email: str) -> dict[str, Any]:
     return response.json()
 
 
-async def service_client(name: str = "Backend", *, first_party: bool = False
-                         ) -> tuple[OAuthClient, str]:
+async def service_client(
+    name: str = "Backend", *, first_party: bool = False
+) -> tuple[OAuthClient, str]:
     return await create_service_client(name, first_party=first_party)
 
 
 async def client_token(http: httpx.AsyncClient, client: OAuthClient, secret: str) -> str:
     response = await http.post(
-        "/oauth/token", data={"grant_type": "client_credentials"},
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
         auth=(client.client_id, secret),
     )
     assert response.status_code == 200, response.text

@@ -22,6 +22,7 @@ from api.middleware import BodyLimit, RequestContext
 from api.oauth_routes import routes as oauth_routes
 from auth.oauth import AuthorizationServer
 from core.settings import Settings, get_settings
+from fleet import outbox
 from models import db
 
 log = logging.getLogger("devicecloud")
@@ -53,9 +54,12 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if manage_database:
             await db.connect(settings.database_url)
-        log.info("started", extra={"environment": settings.environment.value, "pid": os.getpid()})
         try:
-            yield
+            async with outbox.sender(settings):
+                log.info(
+                    "started", extra={"environment": settings.environment.value, "pid": os.getpid()}
+                )
+                yield
         finally:
             if manage_database:
                 await db.disconnect()

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from contextvars import ContextVar
 from datetime import UTC, datetime
 
-request_id: ContextVar[str] = ContextVar("request_id", default="")
+from core.context import request_id
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",

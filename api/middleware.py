@@ -11,7 +11,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.logs import request_id
+from core.context import client_address, request_id
 
 log = logging.getLogger("devicecloud.request")
 
@@ -31,6 +31,7 @@ class RequestContext:
         incoming = Headers(scope=scope).get("x-request-id", "")
         rid = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id.set(rid)
+        address_token = client_address.set((scope.get("client") or ("", 0))[0])
         scope.setdefault("state", {})["request_id"] = rid
         started = time.perf_counter()
         status = 0
@@ -60,6 +61,7 @@ class RequestContext:
                 },
             )
             request_id.reset(token)
+            client_address.reset(address_token)
 
 
 class BodyTooLarge(Exception):

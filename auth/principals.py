@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.errors import Unauthenticated
 from models.accounts import User
 from models.oauth import OAuthClient
 
@@ -30,3 +31,10 @@ class ClientPrincipal(Principal):
 
 
 AnyPrincipal = UserPrincipal | ClientPrincipal | None
+
+
+def require_user(principal: AnyPrincipal) -> UserPrincipal:
+    """The principal as a signed-in user, or `Unauthenticated`."""
+    if not isinstance(principal, UserPrincipal):
+        raise Unauthenticated("Sign in as a user to do this.")
+    return principal

@@ -6,6 +6,7 @@ import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +46,12 @@ class Settings(BaseSettings):
     graphql_max_tokens: int = Field(2000, gt=0)
     graphql_max_cost: int = Field(1000, gt=0)
 
+    # smtp://user:pass@host:587 (STARTTLS when offered) or smtps://host:465; empty: emails are
+    # written to the log instead of being delivered.
+    smtp_url: str = ""
+    email_from: str = ""  # default: f"{platform_name} <no-reply@localhost>"
+    outbox_poll_interval: float = Field(5.0, gt=0, description="seconds")
+
     log_level: str = "INFO"
 
     @property
@@ -64,6 +71,16 @@ class Settings(BaseSettings):
         if not self.development:
             raise ValueError("SECRET_KEY is required when ENVIRONMENT=production")
         self.secret_key = _development_secret_key()
+        return self
+
+    @model_validator(mode="after")
+    def _email(self) -> Settings:
+        if self.smtp_url:
+            url = urlsplit(self.smtp_url)
+            if url.scheme not in ("smtp", "smtps") or not url.hostname:
+                raise ValueError("SMTP_URL must look like smtp://host:587 or smtps://host:465")
+        if not self.email_from:
+            self.email_from = f"{self.platform_name} <no-reply@localhost>"
         return self
 
 

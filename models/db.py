@@ -8,7 +8,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from tortoise import Tortoise
 from tortoise.migrations.api.migrate import migrate as run_migrations
 
-MODEL_MODULES = ["models.accounts", "models.oauth"]
+MODEL_MODULES = [
+    "models.accounts",
+    "models.oauth",
+    "models.organizations",
+    "models.products",
+    "models.outbox",
+]
 APP_LABEL = "models"
 
 # Several processes (app workers, the CLI, tests) may share one SQLite file: wait for a

@@ -15,6 +15,10 @@ class OAuthClient(Model):
     redirect_uris = fields.JSONField(default=list)
     scope = fields.CharField(max_length=500, default="")
     first_party = fields.BooleanField(default=False)
+    product = fields.ForeignKeyField("models.Product", related_name="oauth_clients", null=True)
+    kind = fields.CharField(
+        max_length=20, default="PLATFORM", description="PLATFORM, WEB, MOBILE or SERVER"
+    )
     created_at = fields.DatetimeField()
     deleted_at = fields.DatetimeField(null=True)
 

@@ -12,8 +12,10 @@ import os
 import secrets
 import tempfile
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,6 +23,7 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from tortoise import Tortoise
 
 from core import clock
@@ -176,3 +179,64 @@ async def live_server(database_url: str) -> AsyncIterator[LiveServer]:
 async def http(live_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
     async with live_server.client() as client:
         yield client
+
+
+@dataclass
+class ReceivedEmail:
+    mail_from: str
+    rcpt_tos: list[str]
+    message: EmailMessage
+
+
+@dataclass
+class SmtpServer:
+    """A real SMTP server (aiosmtpd) on a loopback port that records the emails it accepts.
+    Set `refuse_with` to an SMTP reply (e.g. "451 4.3.0 Try again later") to refuse them."""
+
+    url: str = ""
+    received: list[ReceivedEmail] = field(default_factory=list)
+    refuse_with: str = ""
+    _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.refuse_with:
+            return self.refuse_with
+        # SMTP carries lines ending in CRLF; read the message back as it was composed.
+        raw = envelope.original_content.replace(b"\r\n", b"\n")
+        message = message_from_bytes(raw, policy=policy.default)
+        async with self._arrived:
+            self.received.append(
+                ReceivedEmail(envelope.mail_from, list(envelope.rcpt_tos), message)
+            )
+            self._arrived.notify_all()
+        return "250 OK"
+
+    async def wait_for(self, count: int, within: float = 10) -> list[ReceivedEmail]:
+        """Every email received once there are at least `count`; fails after `within` seconds."""
+        try:
+            async with asyncio.timeout(within), self._arrived:
+                await self._arrived.wait_for(lambda: len(self.received) >= count)
+        except TimeoutError:
+            pytest.fail(f"{len(self.received)} emails received within {within} s, not {count}")
+        return list(self.received)
+
+
+@pytest.fixture
+async def smtp_server(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SmtpServer]:
+    """An SMTP server that the app's sender uses for this test.
+
+    The live server's app holds the object `get_settings()` caches, and its sender reads
+    `smtp_url` from it at send time: setting the URL on that one object points the app,
+    `get_settings()` and any sender started here at this server, and is undone afterwards.
+    """
+    recorder = SmtpServer()
+    server = await asyncio.get_running_loop().create_server(
+        lambda: SMTP(recorder, hostname="smtp.test"), host="127.0.0.1", port=0
+    )
+    recorder.url = f"smtp://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    monkeypatch.setattr(get_settings(), "smtp_url", recorder.url)
+    try:
+        yield recorder
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -30,7 +30,8 @@ async def test_request_id_is_echoed_or_generated_and_logged(http, caplog):
 
 
 async def test_log_lines_are_json_with_the_request_id():
-    from api.logs import JsonFormatter, request_id
+    from api.logs import JsonFormatter
+    from core.context import request_id
 
     token = request_id.set("rid-7")
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry import relay
@@ -14,8 +15,12 @@ from api.graphql.ids import decode_id
 from api.graphql.pagination import DEFAULT_PAGE_SIZE, paginate
 from auth import accounts
 from core.errors import DomainError, PermissionDenied
+from fleet import organizations, team
 from models.accounts import User as UserModel
 from models.oauth import TokenFamily
+
+if TYPE_CHECKING:
+    from api.graphql.organizations import Invitation, Organization
 
 
 @strawberry.type(description="A sign-in of the viewer: the tokens one client holds for them.")
@@ -82,8 +87,7 @@ class User(relay.Node):
         self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
     ) -> relay.Connection[Session]:
         principal = info.context.principal
-        if info.context.user is None or info.context.user.id != self.id:
-            raise PermissionDenied("Only the account holder sees their sessions.")
+        self._require_viewer(info)
         return await paginate(
             accounts.live_sessions(principal),
             order=("-id",),
@@ -91,6 +95,31 @@ class User(relay.Node):
             after=after,
             to_node=lambda f: Session.from_model(f, principal.family_id),
         )
+
+
+    @strawberry.field(description="The viewer's organization, if they belong to one.")
+    async def organization(self, info: Info) -> Annotated[
+        Organization, strawberry.lazy("api.graphql.organizations")
+    ] | None:
+        from api.graphql.organizations import Organization
+
+        self._require_viewer(info)
+        membership = await organizations.viewer_membership(info.context.principal)
+        return Organization.from_model(membership.organization) if membership else None
+
+    @strawberry.field(description="Invitations waiting for the viewer's answer, newest first.")
+    async def invitations(self, info: Info) -> list[Annotated[
+        Invitation, strawberry.lazy("api.graphql.organizations")
+    ]]:
+        from api.graphql.organizations import Invitation
+
+        self._require_viewer(info)
+        pending = await team.pending_invitations(info.context.principal).order_by("-id")
+        return [Invitation.from_model(i) for i in pending]
+
+    def _require_viewer(self, info: Info) -> None:
+        if info.context.user is None or info.context.user.id != self.id:
+            raise PermissionDenied("Only the account holder sees this.")
 
 
 @strawberry.input

@@ -9,8 +9,7 @@ from starlette.requests import Request
 from starlette.websockets import WebSocket
 from strawberry.types import Info as _Info
 
-from auth.principals import AnyPrincipal, UserPrincipal
-from core.errors import Unauthenticated
+from auth.principals import AnyPrincipal, UserPrincipal, require_user
 from models.accounts import User
 
 
@@ -28,9 +27,7 @@ class Context:
         return self.principal.user if isinstance(self.principal, UserPrincipal) else None
 
     def require_user(self) -> UserPrincipal:
-        if not isinstance(self.principal, UserPrincipal):
-            raise Unauthenticated("Sign in as a user to do this.")
-        return self.principal
+        return require_user(self.principal)
 
 
 Info = _Info[Context, None]

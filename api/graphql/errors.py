@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -11,6 +13,8 @@ from strawberry.extensions import MaskErrors
 from core.errors import DomainError
 
 log = logging.getLogger("devicecloud.graphql")
+
+P = TypeVar("P")
 
 
 @strawberry.type(description="An expected failure of a mutation, with the input field it concerns.")
@@ -65,3 +69,11 @@ def log_errors(errors: list[GraphQLError]) -> None:
                 ),
                 extra={"path": error.path},
             )
+
+
+async def mutate(payload: type[P], action: Callable[[], Awaitable[dict[str, Any]]]) -> P:
+    """Run a mutation's work; its result fills the payload, a domain error its userErrors."""
+    try:
+        return payload(**await action())
+    except DomainError as error:
+        return payload(user_errors=[UserError.from_domain(error)])

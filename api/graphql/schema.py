@@ -13,20 +13,22 @@ from api.graphql.accounts import AccountMutations, AccountQueries
 from api.graphql.context import Info
 from api.graphql.errors import MaskUnexpectedErrors, log_errors
 from api.graphql.limits import limit_extensions
+from api.graphql.organizations import OrganizationMutations, OrganizationQueries
+from api.graphql.products import ProductMutations, ProductQueries
 from core.settings import Settings
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 
 
 @strawberry.type
-class Query(AccountQueries):
+class Query(AccountQueries, OrganizationQueries, ProductQueries):
     @strawberry.field(description="Fetch any object you can see by its global ID.")
     async def node(self, info: Info, id: relay.GlobalID) -> relay.Node | None:
         return await id.resolve_node(info, required=False)
 
 
 @strawberry.type
-class Mutation(AccountMutations):
+class Mutation(AccountMutations, OrganizationMutations, ProductMutations):
     pass
 
 

@@ -1,0 +1,231 @@
+"""GraphQL for products and their OAuth clients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry import relay
+
+from api.graphql.context import Info
+from api.graphql.errors import UserError, mutate
+from api.graphql.ids import decode_id
+from api.graphql.loaders import loader
+from core.errors import NotFound
+from fleet import products
+from models.oauth import OAuthClient as OAuthClientModel
+from models.products import Product as ProductModel
+
+if TYPE_CHECKING:
+    from api.graphql.organizations import Organization
+
+
+@strawberry.enum(description="How the product's end customers sign in.")
+class CustomerAuth(Enum):
+    SIMPLE = "SIMPLE"
+    TWO_LEGGED = "TWO_LEGGED"
+    LOGIN_WITH_PLATFORM = "LOGIN_WITH_PLATFORM"
+
+
+@strawberry.enum(description="WEB: a web app (code flow); MOBILE: an app that only creates and "
+                             "signs in customers; SERVER: the creator's backend (two-legged).")
+class OAuthClientType(Enum):
+    WEB = "WEB"
+    MOBILE = "MOBILE"
+    SERVER = "SERVER"
+
+
+@strawberry.type(name="OAuthClient", description="An OAuth client of a product.")
+class OAuthClient:
+    client_id: str
+    name: str
+    type: OAuthClientType
+    redirect_uris: list[str]
+    created_at: datetime
+
+    @classmethod
+    def from_model(cls, client: OAuthClientModel) -> OAuthClient:
+        return cls(client_id=client.client_id, name=client.name,
+                   type=OAuthClientType(client.kind), redirect_uris=client.redirect_uris,
+                   created_at=client.created_at)
+
+
+@strawberry.type(description="A fleet of devices, with its customers and apps.")
+class Product(relay.Node):
+    id: relay.NodeID[int]
+    product_id: int = strawberry.field(description="The numeric product ID devices report.")
+    name: str
+    slug: str
+    description: str
+    platform: str
+    customer_auth: CustomerAuth
+    created_at: datetime
+    organization_pk: strawberry.Private[int]
+
+    @classmethod
+    def from_model(cls, product: ProductModel) -> Product:
+        return cls(id=product.id, product_id=product.id, name=product.name, slug=product.slug,
+                   description=product.description, platform=product.platform,
+                   customer_auth=CustomerAuth(product.customer_auth),
+                   created_at=product.created_at, organization_pk=product.organization_id)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+                            ) -> list[Product | None]:
+        results: list[Product | None] = []
+        for node_id in node_ids:
+            try:
+                product = await products.get_product(info.context.principal, node_id)
+            except NotFound:
+                results.append(None)
+            else:
+                results.append(cls.from_model(product))
+        return results
+
+    @strawberry.field
+    async def organization(self, info: Info) -> Annotated[
+        Organization, strawberry.lazy("api.graphql.organizations")
+    ]:
+        from api.graphql.organizations import Organization
+
+        return Organization.from_model(await loader(info.context, "organization").load(
+            self.organization_pk))
+
+    @strawberry.field(description="The product's OAuth clients (their secrets are never shown "
+                                  "again after creation or rotation).")
+    async def oauth_clients(self, info: Info) -> list[OAuthClient]:
+        await products.list_oauth_clients(info.context.principal, self.id)
+        clients = await loader(info.context, "product_clients").load(self.id)
+        return [OAuthClient.from_model(c) for c in clients]
+
+
+@strawberry.input
+class CreateProductInput:
+    organization_id: relay.GlobalID
+    name: str
+    slug: str | None = strawberry.field(
+        default=None, description="Derived from the name when absent.")
+    description: str = ""
+    platform: str
+    customer_auth: CustomerAuth
+
+
+@strawberry.input
+class UpdateProductInput:
+    product_id: relay.GlobalID
+    name: str | None = None
+    description: str | None = None
+    platform: str | None = None
+
+
+@strawberry.type
+class ProductPayload:
+    product: Product | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class CreateOAuthClientInput:
+    product_id: relay.GlobalID
+    name: str
+    type: OAuthClientType
+    redirect_uris: list[str] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class OAuthClientInput:
+    client_id: str
+
+
+@strawberry.type
+class OAuthClientSecretPayload:
+    oauth_client: OAuthClient | None = None
+    client_secret: str | None = strawberry.field(
+        default=None, description="Shown only in this response: store it now.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class DeleteOAuthClientPayload:
+    oauth_client: OAuthClient | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+def _with_secret(created: tuple[OAuthClientModel, str]) -> dict[str, object]:
+    client, secret = created
+    return {"oauth_client": OAuthClient.from_model(client), "client_secret": secret}
+
+
+@strawberry.type
+class ProductQueries:
+    @strawberry.field(description="A product of your organization, by numeric ID or slug.")
+    async def product(self, info: Info, id_or_slug: str) -> Product | None:
+        try:
+            return Product.from_model(
+                await products.get_product(info.context.principal, id_or_slug))
+        except NotFound:
+            return None
+
+
+@strawberry.type
+class ProductMutations:
+    @strawberry.mutation(description="Create a product (developers and up).")
+    async def create_product(self, info: Info, input: CreateProductInput) -> ProductPayload:
+        async def work() -> dict[str, object]:
+            product = await products.create_product(
+                info.context.principal,
+                decode_id(input.organization_id, "Organization", "organizationId"),
+                name=input.name, slug=input.slug, description=input.description,
+                platform=input.platform, customer_auth=input.customer_auth.value,
+            )
+            return {"product": Product.from_model(product)}
+
+        return await mutate(ProductPayload, work)
+
+    @strawberry.mutation(description="Change a product's name, description or platform.")
+    async def update_product(self, info: Info, input: UpdateProductInput) -> ProductPayload:
+        async def work() -> dict[str, object]:
+            product = await products.update_product(
+                info.context.principal, decode_id(input.product_id, "Product", "productId"),
+                name=input.name, description=input.description, platform=input.platform,
+            )
+            return {"product": Product.from_model(product)}
+
+        return await mutate(ProductPayload, work)
+
+    @strawberry.mutation(name="createOAuthClient",
+                         description="Register an OAuth client; its secret is shown only once.")
+    async def create_oauth_client(self, info: Info, input: CreateOAuthClientInput
+                                  ) -> OAuthClientSecretPayload:
+        async def work() -> dict[str, object]:
+            return _with_secret(await products.create_oauth_client(
+                info.context.principal, decode_id(input.product_id, "Product", "productId"),
+                name=input.name, client_type=input.type.value,
+                redirect_uris=input.redirect_uris,
+            ))
+
+        return await mutate(OAuthClientSecretPayload, work)
+
+    @strawberry.mutation(name="rotateOAuthClientSecret",
+                         description="Replace a client's secret; the old one stops working.")
+    async def rotate_oauth_client_secret(self, info: Info, input: OAuthClientInput
+                                         ) -> OAuthClientSecretPayload:
+        async def work() -> dict[str, object]:
+            return _with_secret(await products.rotate_oauth_client_secret(
+                info.context.principal, input.client_id))
+
+        return await mutate(OAuthClientSecretPayload, work)
+
+    @strawberry.mutation(name="deleteOAuthClient",
+                         description="Delete a client and revoke every token it holds.")
+    async def delete_oauth_client(self, info: Info, input: OAuthClientInput
+                                  ) -> DeleteOAuthClientPayload:
+        async def work() -> dict[str, object]:
+            client = await products.delete_oauth_client(info.context.principal,
+                                                        input.client_id)
+            return {"oauth_client": OAuthClient.from_model(client)}
+
+        return await mutate(DeleteOAuthClientPayload, work)

@@ -1,0 +1,1 @@
+"""What product creators manage: organizations, teams, products, devices, customers, events."""

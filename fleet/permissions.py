@@ -1,0 +1,68 @@
+"""Roles and what each may do: the whole permission table, in one place."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from core.errors import PermissionDenied
+
+
+class Role(StrEnum):
+    OWNER = "OWNER"
+    ADMINISTRATOR = "ADMINISTRATOR"
+    DEVELOPER = "DEVELOPER"
+    SUPPORT = "SUPPORT"
+    VIEWER = "VIEWER"
+
+
+class Permission(StrEnum):
+    ORGANIZATION_VIEW = "organization:view"
+    ORGANIZATION_UPDATE = "organization:update"
+    TEAM_VIEW = "team:view"
+    TEAM_MANAGE = "team:manage"  # invite, revoke invitations, change roles, remove members
+    OWNERSHIP_TRANSFER = "ownership:transfer"
+    AUDIT_VIEW = "audit:view"
+    BILLING_VIEW = "billing:view"
+    PRODUCT_VIEW = "product:view"
+    PRODUCT_MANAGE = "product:manage"  # create products and change their settings
+    OAUTH_CLIENT_VIEW = "oauth_client:view"
+    OAUTH_CLIENT_MANAGE = "oauth_client:manage"
+
+
+_VIEW = {
+    Permission.ORGANIZATION_VIEW,
+    Permission.TEAM_VIEW,
+    Permission.PRODUCT_VIEW,
+    Permission.OAUTH_CLIENT_VIEW,
+}
+_DEVELOP = _VIEW | {Permission.PRODUCT_MANAGE, Permission.OAUTH_CLIENT_MANAGE}
+_ADMINISTER = _DEVELOP | {
+    Permission.ORGANIZATION_UPDATE,
+    Permission.TEAM_MANAGE,
+    Permission.AUDIT_VIEW,
+    Permission.BILLING_VIEW,
+}
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.OWNER: frozenset(_ADMINISTER | {Permission.OWNERSHIP_TRANSFER}),
+    Role.ADMINISTRATOR: frozenset(_ADMINISTER),
+    Role.DEVELOPER: frozenset(_DEVELOP),
+    Role.SUPPORT: frozenset(_VIEW),
+    Role.VIEWER: frozenset(_VIEW),
+}
+
+# Roles an invitation or a role change may grant: ownership only moves by transfer.
+ASSIGNABLE_ROLES = (Role.ADMINISTRATOR, Role.DEVELOPER, Role.SUPPORT, Role.VIEWER)
+
+
+def has_permission(role: Role | str, permission: Permission) -> bool:
+    return permission in ROLE_PERMISSIONS[Role(role)]
+
+
+def require(role: Role | str, permission: Permission) -> None:
+    """Raise `PermissionDenied` unless `role` grants `permission` (callers are members:
+    outsiders get `NotFound` before this is asked)."""
+    if not has_permission(role, permission):
+        raise PermissionDenied(
+            f"Your role ({Role(role).value.lower()}) does not allow this."
+        )

@@ -1,0 +1,310 @@
+"""Products and their OAuth clients."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from enum import StrEnum
+from ipaddress import ip_address
+from urllib.parse import urlsplit
+
+from tortoise.exceptions import IntegrityError
+from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
+
+from auth import tokens
+from auth.principals import AnyPrincipal
+from core import clock
+from core.errors import Conflict, InvalidInput, NotFound
+from fleet import audit
+from fleet.organizations import Member, as_member
+from fleet.permissions import Permission
+from fleet.validation import clean_name, clean_slug, slugify
+from models.oauth import OAuthClient, TokenFamily
+from models.products import Product
+
+DESCRIPTION_MAX = 2000
+MAX_REDIRECT_URIS = 10
+_PLATFORM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,39}$")
+
+
+class CustomerAuth(StrEnum):
+    SIMPLE = "SIMPLE"
+    TWO_LEGGED = "TWO_LEGGED"
+    LOGIN_WITH_PLATFORM = "LOGIN_WITH_PLATFORM"
+
+
+class ClientType(StrEnum):
+    WEB = "WEB"
+    MOBILE = "MOBILE"
+    SERVER = "SERVER"
+
+
+# What each kind of product client may do at the token endpoint. SERVER clients act for their
+# product (two-legged auth); MOBILE clients only create and sign in customers.
+CLIENT_GRANTS: dict[ClientType, list[str]] = {
+    ClientType.WEB: ["authorization_code", "refresh_token", "client_credentials", "password"],
+    ClientType.MOBILE: ["client_credentials", "password", "refresh_token"],
+    ClientType.SERVER: ["client_credentials"],
+}
+
+
+async def _product_member(principal: AnyPrincipal, product_id: int) -> tuple[Member, Product]:
+    missing = NotFound("No such product.", field="productId")
+    product = await Product.get_or_none(id=product_id)
+    if product is None:
+        raise missing
+    return await as_member(principal, product.organization_id, hidden=missing), product
+
+
+async def get_product(principal: AnyPrincipal, id_or_slug: str) -> Product:
+    """A product by numeric ID or slug, for members of its organization."""
+    product = await (
+        Product.get_or_none(id=int(id_or_slug)) if id_or_slug.isdigit()
+        else Product.get_or_none(slug=id_or_slug)
+    )
+    if product is None:
+        raise NotFound("No such product.", field="idOrSlug")
+    member, product = await _product_member(principal, product.id)
+    member.require(Permission.PRODUCT_VIEW)
+    return product
+
+
+async def list_products(principal: AnyPrincipal, organization_id: int) -> QuerySet[Product]:
+    member = await as_member(principal, organization_id)
+    member.require(Permission.PRODUCT_VIEW)
+    return Product.filter(organization_id=organization_id)
+
+
+def _clean_description(value: str) -> str:
+    description = value.strip()
+    if len(description) > DESCRIPTION_MAX:
+        raise InvalidInput(f"The description is limited to {DESCRIPTION_MAX} characters.",
+                           field="description", code="TOO_LONG")
+    return description
+
+
+def _clean_platform(value: str) -> str:
+    platform = value.strip()
+    if not _PLATFORM.match(platform):
+        raise InvalidInput(
+            "A platform is 1 to 40 letters, digits, spaces, dots, dashes or underscores "
+            "(like 'Photon' or 'esp32-s3').",
+            field="platform",
+            code="INVALID_PLATFORM",
+        )
+    return platform
+
+
+def _parse_customer_auth(value: str) -> CustomerAuth:
+    try:
+        return CustomerAuth(value)
+    except ValueError:
+        names = ", ".join(c.value for c in CustomerAuth)
+        raise InvalidInput(f"Choose a customer auth method: {names}.", field="customerAuth",
+                           code="INVALID_CUSTOMER_AUTH") from None
+
+
+async def create_product(
+    principal: AnyPrincipal,
+    organization_id: int,
+    *,
+    name: str,
+    slug: str | None,
+    description: str,
+    platform: str,
+    customer_auth: str,
+) -> Product:
+    member = await as_member(principal, organization_id)
+    member.require(Permission.PRODUCT_MANAGE)
+    name = clean_name(name)
+    chosen_slug = clean_slug(slug) if slug is not None else slugify(name)
+    fields = {
+        "name": name,
+        "description": _clean_description(description),
+        "platform": _clean_platform(platform),
+        "customer_auth": _parse_customer_auth(customer_auth),
+    }
+    candidates = [chosen_slug] if slug is not None else [
+        chosen_slug, *(f"{chosen_slug[:58]}-{n}" for n in range(2, 21))
+    ]
+    for candidate in candidates:
+        try:
+            async with in_transaction():
+                product = await Product.create(
+                    organization_id=organization_id, slug=candidate, created_at=clock.now(),
+                    **fields,
+                )
+                await audit.record(member.principal, organization_id, "product.create",
+                                   product, label=name,
+                                   details={"slug": candidate, "productId": product.id})
+            return product
+        except IntegrityError:
+            continue
+    raise Conflict(f"The slug '{chosen_slug}' is taken; choose another.", field="slug",
+                   code="SLUG_TAKEN")
+
+
+async def update_product(
+    principal: AnyPrincipal,
+    product_id: int,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    platform: str | None = None,
+) -> Product:
+    """Change a product's settings. Its ID, slug and customer auth method are fixed."""
+    member, product = await _product_member(principal, product_id)
+    member.require(Permission.PRODUCT_MANAGE)
+    changes = {}
+    if name is not None:
+        changes["name"] = clean_name(name)
+    if description is not None:
+        changes["description"] = _clean_description(description)
+    if platform is not None:
+        changes["platform"] = _clean_platform(platform)
+    if not changes:
+        return product
+    async with in_transaction():
+        before = {field: getattr(product, field) for field in changes}
+        product.update_from_dict(changes)
+        await product.save(update_fields=list(changes))
+        await audit.record(
+            member.principal, product.organization_id, "product.update", product,
+            label=product.name,
+            details={field: [before[field], value] for field, value in changes.items()},
+        )
+    return product
+
+
+def validate_redirect_uri(uri: str, client_type: ClientType, field: str = "redirectUris") -> str:
+    """RFC 9700: exact, absolute URIs without fragments or wildcards; https, or http only to a
+    loopback address; MOBILE apps may also use a private-use scheme (RFC 8252 §7.1)."""
+    problem = None
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        parts = None
+    if parts is None or not parts.scheme:
+        problem = "is not an absolute URI"
+    elif "*" in uri:
+        problem = "contains a wildcard; redirect URIs are matched exactly"
+    elif parts.fragment or uri.endswith("#"):
+        problem = "has a fragment, which redirect URIs must not have"
+    elif parts.scheme == "https":
+        problem = None if parts.hostname else "has no host"
+    elif parts.scheme == "http":
+        problem = None if _is_loopback(parts.hostname) else (
+            "uses plain http to a public host; use https (http is allowed only for "
+            "127.0.0.1, [::1] or localhost)"
+        )
+    elif client_type is ClientType.MOBILE and "." in parts.scheme:
+        problem = None
+    else:
+        problem = f"uses the scheme '{parts.scheme}'; use https"
+    if problem:
+        raise InvalidInput(f"The redirect URI '{uri[:200]}' {problem}.", field=field,
+                           code="INVALID_REDIRECT_URI")
+    return uri
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _clean_redirect_uris(uris: list[str], client_type: ClientType) -> list[str]:
+    if client_type is ClientType.SERVER and uris:
+        raise InvalidInput("SERVER clients authenticate with their secret and take no "
+                           "redirect URIs.", field="redirectUris", code="NOT_ALLOWED")
+    if client_type is ClientType.WEB and not uris:
+        raise InvalidInput("A WEB client needs at least one redirect URI.",
+                           field="redirectUris", code="REQUIRED")
+    if len(uris) > MAX_REDIRECT_URIS:
+        raise InvalidInput(f"At most {MAX_REDIRECT_URIS} redirect URIs.",
+                           field="redirectUris", code="TOO_MANY")
+    return list(dict.fromkeys(validate_redirect_uri(u.strip(), client_type) for u in uris))
+
+
+def _parse_client_type(value: str) -> ClientType:
+    try:
+        return ClientType(value)
+    except ValueError:
+        raise InvalidInput("Choose a client type: WEB, MOBILE or SERVER.", field="type",
+                           code="INVALID_CLIENT_TYPE") from None
+
+
+async def list_oauth_clients(principal: AnyPrincipal, product_id: int
+                             ) -> QuerySet[OAuthClient]:
+    member, product = await _product_member(principal, product_id)
+    member.require(Permission.OAUTH_CLIENT_VIEW)
+    return OAuthClient.filter(product_id=product.id, deleted_at=None)
+
+
+async def create_oauth_client(
+    principal: AnyPrincipal, product_id: int, *, name: str, client_type: str,
+    redirect_uris: list[str],
+) -> tuple[OAuthClient, str]:
+    """Register a client for the product's apps or servers. The secret is returned only now."""
+    member, product = await _product_member(principal, product_id)
+    member.require(Permission.OAUTH_CLIENT_MANAGE)
+    name = clean_name(name)
+    kind = _parse_client_type(client_type)
+    uris = _clean_redirect_uris(redirect_uris, kind)
+    secret = tokens.generate(tokens.CLIENT_SECRET_PREFIX)
+    async with in_transaction():
+        client = await OAuthClient.create(
+            client_id=f"{product.slug[:40]}-{secrets.token_hex(6)}", name=name,
+            secret_hash=tokens.digest(secret), grant_types=CLIENT_GRANTS[kind],
+            redirect_uris=uris, product=product, kind=kind, created_at=clock.now(),
+        )
+        await audit.record(member.principal, product.organization_id, "oauth_client.create",
+                           client, label=name,
+                           details={"clientId": client.client_id, "type": kind.value,
+                                    "productId": product.id})
+    return client, secret
+
+
+async def _client_member(principal: AnyPrincipal, client_id: str
+                         ) -> tuple[Member, OAuthClient, Product]:
+    client = await OAuthClient.get_or_none(client_id=client_id, deleted_at=None,
+                                          product_id__not_isnull=True)
+    missing = NotFound("No such OAuth client.", field="clientId")
+    if client is None:
+        raise missing
+    product = await Product.get(id=client.product_id)
+    member = await as_member(principal, product.organization_id, hidden=missing)
+    member.require(Permission.OAUTH_CLIENT_MANAGE)
+    return member, client, product
+
+
+async def rotate_oauth_client_secret(principal: AnyPrincipal, client_id: str
+                                     ) -> tuple[OAuthClient, str]:
+    """Issue a new secret; the old one stops working at once (tokens already issued live on)."""
+    member, client, product = await _client_member(principal, client_id)
+    secret = tokens.generate(tokens.CLIENT_SECRET_PREFIX)
+    async with in_transaction():
+        await OAuthClient.filter(id=client.id).update(secret_hash=tokens.digest(secret))
+        await audit.record(member.principal, product.organization_id,
+                           "oauth_client.rotate_secret", client, label=client.name,
+                           details={"clientId": client.client_id})
+    return client, secret
+
+
+async def delete_oauth_client(principal: AnyPrincipal, client_id: str) -> OAuthClient:
+    """Delete the client and revoke every token it holds."""
+    member, client, product = await _client_member(principal, client_id)
+    now = clock.now()
+    async with in_transaction():
+        await OAuthClient.filter(id=client.id).update(deleted_at=now)
+        await TokenFamily.filter(client_id=client.id, revoked_at=None).update(revoked_at=now)
+        await audit.record(member.principal, product.organization_id, "oauth_client.delete",
+                           client, label=client.name, details={"clientId": client.client_id})
+    client.deleted_at = now
+    return client

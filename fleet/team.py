@@ -1,0 +1,307 @@
+"""The team: invitations, roles, leaving, removing and ownership."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tortoise.exceptions import IntegrityError
+from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
+
+from auth.emails import normalize_email
+from auth.principals import AnyPrincipal, UserPrincipal, require_user
+from core import clock
+from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from core.settings import get_settings
+from fleet import audit, outbox
+from fleet.organizations import Member, as_member
+from fleet.permissions import ASSIGNABLE_ROLES, Permission, Role
+from models.accounts import User
+from models.organizations import Invitation, Membership, Organization
+
+INVITATION_LIFETIME = timedelta(days=7)
+
+
+class InvitationStatus:
+    PENDING = "PENDING"
+    ACCEPTED = "ACCEPTED"
+    DECLINED = "DECLINED"
+    REVOKED = "REVOKED"
+    EXPIRED = "EXPIRED"
+
+
+def status_of(invitation: Invitation) -> str:
+    """Expiry is a matter of time, not a stored state."""
+    if invitation.status == InvitationStatus.PENDING and invitation.expires_at <= clock.now():
+        return InvitationStatus.EXPIRED
+    return invitation.status
+
+
+def parse_role(value: str, field: str = "role") -> Role:
+    try:
+        role = Role(value)
+    except ValueError:
+        role = None
+    if role not in ASSIGNABLE_ROLES:
+        names = ", ".join(r.value for r in ASSIGNABLE_ROLES)
+        raise InvalidInput(
+            f"'{value[:40]}' is not a role you can give; choose one of {names}. "
+            "Ownership moves only with transferOwnership.",
+            field=field,
+            code="INVALID_ROLE",
+        )
+    return role
+
+
+def members(organization_id: int) -> QuerySet[Membership]:
+    return Membership.filter(organization_id=organization_id).select_related("user")
+
+
+async def list_members(principal: AnyPrincipal, organization_id: int) -> QuerySet[Membership]:
+    member = await as_member(principal, organization_id)
+    member.require(Permission.TEAM_VIEW)
+    return members(organization_id)
+
+
+async def list_invitations(principal: AnyPrincipal, organization_id: int
+                           ) -> QuerySet[Invitation]:
+    member = await as_member(principal, organization_id)
+    member.require(Permission.TEAM_MANAGE)
+    return Invitation.filter(organization_id=organization_id).select_related(
+        "invited_by", "organization"
+    )
+
+
+def pending_invitations(principal: AnyPrincipal) -> QuerySet[Invitation]:
+    """Invitations waiting for the signed-in user's answer."""
+    actor = require_user(principal)
+    return Invitation.filter(
+        email=actor.user.email, status=InvitationStatus.PENDING, expires_at__gt=clock.now()
+    ).select_related("invited_by", "organization")
+
+
+async def invite_team_member(
+    principal: AnyPrincipal, organization_id: int, email: str, role: str
+) -> Invitation:
+    """Invite an existing account by email. Inviting a pending email again re-sends the same
+    invitation (with the role asked for now) and restarts its 7 days."""
+    member = await as_member(principal, organization_id)
+    member.require(Permission.TEAM_MANAGE)
+    address = normalize_email(email)
+    wanted_role = parse_role(role)
+    invitee = await User.get_or_none(email=address)
+    if invitee is None:
+        raise InvalidInput(
+            f"No account uses {address}; ask them to sign up first, then invite them again.",
+            field="email",
+            code="NO_ACCOUNT",
+        )
+    current = await Membership.get_or_none(user_id=invitee.id)
+    if current is not None:
+        if current.organization_id == organization_id:
+            raise Conflict(f"{address} is already on this team.", field="email",
+                           code="ALREADY_MEMBER")
+        raise Conflict(
+            f"{address} belongs to another organization; a user belongs to at most one.",
+            field="email",
+            code="IN_ANOTHER_ORGANIZATION",
+        )
+    now = clock.now()
+    async with in_transaction():
+        invitation = (
+            await Invitation.filter(organization_id=organization_id, email=address,
+                                    status=InvitationStatus.PENDING, expires_at__gt=now)
+            .select_for_update()
+            .first()
+        )
+        action = "team.invite.resend" if invitation else "team.invite"
+        if invitation is None:
+            invitation = await Invitation.create(
+                organization_id=organization_id, email=address, role=wanted_role,
+                invited_by=member.principal.user, created_at=now, last_sent_at=now,
+                expires_at=now + INVITATION_LIFETIME,
+            )
+        else:
+            invitation.role = wanted_role
+            invitation.invited_by = member.principal.user
+            invitation.last_sent_at = now
+            invitation.expires_at = now + INVITATION_LIFETIME
+            await invitation.save(
+                update_fields=["role", "invited_by_id", "last_sent_at", "expires_at"]
+            )
+        organization = await Organization.get(id=organization_id)
+        await outbox.enqueue_email(**_invitation_email(invitation, organization, member))
+        await audit.record(member.principal, organization_id, action, invitation,
+                           label=address, details={"role": wanted_role.value})
+    outbox.notify()
+    await invitation.fetch_related("invited_by", "organization")
+    return invitation
+
+
+def _invitation_email(invitation: Invitation, organization: Organization, inviter: Member
+                      ) -> dict[str, str]:
+    settings = get_settings()
+    role = Role(invitation.role).value.lower()
+    return {
+        "to": invitation.email,
+        "subject": f"{inviter.principal.user.email} invited you to {organization.name} "
+                   f"on {settings.platform_name}",
+        "body": (
+            f"Hello,\n\n{inviter.principal.user.email} invited you to join the team of "
+            f"{organization.name} on {settings.platform_name} as {role}.\n\n"
+            f"Sign in at {settings.issuer} to accept or decline. The invitation expires on "
+            f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC.\n"
+        ),
+    }
+
+
+async def _own_invitation(principal: AnyPrincipal, invitation_id: int
+                          ) -> tuple[UserPrincipal, Invitation]:
+    actor = require_user(principal)
+    invitation = await Invitation.get_or_none(id=invitation_id, email=actor.user.email)
+    if invitation is None:
+        raise NotFound("No such invitation.", field="invitationId")
+    state = status_of(invitation)
+    if state == InvitationStatus.EXPIRED:
+        raise Conflict("This invitation has expired; ask for a new one.",
+                       field="invitationId", code="INVITATION_EXPIRED")
+    if state != InvitationStatus.PENDING:
+        raise Conflict(f"This invitation was already {state.lower()}.",
+                       field="invitationId", code="INVITATION_CLOSED")
+    return actor, invitation
+
+
+async def accept_invitation(principal: AnyPrincipal, invitation_id: int) -> Membership:
+    actor, invitation = await _own_invitation(principal, invitation_id)
+    if await Membership.exists(user_id=actor.user.id):
+        raise Conflict("Leave your current organization before joining another.",
+                       field="invitationId", code="IN_ANOTHER_ORGANIZATION")
+    now = clock.now()
+    try:
+        async with in_transaction():
+            closed = await Invitation.filter(
+                id=invitation.id, status=InvitationStatus.PENDING
+            ).update(status=InvitationStatus.ACCEPTED, responded_at=now)
+            if not closed:
+                raise Conflict("This invitation was already answered.",
+                               field="invitationId", code="INVITATION_CLOSED")
+            membership = await Membership.create(
+                organization_id=invitation.organization_id, user=actor.user,
+                role=invitation.role, joined_at=now,
+            )
+            await audit.record(actor, invitation.organization_id, "team.join", membership,
+                               label=actor.user.email, details={"role": invitation.role})
+    except IntegrityError:
+        raise Conflict("Leave your current organization before joining another.",
+                       field="invitationId", code="IN_ANOTHER_ORGANIZATION") from None
+    await membership.fetch_related("user")
+    return membership
+
+
+async def decline_invitation(principal: AnyPrincipal, invitation_id: int) -> Invitation:
+    actor, invitation = await _own_invitation(principal, invitation_id)
+    return await _close(actor, invitation, InvitationStatus.DECLINED, "team.invite.decline")
+
+
+async def revoke_invitation(principal: AnyPrincipal, invitation_id: int) -> Invitation:
+    missing = NotFound("No such invitation.", field="invitationId")
+    invitation = await Invitation.get_or_none(id=invitation_id)
+    if invitation is None:
+        raise missing
+    member = await as_member(principal, invitation.organization_id, hidden=missing)
+    member.require(Permission.TEAM_MANAGE)
+    if status_of(invitation) != InvitationStatus.PENDING:
+        raise Conflict("Only a pending invitation can be revoked.", field="invitationId",
+                       code="INVITATION_CLOSED")
+    return await _close(member.principal, invitation, InvitationStatus.REVOKED,
+                        "team.invite.revoke")
+
+
+async def _close(actor: UserPrincipal, invitation: Invitation, status: str, action: str
+                 ) -> Invitation:
+    async with in_transaction():
+        closed = await Invitation.filter(
+            id=invitation.id, status=InvitationStatus.PENDING
+        ).update(status=status, responded_at=clock.now())
+        if not closed:
+            raise Conflict("This invitation was already answered.", field="invitationId",
+                           code="INVITATION_CLOSED")
+        await audit.record(actor, invitation.organization_id, action, invitation,
+                           label=invitation.email)
+    await invitation.refresh_from_db()
+    await invitation.fetch_related("invited_by", "organization")
+    return invitation
+
+
+async def _target_membership(principal: AnyPrincipal, membership_id: int
+                             ) -> tuple[Member, Membership]:
+    """The acting member and the teammate they act on (same organization, or NotFound)."""
+    missing = NotFound("No such team member.", field="memberId")
+    target = await Membership.get_or_none(id=membership_id).select_related("user")
+    if target is None:
+        raise missing
+    member = await as_member(principal, target.organization_id, hidden=missing)
+    return member, target
+
+
+async def change_team_member_role(principal: AnyPrincipal, membership_id: int, role: str
+                                  ) -> Membership:
+    member, target = await _target_membership(principal, membership_id)
+    member.require(Permission.TEAM_MANAGE)
+    new_role = parse_role(role)
+    if target.role == Role.OWNER:
+        raise PermissionDenied("The owner's role cannot be changed; transfer ownership first.",
+                               field="memberId", code="OWNER_PROTECTED")
+    async with in_transaction():
+        previous = target.role
+        await Membership.filter(id=target.id).update(role=new_role)
+        target.role = new_role
+        await audit.record(member.principal, target.organization_id, "team.role.change",
+                           target, label=target.user.email,
+                           details={"role": [previous, new_role.value]})
+    return target
+
+
+async def remove_team_member(principal: AnyPrincipal, membership_id: int) -> Membership:
+    member, target = await _target_membership(principal, membership_id)
+    member.require(Permission.TEAM_MANAGE)
+    if target.role == Role.OWNER:
+        raise PermissionDenied("The owner cannot be removed.", field="memberId",
+                               code="OWNER_PROTECTED")
+    async with in_transaction():
+        await audit.record(member.principal, target.organization_id, "team.remove", target,
+                           label=target.user.email, details={"role": target.role})
+        await target.delete()
+    return target
+
+
+async def leave_organization(principal: AnyPrincipal, organization_id: int) -> Membership:
+    member = await as_member(principal, organization_id)
+    actor, membership = member.principal, member.membership
+    if membership.role == Role.OWNER:
+        raise PermissionDenied(
+            "The owner cannot leave; transfer ownership to another member first.",
+            code="OWNER_PROTECTED",
+        )
+    async with in_transaction():
+        await audit.record(actor, membership.organization_id, "team.leave", membership,
+                           label=actor.user.email, details={"role": membership.role})
+        await membership.delete()
+    return membership
+
+
+async def transfer_ownership(principal: AnyPrincipal, membership_id: int) -> Membership:
+    """Make another member the owner; the previous owner becomes an administrator."""
+    member, target = await _target_membership(principal, membership_id)
+    member.require(Permission.OWNERSHIP_TRANSFER)
+    if target.id == member.membership.id:
+        raise InvalidInput("You already own this organization.", field="memberId",
+                           code="ALREADY_OWNER")
+    async with in_transaction():
+        await Membership.filter(id=member.membership.id).update(role=Role.ADMINISTRATOR)
+        await Membership.filter(id=target.id).update(role=Role.OWNER)
+        target.role = Role.OWNER
+        await audit.record(member.principal, target.organization_id, "team.ownership.transfer",
+                           target, label=target.user.email,
+                           details={"from": member.principal.user.email})
+    return target

@@ -1,0 +1,43 @@
+"""Input rules shared by organizations, products and clients."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from core.errors import InvalidInput
+
+NAME_MAX = 100
+SLUG_MIN, SLUG_MAX = 3, 63
+_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+def clean_name(value: str, field: str = "name") -> str:
+    name = " ".join(value.split())
+    if not name:
+        raise InvalidInput("Enter a name.", field=field, code="REQUIRED")
+    if len(name) > NAME_MAX:
+        raise InvalidInput(
+            f"The name is {len(name)} characters long; the limit is {NAME_MAX}.",
+            field=field,
+            code="TOO_LONG",
+        )
+    return name
+
+
+def clean_slug(value: str, field: str = "slug") -> str:
+    if not SLUG_MIN <= len(value) <= SLUG_MAX or not _SLUG.match(value):
+        raise InvalidInput(
+            f"A slug is {SLUG_MIN} to {SLUG_MAX} lowercase letters, digits and single hyphens "
+            f"between them (like 'acme-sensors'); '{value[:80]}' is not.",
+            field=field,
+            code="INVALID_SLUG",
+        )
+    return value
+
+
+def slugify(name: str) -> str:
+    """A slug derived from a name ('Acme Sensors, Inc.' → 'acme-sensors-inc')."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:SLUG_MAX].strip("-")
+    return slug if len(slug) >= SLUG_MIN else (slug + "-org").strip("-")

@@ -1,0 +1,69 @@
+"""Organizations, their team (memberships and invitations) and their audit log."""
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Organization(Model):
+    """A product creator's company: owns products, employs a team, pays the bills."""
+
+    id = fields.BigIntField(primary_key=True)
+    name = fields.CharField(max_length=100)
+    slug = fields.CharField(max_length=63, unique=True)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "organizations"
+
+
+class Membership(Model):
+    """A user on an organization's team, with one role. A user has at most one membership."""
+
+    id = fields.BigIntField(primary_key=True)
+    organization = fields.ForeignKeyField("models.Organization", related_name="memberships")
+    user = fields.OneToOneField("models.User", related_name="membership")
+    role = fields.CharField(max_length=20)
+    joined_at = fields.DatetimeField()
+
+    class Meta:
+        table = "memberships"
+        indexes = [("organization_id", "joined_at")]
+
+
+class Invitation(Model):
+    """An invitation to join a team, addressed to the email of an existing account."""
+
+    id = fields.BigIntField(primary_key=True)
+    organization = fields.ForeignKeyField("models.Organization", related_name="invitations")
+    email = fields.CharField(max_length=254, db_index=True)
+    role = fields.CharField(max_length=20)
+    invited_by = fields.ForeignKeyField("models.User", related_name="sent_invitations")
+    status = fields.CharField(max_length=20, default="PENDING")
+    created_at = fields.DatetimeField()
+    last_sent_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField()
+    responded_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "invitations"
+        indexes = [("organization_id", "status")]
+
+
+class AuditEntry(Model):
+    """Who did what to what, when and from where, inside one organization."""
+
+    id = fields.BigIntField(primary_key=True)
+    organization = fields.ForeignKeyField("models.Organization", related_name="audit_entries")
+    actor = fields.ForeignKeyField("models.User", related_name="audit_entries", null=True)
+    actor_label = fields.CharField(max_length=300)
+    action = fields.CharField(max_length=60)
+    target_type = fields.CharField(max_length=40)
+    target_id = fields.CharField(max_length=64)
+    target_label = fields.CharField(max_length=300)
+    details = fields.JSONField(default=dict)
+    ip_address = fields.CharField(max_length=45, default="")
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "audit_entries"
+        indexes = [("organization_id", "created_at", "id")]

@@ -120,6 +120,6 @@ class BodyLimit:
                 "error_description": f"The request body is larger than {limit} bytes.",
             },
             status_code=413,
-            headers={"Connection": "close"},
+            headers={"Connection": "close", "Cache-Control": "no-store"},
         )
         await response(scope, receive, send)

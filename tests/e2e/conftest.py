@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+import requests
+from argon2 import PasswordHasher
+from oauthlib.oauth2 import Client
+from requests_oauthlib import OAuth2Session
+
+from auth import passwords
+
+Recorder = Callable[[Client], tuple[OAuth2Session, list[requests.PreparedRequest]]]
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2id with its lowest cost instead of RFC 9106's (about 0.5 s a hash on a small CI
+    machine): these tests sign in hundreds of times. The code path is unchanged: unknown
+    accounts are still verified against the dummy hash."""
+    hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    monkeypatch.setattr(passwords, "_hasher", hasher)
+    monkeypatch.setattr(passwords, "_DUMMY_HASH", hasher.hash("not-a-real-password"))
+
+
+@pytest.fixture
+def oauth2_session(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
+    """requests-oauthlib sessions that record every request they send.
+
+    requests is blocking and the server runs on the test's event loop: call the session only
+    through `asyncio.to_thread`.
+    """
+    # oauthlib refuses plain-HTTP token endpoints unless told this is a test.
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    sessions: list[OAuth2Session] = []
+
+    def make(client: Client) -> tuple[OAuth2Session, list[requests.PreparedRequest]]:
+        session = OAuth2Session(client=client)
+        session.trust_env = False  # no proxy from the environment between us and 127.0.0.1
+        sent: list[requests.PreparedRequest] = []
+
+        def record(response: requests.Response, **_: object) -> None:
+            sent.append(response.request)
+
+        session.hooks["response"].append(record)
+        sessions.append(session)
+        return session, sent
+
+    yield make
+    for session in sessions:
+        session.close()

@@ -141,11 +141,11 @@ async def _authenticate_user(username: str, password: str, address: str) -> User
     keys = throttle.SignInKeys.of(email, address)
     try:
         await throttle.check(keys)
+        await throttle.begin_attempt(keys)
     except throttle.Throttled as error:
         raise TooManyAttempts(error.retry_after, error.message) from None
     user = await User.get_or_none(email=email)
     if not await passwords.verify_password(user.password_hash if user else None, password):
-        await throttle.record_failure(keys)
         raise InvalidGrantError("The email or password is incorrect.")
     await throttle.record_success(keys)
     return user

@@ -49,18 +49,40 @@ async def check(keys: SignInKeys) -> None:
         raise Throttled(math.ceil((max(locked) - now).total_seconds()))
 
 
-async def record_failure(keys: SignInKeys) -> None:
+async def begin_attempt(keys: SignInKeys) -> None:
+    """Count a sign-in attempt as a failure before its password is checked.
+
+    Counting first means parallel guesses cannot outrun the limit: an attempt whose count
+    goes past it is refused without its password being checked. A success takes its count
+    back (`record_success`)."""
     settings = get_settings()
-    await _count(keys.account, settings.login_max_account_failures, None)
-    await _count(keys.address, settings.login_max_address_failures, settings.login_address_window)
+    account = await _count(keys.account, settings.login_max_account_failures, None)
+    address = await _count(
+        keys.address, settings.login_max_address_failures, settings.login_address_window
+    )
+    if (
+        account > settings.login_max_account_failures
+        or address > settings.login_max_address_failures
+    ):
+        raise Throttled(settings.login_lockout)
 
 
 async def record_success(keys: SignInKeys) -> None:
-    """A correct password ends the run of consecutive failures for the account."""
+    """A correct password ends the run of consecutive failures for the account, and its
+    attempt no longer counts against the address."""
+    settings = get_settings()
     await ThrottleCounter.filter(key=keys.account).delete()
+    await ThrottleCounter.filter(key=keys.address, failures__gt=0).update(
+        failures=F("failures") - 1
+    )
+    # If this very attempt reached the address limit, the lockout it set is undone with it.
+    await ThrottleCounter.filter(
+        key=keys.address, failures__lt=settings.login_max_address_failures
+    ).update(locked_until=None)
 
 
-async def _count(key: str, limit: int, window_seconds: int | None) -> None:
+async def _count(key: str, limit: int, window_seconds: int | None) -> int:
+    """Add a failure to `key`'s counter (locking it out at `limit`); the new count."""
     settings = get_settings()
     now = clock.now()
     window_start = now - timedelta(seconds=window_seconds) if window_seconds else _NO_WINDOW
@@ -73,7 +95,21 @@ async def _count(key: str, limit: int, window_seconds: int | None) -> None:
     await ThrottleCounter.filter(
         Q(key=key) & (Q(window_started_at__lt=window_start) | Q(locked_until__lte=now))
     ).update(failures=0, window_started_at=now, locked_until=None)
-    await ThrottleCounter.filter(key=key).update(failures=F("failures") + 1)
+    failures = await _increment(key)
     await ThrottleCounter.filter(key=key, failures__gte=limit, locked_until=None).update(
         locked_until=now + timedelta(seconds=settings.login_lockout)
     )
+    return failures
+
+
+async def _increment(key: str) -> int:
+    """Add one failure and read the new count in one statement (UPDATE … RETURNING, which
+    both PostgreSQL and SQLite ≥ 3.35 have), so concurrent attempts each see their own count."""
+    db = ThrottleCounter._meta.db
+    placeholder = "$1" if db.capabilities.dialect == "postgres" else "?"
+    rows = await db.execute_query_dict(
+        "UPDATE throttle_counters SET failures = failures + 1 "  # noqa: S608 - no user input
+        f"WHERE key = {placeholder} RETURNING failures",
+        [key],
+    )
+    return rows[0]["failures"]

@@ -4,6 +4,7 @@ in the database."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import httpx
@@ -134,3 +135,11 @@ async def test_failures_older_than_5_minutes_do_not_count_for_the_address(http, 
     counter = await ThrottleCounter.get(key=ADDRESS_KEY)
     assert (counter.failures, counter.locked_until) == (2, None)
     assert_token_response(await password_login(http, EMAIL, PASSWORD))
+
+
+async def test_parallel_guesses_cannot_outrun_the_account_limit(http, frozen_clock):
+    await accounts.sign_up(EMAIL, PASSWORD)
+    guesses = await asyncio.gather(*(password_login(http, EMAIL, "wrong guess") for _ in range(20)))
+    statuses = sorted(r.status_code for r in guesses)
+    assert statuses == [400] * 10 + [429] * 10
+    assert (await password_login(http, EMAIL)).status_code == 429

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Sequence
 from enum import StrEnum
 from ipaddress import ip_address
 from urllib.parse import urlsplit
@@ -19,7 +20,7 @@ from core.errors import Conflict, InvalidInput, NotFound
 from fleet import audit
 from fleet.organizations import Member, as_member
 from fleet.permissions import Permission
-from fleet.validation import clean_name, clean_slug, slugify
+from fleet.validation import clean_name, clean_slug, parse_key, slugify
 from models.oauth import OAuthClient, TokenFamily
 from models.products import Product
 
@@ -59,9 +60,9 @@ async def _product_member(principal: AnyPrincipal, product_id: int) -> tuple[Mem
 
 async def get_product(principal: AnyPrincipal, id_or_slug: str) -> Product:
     """A product by numeric ID or slug, for members of its organization."""
+    key = parse_key(id_or_slug)
     product = await (
-        Product.get_or_none(id=int(id_or_slug)) if id_or_slug.isdigit()
-        else Product.get_or_none(slug=id_or_slug)
+        Product.get_or_none(id=key) if key is not None else Product.get_or_none(slug=id_or_slug)
     )
     if product is None:
         raise NotFound("No such product.", field="idOrSlug")
@@ -126,7 +127,7 @@ async def create_product(
         "customer_auth": _parse_customer_auth(customer_auth),
     }
     candidates = [chosen_slug] if slug is not None else [
-        chosen_slug, *(f"{chosen_slug[:58]}-{n}" for n in range(2, 21))
+        chosen_slug, *(f"{chosen_slug[:58].rstrip('-')}-{n}" for n in range(2, 21))
     ]
     for candidate in candidates:
         try:
@@ -240,11 +241,23 @@ def _parse_client_type(value: str) -> ClientType:
                            code="INVALID_CLIENT_TYPE") from None
 
 
-async def list_oauth_clients(principal: AnyPrincipal, product_id: int
-                             ) -> QuerySet[OAuthClient]:
-    member, product = await _product_member(principal, product_id)
-    member.require(Permission.OAUTH_CLIENT_VIEW)
-    return OAuthClient.filter(product_id=product.id, deleted_at=None)
+async def oauth_clients_of(principal: AnyPrincipal, product_ids: Sequence[int]
+                           ) -> list[list[OAuthClient]]:
+    """The live OAuth clients of each product, in one query, checking the caller once per
+    organization. A product the caller may not see raises `NotFound`."""
+    found = {p.id: p for p in await Product.filter(id__in=list(product_ids))}
+    for organization_id in {p.organization_id for p in found.values()}:
+        member = await as_member(principal, organization_id,
+                                 hidden=NotFound("No such product.", field="productId"))
+        member.require(Permission.OAUTH_CLIENT_VIEW)
+    if len(found) != len(set(product_ids)):
+        raise NotFound("No such product.", field="productId")
+    grouped: dict[int, list[OAuthClient]] = {i: [] for i in product_ids}
+    for client in await OAuthClient.filter(
+        product_id__in=list(product_ids), deleted_at=None
+    ).order_by("id"):
+        grouped[client.product_id].append(client)
+    return [grouped[i] for i in product_ids]
 
 
 async def create_oauth_client(

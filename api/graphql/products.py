@@ -16,6 +16,7 @@ from api.graphql.ids import decode_id
 from api.graphql.loaders import loader
 from core.errors import NotFound
 from fleet import products
+from fleet.validation import parse_key
 from models.oauth import OAuthClient as OAuthClientModel
 from models.products import Product as ProductModel
 
@@ -77,6 +78,9 @@ class Product(relay.Node):
                             ) -> list[Product | None]:
         results: list[Product | None] = []
         for node_id in node_ids:
+            if parse_key(node_id) is None:  # not a product ID (get_product also takes slugs)
+                results.append(None)
+                continue
             try:
                 product = await products.get_product(info.context.principal, node_id)
             except NotFound:
@@ -97,7 +101,6 @@ class Product(relay.Node):
     @strawberry.field(description="The product's OAuth clients (their secrets are never shown "
                                   "again after creation or rotation).")
     async def oauth_clients(self, info: Info) -> list[OAuthClient]:
-        await products.list_oauth_clients(info.context.principal, self.id)
         clients = await loader(info.context, "product_clients").load(self.id)
         return [OAuthClient.from_model(c) for c in clients]
 

@@ -93,6 +93,8 @@ class Client(ClientMixin):
     def check_grant_type(self, grant_type: str) -> bool:
         if grant_type == "client_credentials" and not self.confidential:
             return False
+        if grant_type == "password" and self.row.product_id is not None:
+            return False  # a product's client never signs in platform accounts
         return grant_type in self.row.grant_types
 
 

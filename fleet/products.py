@@ -41,11 +41,12 @@ class ClientType(StrEnum):
     SERVER = "SERVER"
 
 
-# What each kind of product client may do at the token endpoint. SERVER clients act for their
-# product (two-legged auth); MOBILE clients only create and sign in customers.
+# What each kind of product client may do at the token endpoint: for now, act for itself.
+# Product clients never sign in platform accounts; signing in the product's customers (and
+# the code flow for WEB clients) comes with customers.
 CLIENT_GRANTS: dict[ClientType, list[str]] = {
-    ClientType.WEB: ["authorization_code", "refresh_token", "client_credentials", "password"],
-    ClientType.MOBILE: ["client_credentials", "password", "refresh_token"],
+    ClientType.WEB: ["client_credentials"],
+    ClientType.MOBILE: ["client_credentials"],
     ClientType.SERVER: ["client_credentials"],
 }
 

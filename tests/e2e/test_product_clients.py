@@ -1,0 +1,35 @@
+"""Product OAuth clients at the token endpoint."""
+
+from __future__ import annotations
+
+import pytest
+
+from fleet import products
+from tests.conftest import PASSWORD
+from tests.helpers import organization_with_team
+
+
+@pytest.mark.parametrize("client_type", ["WEB", "MOBILE", "SERVER"])
+async def test_product_clients_cannot_sign_in_platform_accounts(http, client_type):
+    team = await organization_with_team(roles=("OWNER",))
+    owner = team.principals["OWNER"]
+    product = await products.create_product(
+        owner, team.organization.id, name="Thermostat", slug=None, description="",
+        platform="Photon", customer_auth="SIMPLE",
+    )
+    uris = ["https://app.example.com/callback"] if client_type == "WEB" else []
+    client, secret = await products.create_oauth_client(
+        owner, product.id, name="App", client_type=client_type, redirect_uris=uris
+    )
+    response = await http.post(
+        "/oauth/token",
+        data={"grant_type": "password", "username": team.email("OWNER"), "password": PASSWORD},
+        auth=(client.client_id, secret),
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "unauthorized_client"
+    refresh = await http.post(
+        "/oauth/token", data={"grant_type": "refresh_token", "refresh_token": "dc_rt_x"},
+        auth=(client.client_id, secret),
+    )
+    assert refresh.json()["error"] == "unauthorized_client"

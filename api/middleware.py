@@ -84,7 +84,7 @@ class BodyLimit:
         is_upload = headers.get("content-type", "").startswith("multipart/form-data")
         limit = self.max_upload_bytes if is_upload else self.max_bytes
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        if declared.isascii() and declared.isdigit() and int(declared) > limit:
             await self._reject(limit, scope, receive, send)
             return
         received = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tortoise.exceptions import IntegrityError
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from auth.principals import AnyPrincipal, UserPrincipal, require_user
@@ -13,7 +14,7 @@ from core.errors import Conflict, NotFound
 from fleet import audit
 from fleet.permissions import Permission, Role, require
 from fleet.validation import clean_name, clean_slug, slugify
-from models.organizations import Membership, Organization
+from models.organizations import AuditEntry, Membership, Organization
 
 _SLUG_ATTEMPTS = 20
 
@@ -71,6 +72,13 @@ async def organization_by_slug(principal: AnyPrincipal, slug: str) -> Organizati
     return await get_organization(principal, organization.id)
 
 
+async def audit_log(principal: AnyPrincipal, organization_id: int) -> QuerySet[AuditEntry]:
+    """The organization's audit entries (administrators)."""
+    member = await as_member(principal, organization_id)
+    member.require(Permission.AUDIT_VIEW)
+    return AuditEntry.filter(organization_id=organization_id)
+
+
 async def seats(organization_id: int) -> int:
     """Members are billed seats."""
     return await Membership.filter(organization_id=organization_id).count()
@@ -87,7 +95,7 @@ async def create_organization(
     if await Membership.exists(user_id=actor.user.id):
         raise _already_in_organization()
     for attempt in range(1 if explicit else _SLUG_ATTEMPTS):
-        candidate = base if attempt == 0 else f"{base[:58]}-{attempt + 1}"
+        candidate = base if attempt == 0 else f"{base[:58].rstrip('-')}-{attempt + 1}"
         try:
             async with in_transaction():
                 now = clock.now()

@@ -10,6 +10,18 @@ from core.errors import InvalidInput
 NAME_MAX = 100
 SLUG_MIN, SLUG_MAX = 3, 63
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_KEY = re.compile(r"[0-9]{1,19}")
+KEY_MAX = 2**63 - 1  # BIGINT
+
+
+def parse_key(value: str) -> int | None:
+    """A primary key from client text (a node ID, a numeric product ID): ASCII digits within
+    BIGINT range, else None. `str.isdigit` also accepts digits like '²' that `int` refuses, and
+    a larger number makes the database driver fail."""
+    if not _KEY.fullmatch(value):
+        return None
+    key = int(value)
+    return key if key <= KEY_MAX else None
 
 
 def clean_name(value: str, field: str = "name") -> str:

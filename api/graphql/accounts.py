@@ -16,6 +16,7 @@ from api.graphql.pagination import DEFAULT_PAGE_SIZE, paginate
 from auth import accounts
 from core.errors import DomainError, PermissionDenied
 from fleet import organizations, team
+from fleet.validation import parse_key
 from models.accounts import User as UserModel
 from models.oauth import TokenFamily
 
@@ -54,7 +55,7 @@ class Session(relay.Node):
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Session | None]:
         principal = info.context.principal
-        wanted = [int(i) for i in node_ids if i.isdigit()]
+        wanted = [key for i in node_ids if (key := parse_key(i)) is not None]
         found = {}
         if info.context.user is not None and wanted:
             rows = await accounts.live_sessions(principal).filter(id__in=wanted)

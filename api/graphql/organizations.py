@@ -18,7 +18,7 @@ from api.graphql.pagination import DEFAULT_PAGE_SIZE, paginate
 from api.graphql.products import Product
 from core.errors import NotFound, PermissionDenied
 from fleet import organizations, products, team
-from fleet.permissions import Permission
+from fleet.validation import parse_key
 from models.organizations import AuditEntry as AuditEntryModel
 from models.organizations import Invitation as InvitationModel
 from models.organizations import Membership
@@ -68,14 +68,15 @@ class Member(relay.Node):
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False
                             ) -> list[Member | None]:
-        async def one(node_id: str) -> Member:
-            membership = await Membership.get_or_none(id=int(node_id)).select_related("user")
+        async def one(key: int) -> Member:
+            membership = await Membership.get_or_none(id=key).select_related("user")
             if membership is None:
                 raise NotFound("No such member.")
             await team.list_members(info.context.principal, membership.organization_id)
             return cls.from_model(membership)
 
-        return [await _visible(lambda n=n: one(n)) if n.isdigit() else None for n in node_ids]
+        keys = [parse_key(n) for n in node_ids]
+        return [await _visible(lambda k=k: one(k)) if k is not None else None for k in keys]
 
 
 @strawberry.type(description="An invitation to join a team.")
@@ -100,7 +101,7 @@ class Invitation(relay.Node):
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False
                             ) -> list[Invitation | None]:
-        wanted = [int(n) for n in node_ids if n.isdigit()]
+        wanted = [k for k in map(parse_key, node_ids) if k is not None]
         principal = info.context.principal
         found: dict[str, Invitation] = {}
         if info.context.user is not None:
@@ -136,10 +137,11 @@ class AuditEntry(relay.Node):
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False
                             ) -> list[AuditEntry | None]:
-        wanted = [int(n) for n in node_ids if n.isdigit()]
+        wanted = [k for k in map(parse_key, node_ids) if k is not None]
         found: dict[str, AuditEntry] = {}
         for entry in await AuditEntryModel.filter(id__in=wanted):
-            if await _visible(lambda e=entry: _audit_reader(info, e.organization_id)):
+            if await _visible(lambda e=entry: organizations.audit_log(
+                    info.context.principal, e.organization_id)):
                 found[str(entry.id)] = cls.from_model(entry)
         return [found.get(n) for n in node_ids]
 
@@ -160,9 +162,10 @@ class Organization(relay.Node):
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False
                             ) -> list[Organization | None]:
         principal = info.context.principal
+        keys = [parse_key(n) for n in node_ids]
         return [
-            await _visible(lambda n=n: _organization(principal, int(n))) if n.isdigit() else None
-            for n in node_ids
+            await _visible(lambda k=k: _organization(principal, k)) if k is not None else None
+            for k in keys
         ]
 
     @strawberry.field(description="Team members: each one is a billed seat.")
@@ -198,16 +201,9 @@ class Organization(relay.Node):
     @strawberry.field(description="Every change, newest first (administrators).")
     async def audit_log(self, info: Info, first: int = DEFAULT_PAGE_SIZE,
                         after: str | None = None) -> relay.Connection[AuditEntry]:
-        await _audit_reader(info, self.id)
-        return await paginate(AuditEntryModel.filter(organization_id=self.id),
+        return await paginate(await organizations.audit_log(info.context.principal, self.id),
                               order=("-id",), first=first, after=after,
                               to_node=AuditEntry.from_model)
-
-
-async def _audit_reader(info: Info, organization_id: int) -> bool:
-    member = await organizations.as_member(info.context.principal, organization_id)
-    member.require(Permission.AUDIT_VIEW)
-    return True
 
 
 async def _organization(principal: Any, organization_id: int) -> Organization:

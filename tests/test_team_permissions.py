@@ -1,0 +1,487 @@
+"""Who may use each query field and mutation of organizations, teams and products.
+
+The whole answer is MATRIX_ROWS below: one row per operation, one column per kind of caller.
+Each test builds a fresh world, signs one caller in and runs every row for that caller, in the
+table's order, collecting every cell that differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from fleet import organizations, products, team
+from models.accounts import User
+from models.oauth import OAuthClient
+from models.organizations import AuditEntry, Invitation, Organization
+from models.products import Product
+from tests.helpers import (
+    TEAM_ROLES,
+    Team,
+    access_token,
+    acting_as,
+    client_token,
+    gid,
+    graphql,
+    make_user,
+    organization_with_team,
+    service_client,
+)
+
+CALLERS = (
+    "anonymous",
+    "client",
+    "server",
+    "outsider",
+    "newcomer",
+    "invitee",
+    "OWNER",
+    "ADMINISTRATOR",
+    "DEVELOPER",
+    "SUPPORT",
+    "VIEWER",
+)
+OK, NF, FB, UA = "OK", "NOT_FOUND", "FORBIDDEN", "UNAUTHENTICATED"
+AIO, OWP = "ALREADY_IN_ORGANIZATION", "OWNER_PROTECTED"
+AC, GX = "acme", "globex"  # me.organization.slug
+NO, A1, A2 = (), ("Acme",), ("Globex", "Acme")  # me.invitations: organization names
+_ = None
+
+# The world: Acme (slug "acme") has one member per role (OWNER ... VIEWER), a product
+# "thermostat" with a WEB and a SERVER OAuth client, and two pending invitations: one to
+# invitee@ (VIEWER) and, newer, one to newcomer@ (DEVELOPER). Globex is another organization,
+# owned by outsider@, which has invited invitee@ too.
+#
+# Callers: anonymous (no token); client (a client-credentials token of a platform service
+# client); server (a client-credentials token of Acme's own SERVER product client: it acts for
+# its product, never as a member); outsider (owner of Globex); newcomer and invitee (signed in,
+# in no organization, each with pending invitations); then the Acme member with each role.
+#
+# Query cells: None = null; OK = the world's object, as expected; a code = a GraphQL error; any
+# other value = the value read. Mutation cells: OK, or the code of the userError (every OK
+# writes exactly one audit entry, every refusal none). Non-members never see FORBIDDEN.
+#
+# Rows run top to bottom in one world. Each mutation's target is chosen so that no cell depends
+# on an earlier one (roles are changed on VIEWER, SUPPORT is removed: neither may do either;
+# ownership is handed back after a successful transfer), except in the invitee's column: from
+# acceptInvitation on it is a member of Acme (a VIEWER), so it may leave and cannot create an
+# organization.
+# fmt: off
+MATRIX_ROWS: dict[str, tuple[Any, ...]] = {
+    #                           anon clnt srvr out  new  inv  OWN  ADM  DEV  SUP  VIEW
+    "organization(slug)":       (_,  _,   _,   _,   _,   _,   OK,  OK,  OK,  OK,  OK),
+    "me.organization":          (_,  _,   _,   GX,  _,   _,   AC,  AC,  AC,  AC,  AC),
+    "me.invitations":           (_,  _,   _,   NO,  A1,  A2,  NO,  NO,  NO,  NO,  NO),
+    "node(Organization)":       (_,  _,   _,   _,   _,   _,   OK,  OK,  OK,  OK,  OK),
+    "node(Member)":             (_,  _,   _,   _,   _,   _,   OK,  OK,  OK,  OK,  OK),
+    "node(Invitation)":         (_,  _,   _,   _,   _,   OK,  OK,  OK,  _,   _,   _),
+    "node(Product)":            (_,  _,   _,   _,   _,   _,   OK,  OK,  OK,  OK,  OK),
+    "node(AuditEntry)":         (_,  _,   _,   _,   _,   _,   OK,  OK,  _,   _,   _),
+    "organization.seats":       (_,  _,   _,   _,   _,   _,   5,   5,   5,   5,   5),
+    "organization.viewerRole":  (_,  _,   _,   _,   _,   _,   "OWNER", "ADMINISTRATOR",
+                                                              "DEVELOPER", "SUPPORT", "VIEWER"),
+    "organization.members":     (_,  _,   _,   _,   _,   _,   OK,  OK,  OK,  OK,  OK),
+    "organization.invitations": (_,  _,   _,   _,   _,   _,   OK,  OK,  FB,  FB,  FB),
+    "organization.products":    (_,  _,   _,   _,   _,   _,   OK,  OK,  OK,  OK,  OK),
+    "organization.auditLog":    (_,  _,   _,   _,   _,   _,   OK,  OK,  FB,  FB,  FB),
+    "product(idOrSlug)":        (_,  _,   _,   _,   _,   _,   OK,  OK,  OK,  OK,  OK),
+    "product.oauthClients":     (_,  _,   _,   _,   _,   _,   OK,  OK,  OK,  OK,  OK),
+    "updateOrganization":       (NF, NF,  NF,  NF,  NF,  NF,  OK,  OK,  FB,  FB,  FB),
+    "inviteTeamMember":         (NF, NF,  NF,  NF,  NF,  NF,  OK,  OK,  FB,  FB,  FB),
+    "revokeInvitation":         (NF, NF,  NF,  NF,  NF,  NF,  OK,  OK,  FB,  FB,  FB),
+    "changeTeamMemberRole":     (NF, NF,  NF,  NF,  NF,  NF,  OK,  OK,  FB,  FB,  FB),
+    "removeTeamMember":         (NF, NF,  NF,  NF,  NF,  NF,  OK,  OK,  FB,  FB,  FB),
+    "createProduct":            (NF, NF,  NF,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
+    "updateProduct":            (NF, NF,  NF,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
+    "createOAuthClient":        (NF, NF,  NF,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
+    "rotateOAuthClientSecret":  (NF, NF,  NF,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
+    "deleteOAuthClient":        (NF, NF,  NF,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
+    "transferOwnership":        (NF, NF,  NF,  NF,  NF,  NF,  OK,  FB,  FB,  FB,  FB),
+    "declineInvitation":        (UA, UA,  UA,  NF,  NF,  OK,  NF,  NF,  NF,  NF,  NF),
+    "acceptInvitation":         (UA, UA,  UA,  NF,  NF,  OK,  NF,  NF,  NF,  NF,  NF),
+    "createOrganization":       (UA, UA,  UA,  AIO, OK,  AIO, AIO, AIO, AIO, AIO, AIO),
+    "leaveOrganization":        (NF, NF,  NF,  NF,  NF,  OK,  OWP, OK,  OK,  OK,  OK),
+}
+# fmt: on
+MATRIX = {
+    operation: dict(zip(CALLERS, cells, strict=True)) for operation, cells in MATRIX_ROWS.items()
+}
+
+
+@dataclass
+class World:
+    acme: Team
+    product: Product
+    client: OAuthClient  # WEB
+    server: tuple[OAuthClient, str]  # SERVER, with its secret
+    globex: Organization
+    outsider: User
+    newcomer: User
+    invitee: User
+    to_invitee: Invitation  # from Acme, VIEWER
+    to_newcomer: Invitation  # from Acme, DEVELOPER
+    globex_to_invitee: Invitation
+
+    @property
+    def acme_id(self) -> str:
+        return gid("Organization", self.acme.organization.id)
+
+    def member_id(self, role: str) -> str:
+        return gid("Member", self.acme.memberships[role].id)
+
+
+@pytest.fixture
+async def world() -> World:
+    acme = await organization_with_team("Acme", "acme")
+    owner = acme.principals["OWNER"]
+    product = await products.create_product(
+        owner, acme.organization.id, name="Thermostat", slug="thermostat", description="",
+        platform="Photon", customer_auth="SIMPLE",
+    )
+    client, _secret = await products.create_oauth_client(
+        owner, product.id, name="Web app", client_type="WEB",
+        redirect_uris=["https://app.example.com/cb"],
+    )
+    server = await products.create_oauth_client(
+        owner, product.id, name="Backend", client_type="SERVER", redirect_uris=[]
+    )
+    outsider = await make_user("outsider@example.com")
+    globex = await organizations.create_organization(await acting_as(outsider), "Globex", "globex")
+    newcomer = await make_user("newcomer@example.com")
+    invitee = await make_user("invitee@example.com")
+    org_id = acme.organization.id
+    to_invitee = await team.invite_team_member(owner, org_id, invitee.email, "VIEWER")
+    to_newcomer = await team.invite_team_member(owner, org_id, newcomer.email, "DEVELOPER")
+    globex_to_invitee = await team.invite_team_member(
+        await acting_as(outsider), globex.id, invitee.email, "DEVELOPER"
+    )
+    return World(acme, product, client, server, globex, outsider, newcomer, invitee,
+                 to_invitee, to_newcomer, globex_to_invitee)
+
+
+@dataclass
+class Probe:
+    """One caller, asking."""
+
+    http: httpx.AsyncClient
+    token: str | None
+    world: World
+
+    async def read(self, query: str, variables: dict[str, Any], *path: str) -> Any:
+        """The value at `path` in the response's data, or the code of its first error."""
+        body = await graphql(self.http, query, variables, token=self.token)
+        if body.get("errors"):
+            return body["errors"][0].get("extensions", {}).get("code", body["errors"])
+        value = body["data"]
+        for key in path:
+            if value is None:
+                return None
+            value = value[key]
+        return value
+
+    async def node(self, type_name: str, pk: int) -> Any:
+        node_id = gid(type_name, pk)
+        found = await self.read("query($id: ID!) { node(id: $id) { id } }", {"id": node_id},
+                                "node")
+        return ok_if(found, {"id": node_id})
+
+    async def organization(self, selection: str, *path: str) -> Any:
+        return await self.read(
+            f"query($slug: String!) {{ organization(slug: $slug) {{ {selection} }} }}",
+            {"slug": "acme"}, "organization", *path,
+        )
+
+    async def mutate(self, name: str, input_type: str, variables: dict[str, Any],
+                     result: str) -> str:
+        """OK or the userError's code, checking that only a success writes to the audit log."""
+        before = await AuditEntry.all().count()
+        field = result.split(" ")[0]
+        body = await graphql(
+            self.http,
+            f"mutation($input: {input_type}!) {{ {name}(input: $input) "
+            f"{{ {result} userErrors {{ code field message }} }} }}",
+            {"input": variables},
+            token=self.token,
+        )
+        if body.get("errors"):
+            return f"GraphQL errors: {body['errors']}"
+        payload = body["data"][name]
+        written = await AuditEntry.all().count() - before
+        if payload["userErrors"]:
+            outcome = payload["userErrors"][0]["code"]
+            return outcome if written == 0 and payload[field] in (None, False) else (
+                f"{outcome}, yet {written} audit entries and {field}={payload[field]}"
+            )
+        return "OK" if written == 1 and payload[field] else (
+            f"OK, yet {written} audit entries and {field}={payload[field]}"
+        )
+
+
+def ok_if(value: Any, expected: Any) -> Any:
+    return OK if value is not None and value == expected else value
+
+
+Operation = Callable[[Probe], Awaitable[Any]]
+OPERATIONS: dict[str, Operation] = {}
+
+
+def operation(name: str) -> Callable[[Operation], Operation]:
+    def register(function: Operation) -> Operation:
+        OPERATIONS[name] = function
+        return function
+
+    return register
+
+
+# --- Queries -----------------------------------------------------------------------------------
+
+
+@operation("organization(slug)")
+async def _organization(p: Probe) -> Any:
+    found = await p.organization("id name slug")
+    return ok_if(found, {"id": p.world.acme_id, "name": "Acme", "slug": "acme"})
+
+
+@operation("me.organization")
+async def _me_organization(p: Probe) -> Any:
+    return await p.read("{ me { organization { slug } } }", {}, "me", "organization", "slug")
+
+
+@operation("me.invitations")
+async def _me_invitations(p: Probe) -> Any:
+    found = await p.read("{ me { invitations { organizationName } } }", {}, "me", "invitations")
+    return found if found is None else tuple(i["organizationName"] for i in found)
+
+
+@operation("node(Organization)")
+async def _node_organization(p: Probe) -> Any:
+    return await p.node("Organization", p.world.acme.organization.id)
+
+
+@operation("node(Member)")
+async def _node_member(p: Probe) -> Any:
+    return await p.node("Member", p.world.acme.memberships["OWNER"].id)
+
+
+@operation("node(Invitation)")
+async def _node_invitation(p: Probe) -> Any:
+    return await p.node("Invitation", p.world.to_invitee.id)
+
+
+@operation("node(Product)")
+async def _node_product(p: Probe) -> Any:
+    return await p.node("Product", p.world.product.id)
+
+
+@operation("node(AuditEntry)")
+async def _node_audit_entry(p: Probe) -> Any:
+    entry = await AuditEntry.filter(organization_id=p.world.acme.organization.id).first()
+    return await p.node("AuditEntry", entry.id)
+
+
+@operation("organization.seats")
+async def _seats(p: Probe) -> Any:
+    return await p.organization("seats", "seats")
+
+
+@operation("organization.viewerRole")
+async def _viewer_role(p: Probe) -> Any:
+    return await p.organization("viewerRole", "viewerRole")
+
+
+@operation("organization.members")
+async def _members(p: Probe) -> Any:
+    found = await p.organization("members { edges { node { email role } } }", "members")
+    expected = [{"node": {"email": p.world.acme.email(r), "role": r}} for r in TEAM_ROLES]
+    return ok_if(found, {"edges": expected})
+
+
+@operation("organization.invitations")
+async def _invitations(p: Probe) -> Any:
+    found = await p.organization("invitations { edges { node { email status } } }",
+                                 "invitations")
+    expected = [("newcomer@example.com", "PENDING"), ("invitee@example.com", "PENDING")] + [
+        (p.world.acme.email(role), "ACCEPTED") for role in reversed(TEAM_ROLES[1:])
+    ]
+    return ok_if(found, {"edges": [{"node": {"email": e, "status": s}} for e, s in expected]})
+
+
+@operation("organization.products")
+async def _products(p: Probe) -> Any:
+    found = await p.organization("products { edges { node { slug } } }", "products")
+    return ok_if(found, {"edges": [{"node": {"slug": "thermostat"}}]})
+
+
+@operation("organization.auditLog")
+async def _audit_log(p: Probe) -> Any:
+    found = await p.organization("auditLog(first: 2) { edges { node { action targetLabel } } }",
+                                 "auditLog")
+    newest = [("team.invite", "newcomer@example.com"), ("team.invite", "invitee@example.com")]
+    return ok_if(found, {"edges": [
+        {"node": {"action": a, "targetLabel": t}} for a, t in newest
+    ]})
+
+
+@operation("product(idOrSlug)")
+async def _product(p: Probe) -> Any:
+    found = await p.read("query($p: String!) { product(idOrSlug: $p) { productId slug } }",
+                         {"p": "thermostat"}, "product")
+    return ok_if(found, {"productId": p.world.product.id, "slug": "thermostat"})
+
+
+@operation("product.oauthClients")
+async def _oauth_clients(p: Probe) -> Any:
+    found = await p.read(
+        "query($p: String!) { product(idOrSlug: $p) { oauthClients { clientId } } }",
+        {"p": str(p.world.product.id)}, "product", "oauthClients",
+    )
+    return ok_if(found, [{"clientId": p.world.client.client_id},
+                         {"clientId": p.world.server[0].client_id}])
+
+
+# --- Mutations ---------------------------------------------------------------------------------
+
+
+@operation("updateOrganization")
+async def _update_organization(p: Probe) -> str:
+    return await p.mutate("updateOrganization", "UpdateOrganizationInput",
+                          {"organizationId": p.world.acme_id, "name": "Acme Renamed"},
+                          "organization { name }")
+
+
+@operation("inviteTeamMember")
+async def _invite(p: Probe) -> str:
+    return await p.mutate(
+        "inviteTeamMember", "InviteTeamMemberInput",
+        {"organizationId": p.world.acme_id, "email": "newcomer@example.com", "role": "SUPPORT"},
+        "invitation { id }",
+    )
+
+
+@operation("revokeInvitation")
+async def _revoke(p: Probe) -> str:
+    return await p.mutate("revokeInvitation", "InvitationInput",
+                          {"invitationId": gid("Invitation", p.world.to_newcomer.id)},
+                          "invitation { status }")
+
+
+@operation("changeTeamMemberRole")
+async def _change_role(p: Probe) -> str:
+    return await p.mutate("changeTeamMemberRole", "ChangeTeamMemberRoleInput",
+                          {"memberId": p.world.member_id("VIEWER"), "role": "SUPPORT"},
+                          "member { role }")
+
+
+@operation("removeTeamMember")
+async def _remove(p: Probe) -> str:
+    return await p.mutate("removeTeamMember", "MemberInput",
+                          {"memberId": p.world.member_id("SUPPORT")}, "member { id }")
+
+
+@operation("createProduct")
+async def _create_product(p: Probe) -> str:
+    return await p.mutate(
+        "createProduct", "CreateProductInput",
+        {"organizationId": p.world.acme_id, "name": "Doorbell", "platform": "Argon",
+         "customerAuth": "TWO_LEGGED"},
+        "product { productId }",
+    )
+
+
+@operation("updateProduct")
+async def _update_product(p: Probe) -> str:
+    return await p.mutate("updateProduct", "UpdateProductInput",
+                          {"productId": gid("Product", p.world.product.id),
+                           "description": "Keeps rooms warm."},
+                          "product { description }")
+
+
+@operation("createOAuthClient")
+async def _create_client(p: Probe) -> str:
+    return await p.mutate("createOAuthClient", "CreateOAuthClientInput",
+                          {"productId": gid("Product", p.world.product.id), "name": "Backend",
+                           "type": "SERVER"},
+                          "clientSecret")
+
+
+@operation("rotateOAuthClientSecret")
+async def _rotate(p: Probe) -> str:
+    return await p.mutate("rotateOAuthClientSecret", "OAuthClientInput",
+                          {"clientId": p.world.client.client_id}, "clientSecret")
+
+
+@operation("deleteOAuthClient")
+async def _delete_client(p: Probe) -> str:
+    return await p.mutate("deleteOAuthClient", "OAuthClientInput",
+                          {"clientId": p.world.client.client_id}, "oauthClient { clientId }")
+
+
+@operation("transferOwnership")
+async def _transfer(p: Probe) -> str:
+    outcome = await p.mutate("transferOwnership", "MemberInput",
+                             {"memberId": p.world.member_id("DEVELOPER")}, "member { role }")
+    if outcome == OK:  # hand it back, so the owner's remaining cells still see an owner
+        acme = p.world.acme
+        await team.transfer_ownership(acme.principals["DEVELOPER"], acme.memberships["OWNER"].id)
+    return outcome
+
+
+@operation("declineInvitation")
+async def _decline(p: Probe) -> str:
+    return await p.mutate("declineInvitation", "InvitationInput",
+                          {"invitationId": gid("Invitation", p.world.globex_to_invitee.id)},
+                          "invitation { status }")
+
+
+@operation("acceptInvitation")
+async def _accept(p: Probe) -> str:
+    return await p.mutate("acceptInvitation", "InvitationInput",
+                          {"invitationId": gid("Invitation", p.world.to_invitee.id)},
+                          "member { role }")
+
+
+@operation("createOrganization")
+async def _create_organization(p: Probe) -> str:
+    return await p.mutate("createOrganization", "CreateOrganizationInput", {"name": "Initech"},
+                          "organization { slug }")
+
+
+@operation("leaveOrganization")
+async def _leave(p: Probe) -> str:
+    return await p.mutate("leaveOrganization", "LeaveOrganizationInput",
+                          {"organizationId": p.world.acme_id}, "left")
+
+
+def test_the_table_covers_every_operation_and_caller():
+    assert list(OPERATIONS) == list(MATRIX)
+    assert all(len(cells) == len(CALLERS) for cells in MATRIX.values())
+
+
+async def _token(http: httpx.AsyncClient, caller: str, world: World) -> str | None:
+    if caller == "anonymous":
+        return None
+    if caller == "client":
+        client, secret = await service_client()
+        return await client_token(http, client, secret)
+    if caller == "server":
+        return await client_token(http, *world.server)
+    if caller in TEAM_ROLES:
+        return await access_token(world.acme.email(caller))
+    return await access_token(f"{caller}@example.com")
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+async def test_permission_matrix(http, world, caller):
+    probe = Probe(http, await _token(http, caller, world), world)
+    differences = {}
+    for name, expected in MATRIX.items():
+        got = await OPERATIONS[name](probe)
+        if got != expected[caller]:
+            differences[name] = f"expected {expected[caller]!r}, got {got!r}"
+    if differences:
+        pytest.fail("\n".join(f"{name}: {why}" for name, why in differences.items()),
+                    pytrace=False)

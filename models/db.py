@@ -14,6 +14,7 @@ MODEL_MODULES = [
     "models.organizations",
     "models.products",
     "models.outbox",
+    "models.devices",
 ]
 APP_LABEL = "models"
 

@@ -27,6 +27,8 @@ class Permission(StrEnum):
     PRODUCT_MANAGE = "product:manage"  # create products and change their settings
     OAUTH_CLIENT_VIEW = "oauth_client:view"
     OAUTH_CLIENT_MANAGE = "oauth_client:manage"
+    DEVICE_VIEW = "device:view"
+    DEVICE_MANAGE = "device:manage"  # import, approve or deny, rename, remove from a product
 
 
 _VIEW = {
@@ -34,8 +36,13 @@ _VIEW = {
     Permission.TEAM_VIEW,
     Permission.PRODUCT_VIEW,
     Permission.OAUTH_CLIENT_VIEW,
+    Permission.DEVICE_VIEW,
 }
-_DEVELOP = _VIEW | {Permission.PRODUCT_MANAGE, Permission.OAUTH_CLIENT_MANAGE}
+_DEVELOP = _VIEW | {
+    Permission.PRODUCT_MANAGE,
+    Permission.OAUTH_CLIENT_MANAGE,
+    Permission.DEVICE_MANAGE,
+}
 _ADMINISTER = _DEVELOP | {
     Permission.ORGANIZATION_UPDATE,
     Permission.TEAM_MANAGE,

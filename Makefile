@@ -15,9 +15,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The demo devices run in the simulator beside the server (its log: data/simulator.log).
 run: $(STAMP)
 	$(BIN)/devicecloud migrate
 	$(BIN)/devicecloud seed
+	@trap 'kill 0' INT TERM; \
+	$(BIN)/devicecloud simulate --devices data/demo-devices.csv >data/simulator.log 2>&1 & \
 	$(BIN)/devicecloud serve
 
 lint: $(STAMP)

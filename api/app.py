@@ -16,13 +16,14 @@ from tortoise import connections
 
 from api import logs
 from api.authentication import BearerAuthentication
+from api.gateway import DeviceGateway
 from api.graphql.schema import build_schema
 from api.graphql.view import GraphQLEndpoint
 from api.middleware import BodyLimit, RequestContext
 from api.oauth_routes import routes as oauth_routes
 from auth.oauth import AuthorizationServer
 from core.settings import Settings, get_settings
-from fleet import outbox
+from fleet import gateway, outbox
 from models import db
 
 log = logging.getLogger("devicecloud")
@@ -50,12 +51,18 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     logs.configure(settings.log_level)
     graphql = BearerAuthentication(GraphQLEndpoint(build_schema(settings), settings))
 
+    device_gateway = DeviceGateway(settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if manage_database:
             await db.connect(settings.database_url)
         try:
-            async with outbox.sender(settings):
+            async with (
+                outbox.sender(settings),
+                gateway.presence_sweeper(settings),
+                device_gateway.heard_flusher(),
+            ):
                 log.info(
                     "started", extra={"environment": settings.environment.value, "pid": os.getpid()}
                 )
@@ -71,6 +78,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
             *oauth_routes,
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            WebSocketRoute("/device/v1", device_gateway),
         ],
         middleware=[
             Middleware(RequestContext),

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
-from core.settings import get_settings
+from core.settings import DATA_DIR, get_settings
 from models import db
 
 DEMO_EMAIL = "demo@devicecloud.example"
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - a published development login, never in production
+DEMO_DEVICES = DATA_DIR / "demo-devices.csv"
 
 
 async def _with_database(work: Callable[[], Awaitable[None]]) -> None:
@@ -41,16 +44,23 @@ def cmd_makemigrations(args: argparse.Namespace) -> None:
 
 def cmd_seed(args: argparse.Namespace) -> None:
     from auth import accounts
+    from fleet.demo import seed_demo_fleet
     from models.accounts import User
 
     settings = get_settings()
 
     async def run() -> None:
-        if await User.exists():
+        if not await User.exists():
+            await accounts.sign_up(DEMO_EMAIL, DEMO_PASSWORD)
+            print(f"Seeded the demo account {DEMO_EMAIL} / {DEMO_PASSWORD}")
+        elif not await User.exists(email=DEMO_EMAIL):
             print("The database already has accounts; nothing seeded.")
             return
-        await accounts.sign_up(DEMO_EMAIL, DEMO_PASSWORD)
-        print(f"Seeded the demo account {DEMO_EMAIL} / {DEMO_PASSWORD}")
+        fleet = await seed_demo_fleet(DEMO_EMAIL, DEMO_DEVICES)
+        print(
+            f"Demo fleet: product {fleet.product.id} ({fleet.product.name}) with "
+            f"{len(fleet.devices)} devices; their credentials are in {fleet.csv_path}."
+        )
 
     if not settings.development:
         sys.exit("Refusing to seed a demo account when ENVIRONMENT=production.")
@@ -109,6 +119,47 @@ def cmd_create_client(args: argparse.Namespace) -> None:
     asyncio.run(_with_database(run))
 
 
+def cmd_devices_provision(args: argparse.Namespace) -> None:
+    from core.errors import DomainError
+    from fleet.provisioning import provision_devices
+
+    out = Path(args.out)
+    try:
+        # Opened before any device exists, so an existing file is never overwritten and a
+        # file that cannot be written costs nothing.
+        handle = out.open("x", newline="")
+    except FileExistsError:
+        sys.exit(f"{out} exists; refusing to overwrite it (its secrets may be the only copy).")
+    except OSError as error:
+        sys.exit(f"Cannot write {out}: {error.strerror}.")
+
+    async def run() -> None:
+        with handle:
+            rows = await provision_devices(args.count, args.platform)
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(("device_id", "secret"))
+            writer.writerows(rows)
+
+    try:
+        asyncio.run(_with_database(run))
+    except DomainError as error:
+        out.unlink()
+        sys.exit(error.message)
+    except BaseException:
+        out.unlink()
+        raise
+    print(
+        f"Provisioned {args.count} {args.platform.strip()} devices; wrote their IDs and "
+        f"secrets to {out}.\nThe secrets are stored only as hashes: keep this file safe."
+    )
+
+
+def cmd_simulate(args: argparse.Namespace) -> None:
+    from api.simulator import run_from_args
+
+    run_from_args(args)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="devicecloud", description="Device Cloud: run and manage the service."
@@ -124,7 +175,7 @@ def parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(run=cmd_migrate)
     commands.add_parser(
-        "seed", help="create the demo account in an empty development database"
+        "seed", help="create the demo account and demo fleet in a development database"
     ).set_defaults(run=cmd_seed)
 
     export = commands.add_parser("export-schema", help="write the GraphQL schema (SDL)")
@@ -147,6 +198,25 @@ def parser() -> argparse.ArgumentParser:
         help="may introspect every token (for the operator's own services)",
     )
     clients.set_defaults(run=cmd_create_client)
+
+    devices = commands.add_parser("devices", help="manage the device registry")
+    device_commands = devices.add_subparsers(
+        dest="devices_command", required=True, metavar="COMMAND"
+    )
+    provision = device_commands.add_parser(
+        "provision", help="create devices with secrets and write device_id,secret rows"
+    )
+    provision.add_argument("--count", type=int, required=True, help="how many (1 to 1,000,000)")
+    provision.add_argument("--platform", required=True, help="the hardware platform, e.g. Photon")
+    provision.add_argument("--out", required=True, help="the CSV file to create")
+    provision.set_defaults(run=cmd_devices_provision)
+    from api import simulator
+
+    simulate = commands.add_parser(
+        "simulate", help="connect simulated devices (the reference device client)"
+    )
+    simulator.add_arguments(simulate)
+    simulate.set_defaults(run=cmd_simulate)
     return root
 
 

@@ -1,8 +1,10 @@
 """`python -m bench`: requests per second of token issuance, introspection and a small
-authenticated GraphQL query, each beside a bare JSON route on the same server.
+authenticated GraphQL query, each beside a bare JSON route on the same server; then the
+time to import a file of 100,000 device IDs (bench.device_import).
 
 BENCH_SECONDS sets the measured time per scenario (default 5); BENCH_DATABASE_URL, a
-PostgreSQL server to use instead of a temporary SQLite file.
+PostgreSQL server to use instead of a temporary SQLite file. BENCH_CONNECTIONS, the numbers
+of simulated devices one server process holds (default "1000,10000"; see bench.connections).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import BenchError
+from bench import BenchError, connections, device_import, device_stats
 from bench.database import Credentials, Fixtures, create_fixtures, temporary_database
 from bench.load import Measurement, Probe, measure, open_clients
 from bench.server import BASELINE_PATH, running_server
@@ -149,6 +151,8 @@ def main() -> None:
                 flush=True,
             )
             fixtures = asyncio.run(create_fixtures(database.url))
+            stats_setup = asyncio.run(device_stats.seed(database.url))
+            import_setup = asyncio.run(device_import.seed(database.url))
             with running_server(database.url, Path(workdir) / "server.log") as base_url:
                 print(
                     f"Server: one uvicorn process at {base_url}. Load: {CONCURRENCY} concurrent"
@@ -156,6 +160,10 @@ def main() -> None:
                     flush=True,
                 )
                 rows = asyncio.run(_measure_all(base_url, fixtures, seconds))
+                stats_figure = asyncio.run(device_stats.run(base_url, stats_setup))
+                import_figure = asyncio.run(device_import.run(
+                    base_url, import_setup.token, import_setup.product_global_id,
+                    import_setup.device_ids, import_setup.provision_seconds))
     except BenchError as error:
         sys.exit(f"bench: {error}")
     except KeyboardInterrupt:
@@ -168,6 +176,10 @@ def main() -> None:
         " generator's CPU time over wall time (for the scenario, and for its baseline);\n"
         "near 100%, the client rather than the server limits the figure."
     )
+    print()
+    print(device_stats.section(stats_figure))
+    print()
+    print(device_import.section(import_figure))
     failures = [
         (label, result.first_failure)
         for row in rows
@@ -176,6 +188,14 @@ def main() -> None:
     ]
     for label, failure in failures:
         print(f"{label}: requests failed; the first: {failure}", file=sys.stderr)
+    try:
+        held = connections.section()
+    except BenchError as error:
+        sys.exit(f"bench: {error}")
+    except KeyboardInterrupt:
+        sys.exit("bench: interrupted; the server is stopped and the database removed.")
+    if held:
+        print("\n" + held)
     if failures:
         sys.exit(1)
 

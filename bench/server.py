@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -50,10 +50,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(database_url: str, log_path: Path) -> Iterator[str]:
+def running_server(
+    database_url: str, log_path: Path, *, started: Callable[[int], None] | None = None
+) -> Iterator[str]:
     """Serve `create_app` with one uvicorn process; yield its base URL, stop it on exit.
 
     The server's output goes to `log_path`; its end is shown if the server fails to start.
+    `started`, if given, is called with the server's process ID once it answers.
     """
     port = free_port()
     base_url = f"http://{HOST}:{port}"
@@ -74,6 +77,8 @@ def running_server(database_url: str, log_path: Path) -> Iterator[str]:
         )
         try:
             _wait_until_healthy(process, base_url, log_path)
+            if started is not None:
+                started(process.pid)
             yield base_url
         finally:
             _stop(process)

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     email_from: str = ""  # default: f"{platform_name} <no-reply@localhost>"
     outbox_poll_interval: float = Field(5.0, gt=0, description="seconds")
 
+    # Devices ping at least this often; a connection silent for twice as long is dead.
+    device_keepalive: int = Field(30, gt=0, description="seconds")
+
     log_level: str = "INFO"
 
     @property

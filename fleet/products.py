@@ -86,7 +86,7 @@ def _clean_description(value: str) -> str:
     return description
 
 
-def _clean_platform(value: str) -> str:
+def clean_platform(value: str) -> str:
     platform = value.strip()
     if not _PLATFORM.match(platform):
         raise InvalidInput(
@@ -124,7 +124,7 @@ async def create_product(
     fields = {
         "name": name,
         "description": _clean_description(description),
-        "platform": _clean_platform(platform),
+        "platform": clean_platform(platform),
         "customer_auth": _parse_customer_auth(customer_auth),
     }
     candidates = [chosen_slug] if slug is not None else [
@@ -164,7 +164,7 @@ async def update_product(
     if description is not None:
         changes["description"] = _clean_description(description)
     if platform is not None:
-        changes["platform"] = _clean_platform(platform)
+        changes["platform"] = clean_platform(platform)
     if not changes:
         return product
     async with in_transaction():

@@ -11,11 +11,18 @@ from api.graphql.context import Context
 from fleet import products
 from models.oauth import OAuthClient
 from models.organizations import Organization
+from models.products import Product
 
 
 async def _organizations(context: Context, ids: Sequence[int]) -> list[Organization | None]:
     """Organizations by ID, for objects the caller was already allowed to see."""
     found = {o.id: o for o in await Organization.filter(id__in=list(ids))}
+    return [found.get(i) for i in ids]
+
+
+async def _products(context: Context, ids: Sequence[int]) -> list[Product | None]:
+    """Products by ID, for objects the caller was already allowed to see (their devices)."""
+    found = {p.id: p for p in await Product.filter(id__in=list(ids))}
     return [found.get(i) for i in ids]
 
 
@@ -26,6 +33,7 @@ async def _product_clients(context: Context, product_ids: Sequence[int]
 
 _BATCHES: dict[str, Callable[[Context, Sequence[Any]], Awaitable[list[Any]]]] = {
     "organization": _organizations,
+    "product": _products,
     "product_clients": _product_clients,
 }
 

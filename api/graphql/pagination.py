@@ -56,6 +56,43 @@ async def paginate(
     if after is not None:
         queryset = queryset.filter(_after(order, parse(decode_cursor(after, len(order)))))
     rows = await queryset.order_by(*order).limit(first + 1)
+    return _connection(rows, fields, first=first, after=after, to_node=to_node)
+
+
+async def paginate_nulls_last(
+    queryset: QuerySet[M],
+    *,
+    order: tuple[str, str],
+    first: int,
+    after: str | None,
+    to_node: Callable[[M], N],
+    parse: Callable[[list[Any]], list[Any]] = lambda values: values,
+) -> relay.Connection[N]:
+    """Like `paginate` for an `order` of a nullable field then a unique one, such as
+    ("-last_heard_at", "id"): rows with the first field set come first, then the others by
+    the second field alone. The databases disagree on where NULL sorts and a keyset condition
+    cannot compare with NULL, so the two parts are read as two queries."""
+    check_first(first)
+    nullable, unique = (name.lstrip("-") for name in order)
+    values = parse(decode_cursor(after, 2)) if after is not None else None
+    rows: list[M] = []
+    if values is None or values[0] is not None:
+        present = queryset.filter(**{f"{nullable}__isnull": False})
+        if values is not None:
+            present = present.filter(_after(order, values))
+        rows = list(await present.order_by(*order).limit(first + 1))
+    if len(rows) <= first:
+        absent = queryset.filter(**{f"{nullable}__isnull": True})
+        if values is not None and values[0] is None:
+            absent = absent.filter(_after(order[1:], values[1:]))
+        rows += await absent.order_by(order[1]).limit(first + 1 - len(rows))
+    return _connection(rows, [nullable, unique], first=first, after=after, to_node=to_node)
+
+
+def _connection(
+    rows: list[M], fields: list[str], *, first: int, after: str | None, to_node: Callable[[M], N]
+) -> relay.Connection[N]:
+    """A page of `first` rows out of `rows` (one more tells that a next page exists)."""
     page = rows[:first]
     edges = [
         relay.Edge(node=to_node(row), cursor=encode_cursor([getattr(row, f) for f in fields]))

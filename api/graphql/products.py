@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 from strawberry import relay
 
+from api.graphql import devices
 from api.graphql.context import Info
 from api.graphql.errors import UserError, mutate
 from api.graphql.ids import decode_id
 from api.graphql.loaders import loader
+from api.graphql.pagination import DEFAULT_PAGE_SIZE
 from core.errors import NotFound
 from fleet import products
 from fleet.validation import parse_key
@@ -103,6 +105,39 @@ class Product(relay.Node):
     async def oauth_clients(self, info: Info) -> list[OAuthClient]:
         clients = await loader(info.context, "product_clients").load(self.id)
         return [OAuthClient.from_model(c) for c in clients]
+
+    @strawberry.field(description="The product's devices (or, with `quarantined: true`, its "
+                                  "quarantine), most recently heard first or by device ID.")
+    async def devices(
+        self,
+        info: Info,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        filter: devices.DeviceFilter | None = None,
+        order_by: devices.DeviceOrder = devices.DeviceOrder.LAST_HEARD_DESC,
+    ) -> relay.Connection[devices.Device]:
+        return await devices.product_devices(info, self.id, first, after, filter, order_by)
+
+    @strawberry.field(description="How many devices, online, never online, per firmware "
+                                  "version: counted by the database.")
+    async def device_stats(self, info: Info) -> devices.DeviceStats:
+        return await devices.product_device_stats(info, self.id)
+
+    @strawberry.field(description="The errors its devices reported, newest first.")
+    async def device_errors(
+        self,
+        info: Info,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        filter: devices.DeviceErrorFilter | None = None,
+    ) -> relay.Connection[devices.DeviceErrorReport]:
+        return await devices.product_device_errors(info, self.id, first, after, filter)
+
+    @strawberry.field(description="Errors per code with the devices affected, most frequent "
+                                  "first.")
+    async def error_summary(self, info: Info, since: datetime | None = None
+                            ) -> list[devices.ErrorCount]:
+        return await devices.product_error_summary(info, self.id, since)
 
 
 @strawberry.input

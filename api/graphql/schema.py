@@ -11,6 +11,8 @@ from strawberry.types import ExecutionContext
 
 from api.graphql.accounts import AccountMutations, AccountQueries
 from api.graphql.context import Info
+from api.graphql.device_import import DeviceImportMutations
+from api.graphql.devices import DeviceMutations, DeviceQueries
 from api.graphql.errors import MaskUnexpectedErrors, log_errors
 from api.graphql.limits import limit_extensions
 from api.graphql.organizations import OrganizationMutations, OrganizationQueries
@@ -21,14 +23,20 @@ SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 
 
 @strawberry.type
-class Query(AccountQueries, OrganizationQueries, ProductQueries):
+class Query(AccountQueries, OrganizationQueries, ProductQueries, DeviceQueries):
     @strawberry.field(description="Fetch any object you can see by its global ID.")
     async def node(self, info: Info, id: relay.GlobalID) -> relay.Node | None:
         return await id.resolve_node(info, required=False)
 
 
 @strawberry.type
-class Mutation(AccountMutations, OrganizationMutations, ProductMutations):
+class Mutation(
+    AccountMutations,
+    OrganizationMutations,
+    ProductMutations,
+    DeviceMutations,
+    DeviceImportMutations,
+):
     pass
 
 

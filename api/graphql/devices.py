@@ -1,0 +1,320 @@
+"""GraphQL for devices: fleet queries, device settings and quarantine decisions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from strawberry import relay
+
+from api.graphql.context import Info
+from api.graphql.errors import UserError, client_error, mutate
+from api.graphql.loaders import loader
+from api.graphql.pagination import paginate, paginate_nulls_last
+from core.errors import InvalidInput, NotFound
+from fleet import devices, fleet_queries
+from fleet.devices import Quarantine
+from models.devices import Device as DeviceModel
+from models.devices import DeviceError as DeviceErrorModel
+
+if TYPE_CHECKING:
+    from api.graphql.products import Product
+
+
+@strawberry.enum(name="DeviceQuarantine",
+                 description="Where a device stands with its product: NONE (one of its "
+                             "devices), QUARANTINED (awaits approval) or DENIED (refused).")
+class DeviceQuarantineEnum(Enum):
+    NONE = "NONE"
+    QUARANTINED = "QUARANTINED"
+    DENIED = "DENIED"
+
+
+@strawberry.type(description="A device: its ID never changes.")
+class Device(relay.Node):
+    id: relay.NodeID[str]
+    device_id: str = strawberry.field(description="24 lower-case hexadecimal characters.")
+    name: str
+    notes: str
+    platform: str
+    online: bool = strawberry.field(description="Connected to the device gateway right now.")
+    last_heard_at: datetime | None
+    first_online_at: datetime | None
+    firmware_version: str | None
+    system_firmware_version: str | None
+    development: bool
+    quarantined: bool = strawberry.field(description="Awaits approval in its product's "
+                                                     "quarantine.")
+    quarantine: DeviceQuarantineEnum
+    functions: list[str] = strawberry.field(description="Names of the functions it exposes.")
+    variables: list[str] = strawberry.field(description="Names of the variables it exposes.")
+    product_pk: strawberry.Private[int | None]
+
+    @classmethod
+    def from_model(cls, device: DeviceModel) -> Device:
+        return cls(
+            id=device.id, device_id=device.id, name=device.name, notes=device.notes,
+            platform=device.platform, online=device.online, last_heard_at=device.last_heard_at,
+            first_online_at=device.first_online_at, firmware_version=device.firmware_version,
+            system_firmware_version=device.system_firmware_version,
+            development=device.development,
+            quarantined=device.quarantine == Quarantine.QUARANTINED,
+            quarantine=DeviceQuarantineEnum(device.quarantine),
+            functions=[str(name) for name in device.functions or ()],
+            variables=[str(name) for name in device.variables or ()],
+            product_pk=device.product_id,
+        )
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+                            ) -> list[Device | None]:
+        return [await _visible_device(info, node_id) for node_id in node_ids]
+
+    @strawberry.field(description="The product it belongs to, or whose quarantine it is in.")
+    async def product(self, info: Info) -> Annotated[
+        Product, strawberry.lazy("api.graphql.products")
+    ] | None:
+        from api.graphql.products import Product
+
+        if self.product_pk is None:
+            return None
+        return Product.from_model(await loader(info.context, "product").load(self.product_pk))
+
+
+async def _visible_device(info: Info, device_id: str) -> Device | None:
+    try:
+        return Device.from_model(await devices.get_device(info.context.principal, device_id))
+    except (NotFound, InvalidInput):
+        return None
+
+
+@strawberry.type(name="DeviceError", description="An error a device reported.")
+class DeviceErrorReport:
+    device_id: str
+    code: str
+    message: str
+    reset_reason: str = strawberry.field(description="Empty when the device gave none.")
+    occurred_at: datetime
+
+    @classmethod
+    def from_model(cls, error: DeviceErrorModel) -> DeviceErrorReport:
+        return cls(device_id=error.device_id, code=error.code, message=error.message,
+                   reset_reason=error.reset_reason, occurred_at=error.occurred_at)
+
+
+@strawberry.enum(description="How to sort a product's devices.")
+class DeviceOrder(Enum):
+    LAST_HEARD_DESC = "LAST_HEARD_DESC"
+    DEVICE_ID = "DEVICE_ID"
+
+
+@strawberry.input(description="Narrow a product's devices; absent criteria are left out.")
+class DeviceFilter:
+    online: bool | None = None
+    firmware_version: str | None = None
+    development: bool | None = None
+    quarantined: bool | None = strawberry.field(
+        default=None, description="true: the devices in the product's quarantine instead of "
+                                  "its own devices.")
+    never_online: bool | None = strawberry.field(
+        default=None, description="true: devices that never came online.")
+    search: str | None = strawberry.field(
+        default=None, description="A device ID prefix or a part of the name, ignoring case.")
+
+    def to_domain(self) -> fleet_queries.DeviceFilter:
+        return fleet_queries.DeviceFilter(
+            online=self.online, firmware_version=self.firmware_version,
+            development=self.development, quarantined=self.quarantined,
+            never_online=self.never_online, search=self.search,
+        )
+
+
+@strawberry.input
+class DeviceErrorFilter:
+    device_id: str | None = None
+    code: str | None = None
+    since: datetime | None = strawberry.field(
+        default=None, description="Only errors that occurred at or after this moment.")
+
+
+@strawberry.type(description="Devices running one version, and how many of them are online.")
+class VersionCount:
+    version: str | None = strawberry.field(description="null: never reported a version.")
+    devices: int
+    online: int
+
+
+def _versions(counts: list[fleet_queries.VersionCount]) -> list[VersionCount]:
+    return [VersionCount(version=c.version, devices=c.devices, online=c.online) for c in counts]
+
+
+@strawberry.type(description="Counts over a product's devices (its quarantine apart).")
+class DeviceStats:
+    total: int
+    online: int
+    offline: int
+    never_online: int
+    development: int
+    quarantined: int = strawberry.field(description="Devices in the product's quarantine.")
+    by_firmware_version: list[VersionCount]
+    by_system_firmware_version: list[VersionCount]
+
+    @classmethod
+    def from_domain(cls, stats: fleet_queries.DeviceStats) -> DeviceStats:
+        return cls(
+            total=stats.total, online=stats.online, offline=stats.offline,
+            never_online=stats.never_online, development=stats.development,
+            quarantined=stats.quarantined,
+            by_firmware_version=_versions(stats.by_firmware_version),
+            by_system_firmware_version=_versions(stats.by_system_firmware_version),
+        )
+
+
+@strawberry.type(description="How often devices reported one error code.")
+class ErrorCount:
+    code: str
+    count: int
+    devices: int = strawberry.field(description="Distinct devices that reported it.")
+
+
+def _bad_cursor() -> Exception:
+    return client_error("The `after` cursor is not one this API gave out.", "INVALID_CURSOR")
+
+
+def _heard_cursor(values: list[Any]) -> list[Any]:
+    heard, device_id = values
+    if not isinstance(device_id, str) or not (heard is None or isinstance(heard, str)):
+        raise _bad_cursor()
+    try:
+        return [None if heard is None else datetime.fromisoformat(heard), device_id]
+    except ValueError:
+        raise _bad_cursor() from None
+
+
+def _text_cursor(values: list[Any]) -> list[Any]:
+    if not all(isinstance(value, str) for value in values):
+        raise _bad_cursor()
+    return values
+
+
+def _integer_cursor(values: list[Any]) -> list[Any]:
+    if not all(type(value) is int for value in values):
+        raise _bad_cursor()
+    return values
+
+
+async def product_devices(info: Info, product_id: int, first: int, after: str | None,
+                          criteria: DeviceFilter | None, order: DeviceOrder
+                          ) -> relay.Connection[Device]:
+    """`Product.devices`."""
+    queryset = await fleet_queries.product_devices(
+        info.context.principal, product_id, (criteria or DeviceFilter()).to_domain())
+    if order is DeviceOrder.DEVICE_ID:
+        return await paginate(queryset, order=("id",), first=first, after=after,
+                              to_node=Device.from_model, parse=_text_cursor)
+    return await paginate_nulls_last(queryset, order=("-last_heard_at", "id"), first=first,
+                                     after=after, to_node=Device.from_model,
+                                     parse=_heard_cursor)
+
+
+async def product_device_errors(info: Info, product_id: int, first: int, after: str | None,
+                                criteria: DeviceErrorFilter | None
+                                ) -> relay.Connection[DeviceErrorReport]:
+    """`Product.deviceErrors`: newest first."""
+    criteria = criteria or DeviceErrorFilter()
+    queryset = await fleet_queries.product_device_errors(
+        info.context.principal, product_id, device_id=criteria.device_id, code=criteria.code,
+        since=criteria.since)
+    return await paginate(queryset, order=("-id",), first=first, after=after,
+                          to_node=DeviceErrorReport.from_model, parse=_integer_cursor)
+
+
+async def product_device_stats(info: Info, product_id: int) -> DeviceStats:
+    """`Product.deviceStats`."""
+    return DeviceStats.from_domain(
+        await fleet_queries.device_stats(info.context.principal, product_id))
+
+
+async def product_error_summary(info: Info, product_id: int, since: datetime | None
+                                ) -> list[ErrorCount]:
+    """`Product.errorSummary`."""
+    counts = await fleet_queries.error_summary(info.context.principal, product_id, since)
+    return [ErrorCount(code=c.code, count=c.count, devices=c.devices) for c in counts]
+
+
+
+@strawberry.input
+class UpdateDeviceInput:
+    device_id: str
+    name: str | None = strawberry.field(default=None, description="At most 100 characters; "
+                                                                  "empty clears it.")
+    notes: str | None = strawberry.field(default=None, description="At most 2000 characters.")
+    development: bool | None = None
+
+
+@strawberry.input
+class DeviceInput:
+    device_id: str
+
+
+@strawberry.type
+class DevicePayload:
+    device: Device | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class DeviceQueries:
+    @strawberry.field(description="A device you can see: one of your organization's products' "
+                                  "(or in their quarantine), or one you claimed.")
+    async def device(self, info: Info, device_id: str) -> Device | None:
+        try:
+            return Device.from_model(await devices.get_device(info.context.principal,
+                                                              device_id))
+        except NotFound:
+            return None
+
+
+@strawberry.type
+class DeviceMutations:
+    @strawberry.mutation(description="Change a device's name, notes or development flag "
+                                     "(developers and up).")
+    async def update_device(self, info: Info, input: UpdateDeviceInput) -> DevicePayload:
+        async def work() -> dict[str, object]:
+            device = await devices.update_device(
+                info.context.principal, input.device_id, name=input.name, notes=input.notes,
+                development=input.development)
+            return {"device": Device.from_model(device)}
+
+        return await mutate(DevicePayload, work)
+
+    @strawberry.mutation(description="Take a device out of its product (or its quarantine); "
+                                     "its import flags are reset.")
+    async def remove_device_from_product(self, info: Info, input: DeviceInput) -> DevicePayload:
+        async def work() -> dict[str, object]:
+            device = await devices.remove_device_from_product(info.context.principal,
+                                                              input.device_id)
+            return {"device": Device.from_model(device)}
+
+        return await mutate(DevicePayload, work)
+
+    @strawberry.mutation(description="Make a quarantined device one of the product's devices.")
+    async def approve_quarantined_device(self, info: Info, input: DeviceInput) -> DevicePayload:
+        async def work() -> dict[str, object]:
+            device = await devices.approve_quarantined_device(info.context.principal,
+                                                              input.device_id)
+            return {"device": Device.from_model(device)}
+
+        return await mutate(DevicePayload, work)
+
+    @strawberry.mutation(description="Refuse a quarantined device: it may not connect again.")
+    async def deny_quarantined_device(self, info: Info, input: DeviceInput) -> DevicePayload:
+        async def work() -> dict[str, object]:
+            device = await devices.deny_quarantined_device(info.context.principal,
+                                                           input.device_id)
+            return {"device": Device.from_model(device)}
+
+        return await mutate(DevicePayload, work)

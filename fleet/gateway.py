@@ -1,0 +1,288 @@
+"""The device gateway's rules: who a connecting device is, which product it belongs to, its
+presence (online, last heard, first online), the `spark/status` events and the errors it
+reports. The WebSocket transport (api/gateway.py) parses frames and calls these functions.
+
+Presence is keyed by a session ID per connection: a connection only ever changes the device's
+presence while the device's `session_id` is still its own, so when the same device connects
+again (in this process or another) the older connection can no longer mark it offline. Closing
+the older connection itself happens in the process that holds it (api/gateway.py); closing it
+from another process arrives with the broker (issue 5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from tortoise.transactions import in_transaction
+
+from auth import tokens
+from core import clock
+from core.errors import PermissionDenied
+from core.settings import Settings
+from fleet.device_ids import normalize_device_id
+from fleet.devices import Quarantine
+from models.devices import Device, DeviceError, Event
+from models.products import Product
+
+log = logging.getLogger("devicecloud.gateway")
+
+STATUS_EVENT = "spark/status"
+ONLINE = "online"
+OFFLINE = "offline"
+
+# `last_heard_at` is written at most this often per connection (the latest time is kept in
+# memory in between and written on close): a write per frame would make every ping a write.
+HEARD_FLUSH_INTERVAL = timedelta(seconds=5)
+# How much older than twice keepAlive a stored `last_heard_at` must be before the sweeper calls
+# the device dead: the flush interval above, plus a margin for a busy process.
+STALE_SLACK = HEARD_FLUSH_INTERVAL + timedelta(seconds=5)
+SWEEP_BATCH = 1000
+
+
+class DeviceDenied(PermissionDenied):
+    """The device reports the product that denied it: it is refused at connect."""
+
+    code = "denied"
+
+
+@dataclass(frozen=True)
+class Hello:
+    """What a device says about the firmware it runs (validated by the transport)."""
+
+    product_id: int | None
+    firmware_version: str
+    system_firmware_version: str
+    functions: Sequence[str]
+    variables: Sequence[str]
+    claim_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The product the cloud treats the device as part of (None: none), and its quarantine
+    state there."""
+
+    product_id: int | None
+    quarantine: Quarantine
+
+    @property
+    def quarantined(self) -> bool:
+        return self.quarantine is Quarantine.QUARANTINED
+
+
+@dataclass(frozen=True)
+class Welcome:
+    session_id: str
+    assignment: Assignment
+
+
+def assign_product(
+    *,
+    product_id: int | None,
+    quarantine: Quarantine,
+    import_forced: bool,
+    reported: int | None,
+    reported_exists: bool,
+) -> Assignment | None:
+    """The product-assignment table of docs/device-protocol.md, for a device currently in
+    `product_id` (with `quarantine`) that reports product `reported`. None: refused (denied).
+    Rows the table leaves open: a quarantined device that reports no existing product stays in
+    its quarantine; a denied device that reports no existing product is in no product (and
+    stays denied)."""
+    other = reported_exists and reported is not None and reported != product_id
+    if quarantine is Quarantine.DENIED:
+        if reported == product_id:
+            return None
+        if other:
+            return Assignment(reported, Quarantine.QUARANTINED)
+        return Assignment(None, Quarantine.DENIED)
+    if product_id is None:
+        if other:
+            return Assignment(reported, Quarantine.QUARANTINED)
+        return Assignment(None, Quarantine.NONE)
+    if quarantine is Quarantine.QUARANTINED:
+        return Assignment(reported if other else product_id, Quarantine.QUARANTINED)
+    if other and not import_forced:
+        return Assignment(reported, Quarantine.QUARANTINED)
+    return Assignment(product_id, Quarantine.NONE)
+
+
+def _event_product(product_id: int | None, quarantine: str) -> int | None:
+    """The product a device's events and errors belong to: none once its product denied it."""
+    return None if quarantine == Quarantine.DENIED else product_id
+
+
+async def authenticate(device_id: str, secret: str) -> Device | None:
+    """The device with this ID and secret, or None."""
+    canonical = normalize_device_id(device_id)
+    device = await Device.get_or_none(id=canonical) if canonical else None
+    if device is None or not tokens.secret_matches(device.secret_hash, secret):
+        return None
+    return device
+
+
+async def welcome(device_id: str, hello: Hello) -> Welcome:
+    """Apply a hello: assign the product, record the firmware, and mark the device online under
+    a new session ID (recording a `spark/status` online event). Raises `DeviceDenied`."""
+    now = clock.now()
+    session_id = secrets.token_hex(16)
+    reported_exists = hello.product_id is not None and await Product.exists(id=hello.product_id)
+    async with in_transaction():
+        device = await Device.filter(id=device_id).select_for_update().get()
+        assignment = assign_product(
+            product_id=device.product_id,
+            quarantine=Quarantine(device.quarantine),
+            import_forced=device.import_forced,
+            reported=hello.product_id,
+            reported_exists=reported_exists,
+        )
+        if assignment is None:
+            raise DeviceDenied("The device's product denied it.")
+        stored_product = (
+            device.product_id if assignment.product_id is None else (assignment.product_id)
+        )
+        await Device.filter(id=device_id).update(
+            product_id=stored_product,
+            quarantine=assignment.quarantine,
+            firmware_version=hello.firmware_version,
+            system_firmware_version=hello.system_firmware_version,
+            functions=list(hello.functions),
+            variables=list(hello.variables),
+            online=True,
+            session_id=session_id,
+            last_heard_at=now,
+        )
+        await Device.filter(id=device_id, first_online_at=None).update(first_online_at=now)
+        await _status_event(
+            device_id, _event_product(stored_product, assignment.quarantine), ONLINE, now
+        )
+    return Welcome(session_id, assignment)
+
+
+async def record_heard(device_ids: Collection[str], heard_at: datetime) -> None:
+    """Store that these devices were heard by `heard_at`: one UPDATE per thousand devices, so
+    presence costs a few writes per flush interval whatever the number of connections."""
+    ids = list(device_ids)
+    for start in range(0, len(ids), 1000):
+        await Device.filter(id__in=ids[start : start + 1000], online=True).update(
+            last_heard_at=heard_at
+        )
+
+
+async def disconnect(device_id: str, session_id: str, heard_at: datetime) -> bool:
+    """The connection of `session_id` closed: mark the device offline (with a `spark/status`
+    offline event) unless a newer connection has taken over. True if it went offline."""
+    async with in_transaction():
+        device = await Device.get_or_none(id=device_id, session_id=session_id).only(
+            "id", "product_id", "quarantine"
+        )
+        if device is None:
+            return False
+        updated = await Device.filter(id=device_id, session_id=session_id).update(
+            online=False, session_id=None, last_heard_at=heard_at
+        )
+        if not updated:
+            return False
+        await _status_event(
+            device_id, _event_product(device.product_id, device.quarantine), OFFLINE, clock.now()
+        )
+    return True
+
+
+async def record_error(
+    device_id: str, code: str, message: str, reset_reason: str | None
+) -> DeviceError:
+    """Store an error the device reported, for the device and its product."""
+    device = await Device.get(id=device_id).only("id", "product_id", "quarantine")
+    return await DeviceError.create(
+        device_id=device_id,
+        product_id=_event_product(device.product_id, device.quarantine),
+        code=code,
+        message=message,
+        reset_reason=reset_reason or "",
+        occurred_at=clock.now(),
+    )
+
+
+def stale_before(keepalive: int) -> datetime:
+    """Devices marked online but not heard since this time have lost their connection."""
+    return clock.now() - 2 * timedelta(seconds=keepalive) - STALE_SLACK
+
+
+async def mark_stale_devices_offline(keepalive: int) -> int:
+    """Mark offline, with a `spark/status` offline event each, the devices still marked online
+    whose connection died with its process (nothing heard for twice keepAlive plus the flush
+    slack). Set-based: a few statements per batch of devices. Returns how many."""
+    cutoff = stale_before(keepalive)
+    total = 0
+    while True:
+        async with in_transaction():
+            stale = await (
+                Device.filter(online=True, last_heard_at__lt=cutoff)
+                .select_for_update()
+                .limit(SWEEP_BATCH)
+                .values_list("id", "product_id", "quarantine")
+            )
+            if not stale:
+                return total
+            ids = [row[0] for row in stale]
+            await Device.filter(id__in=ids).update(online=False, session_id=None)
+            now = clock.now()
+            await Event.bulk_create(
+                [
+                    Event(
+                        device_id=device_id,
+                        product_id=_event_product(product_id, quarantine),
+                        name=STATUS_EVENT,
+                        data=OFFLINE,
+                        published_at=now,
+                        data_operations=0,
+                    )
+                    for device_id, product_id, quarantine in stale
+                ]
+            )
+        total += len(stale)
+        if len(stale) < SWEEP_BATCH:
+            return total
+
+
+@contextlib.asynccontextmanager
+async def presence_sweeper(settings: Settings) -> AsyncIterator[None]:
+    """Run the stale-presence sweeper while the block runs (the app's lifespan): at start (a
+    restart after a crash cleans up at once) and then every keepAlive seconds."""
+    task = asyncio.create_task(_sweep_forever(settings), name="presence-sweeper")
+    try:
+        yield
+    finally:
+        task.cancel()
+        # `wait` rather than `await task`: our own cancellation must still propagate.
+        await asyncio.wait([task])
+
+
+async def _sweep_forever(settings: Settings) -> None:
+    while True:
+        try:
+            swept = await mark_stale_devices_offline(settings.device_keepalive)
+            if swept:
+                log.info("stale devices marked offline", extra={"devices": swept})
+        except Exception:  # the database is down: try again at the next pass
+            log.exception("presence sweep failed")
+        await asyncio.sleep(settings.device_keepalive)
+
+
+async def _status_event(device_id: str, product_id: int | None, data: str, at: datetime) -> None:
+    # The cloud's own events are not data operations: they are never counted.
+    await Event.create(
+        device_id=device_id,
+        product_id=product_id,
+        name=STATUS_EVENT,
+        data=data,
+        published_at=at,
+        data_operations=0,
+    )

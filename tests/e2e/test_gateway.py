@@ -1,0 +1,532 @@
+"""The device gateway end to end: devices connect to the real server over WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from api.app import create_app
+from auth import tokens
+from core import clock
+from core.settings import get_settings
+from fleet import gateway, products
+from models.devices import Device, DeviceError, Event
+from models.products import Product
+from tests.conftest import Clock, LiveServer
+from tests.helpers import organization_with_team
+
+FIRMWARE = {"firmwareVersion": "3", "systemFirmwareVersion": "5.6.0",
+            "functions": ["reboot", "setTemp"], "variables": ["temperature"]}
+
+
+@dataclass
+class Products:
+    p: Product
+    q: Product
+
+
+@pytest.fixture
+async def fleet() -> Products:
+    team = await organization_with_team(roles=("OWNER",))
+    owner = team.principals["OWNER"]
+
+    async def make(name: str) -> Product:
+        return await products.create_product(
+            owner, team.organization.id, name=name, slug=None, description="",
+            platform="Photon", customer_auth="SIMPLE",
+        )
+
+    return Products(await make("Thermostat"), await make("Sprinkler"))
+
+
+@pytest.fixture
+def url(live_server: LiveServer) -> str:
+    return live_server.url.replace("http://", "ws://") + "/device/v1"
+
+
+@pytest.fixture
+def keepalive(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """Set the keep-alive interval on the settings object the live server's app holds."""
+
+    def set_keepalive(seconds: int) -> None:
+        monkeypatch.setattr(get_settings(), "device_keepalive", seconds)
+
+    return set_keepalive
+
+
+async def make_device(
+    product: Product | None = None, *, forced: bool = False, quarantine: str = "NONE",
+    online: bool = False, last_heard_at: Any = None,
+) -> tuple[str, str]:
+    """A device straight in the registry (as provisioning and import leave it): ID, secret."""
+    device_id, secret = secrets.token_hex(12), secrets.token_urlsafe(24)
+    await Device.create(
+        id=device_id, secret_hash=tokens.digest(secret), platform="Photon",
+        provisioned_at=clock.now(), product=product,
+        imported_at=clock.now() if product else None, import_forced=forced,
+        quarantine=quarantine, online=online, last_heard_at=last_heard_at,
+        session_id="dead-process" if online else None,
+    )
+    return device_id, secret
+
+
+async def receive(ws: ClientConnection) -> dict[str, Any]:
+    return json.loads(await asyncio.wait_for(ws.recv(), 10))
+
+
+async def exchange(ws: ClientConnection, frame: dict[str, Any] | str | bytes) -> dict[str, Any]:
+    await ws.send(json.dumps(frame) if isinstance(frame, dict) else frame)
+    return await receive(ws)
+
+
+async def close_code(ws: ClientConnection, within: float = 10) -> int | None:
+    await asyncio.wait_for(ws.wait_closed(), within)
+    return ws.close_code
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def gone_offline(device_id: str) -> None:
+    """Wait until the server has closed the device's session (its cleanup has committed)."""
+    await eventually(lambda: is_online(device_id, False))
+
+
+async def is_online(device_id: str, expected: bool) -> bool:
+    return (await Device.get(id=device_id)).online is expected
+
+
+async def statuses(device_id: str) -> list[tuple[str, int | None, int]]:
+    return list(
+        await Event.filter(device_id=device_id, name="spark/status")
+        .order_by("id").values_list("data", "product_id", "data_operations")
+    )
+
+
+@asynccontextmanager
+async def session(
+    url: str, device_id: str, secret: str, product_id: int | None
+) -> AsyncIterator[tuple[ClientConnection, dict[str, Any]]]:
+    """A device connected and welcomed: the connection and the welcome frame."""
+    async with connect(url, max_size=None) as ws:
+        auth = {"type": "auth", "id": 1, "deviceId": device_id, "secret": secret}
+        assert await exchange(ws, auth) == {"type": "ok", "replyTo": 1}
+        welcome = await exchange(ws, {"type": "hello", "id": 2, "productId": product_id,
+                                      **FIRMWARE})
+        assert welcome["type"] == "welcome", welcome
+        session_id = (await Device.get(id=device_id)).session_id
+        yield ws, welcome
+
+    async def ended() -> bool:
+        return (await Device.get(id=device_id)).session_id != session_id
+
+    await eventually(ended)
+
+
+# --- Authentication ----------------------------------------------------------------------------
+
+
+async def test_auth_with_the_right_secret_is_ok(url: str) -> None:
+    device_id, secret = await make_device()
+    async with connect(url) as ws:
+        auth = {"type": "auth", "id": 1, "deviceId": device_id.upper(), "secret": secret}
+        assert await exchange(ws, auth) == {"type": "ok", "replyTo": 1}
+
+
+@pytest.mark.parametrize("wrong", ["secret", "device"])
+async def test_a_wrong_secret_or_device_is_unauthorized(url: str, wrong: str) -> None:
+    device_id, secret = await make_device()
+    if wrong == "secret":
+        secret += "x"
+    else:
+        device_id = secrets.token_hex(12)
+    async with connect(url) as ws:
+        reply = await exchange(ws, {"type": "auth", "id": 1, "deviceId": device_id,
+                                    "secret": secret})
+        assert reply == {"type": "error", "replyTo": 1, "code": "unauthorized",
+                         "message": "Wrong device ID or secret."}
+        assert await close_code(ws) == 4401
+    assert await Event.all().count() == 0
+
+
+@pytest.mark.parametrize(
+    ("frame", "expected"),
+    [
+        ({"type": "ping", "id": 5},
+         {"type": "error", "replyTo": 5, "code": "unauthorized",
+          "message": "The first frame must be `auth`."}),
+        ({"type": "hello", "id": 1, "productId": None, **FIRMWARE},
+         {"type": "error", "replyTo": 1, "code": "unauthorized",
+          "message": "The first frame must be `auth`."}),
+        ("not json",
+         {"type": "error", "code": "unauthorized",
+          "message": "The first frame must be a well-formed `auth`."}),
+    ],
+)
+async def test_a_frame_before_auth_is_unauthorized(
+    url: str, frame: dict[str, Any] | str, expected: dict[str, Any]
+) -> None:
+    async with connect(url) as ws:
+        assert await exchange(ws, frame) == expected
+        assert await close_code(ws) == 4401
+
+
+# --- Hello and product assignment --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("imported_into", "forced", "reports", "becomes", "quarantined"),
+    [
+        ("p", False, "p", "p", False),  # imported into P, reports P
+        ("p", True, "q", "p", False),  # imported with force, reports Q: force wins
+        ("p", True, None, "p", False),  # imported with force, generic firmware
+        ("p", False, "q", "q", True),  # imported without force, reports Q
+        (None, False, "q", "q", True),  # in no product, reports Q
+        (None, False, None, None, False),  # in no product, generic firmware
+        (None, False, "missing", None, False),  # in no product, unknown product ID
+        ("p", False, None, "p", False),  # imported, generic firmware
+        ("p", False, "missing", "p", False),  # imported, unknown product ID
+    ],
+)
+async def test_hello_assigns_the_product(
+    url: str, fleet: Products, imported_into: str | None, forced: bool, reports: str | None,
+    becomes: str | None, quarantined: bool,
+) -> None:
+    def product_id(name: str | None) -> int | None:
+        if name == "missing":
+            return fleet.q.id + 1000
+        return getattr(fleet, name).id if name else None
+
+    product = getattr(fleet, imported_into) if imported_into else None
+    device_id, secret = await make_device(product, forced=forced)
+    async with session(url, device_id, secret, product_id(reports)) as (_, welcome):
+        assert welcome == {"type": "welcome", "replyTo": 2, "productId": product_id(becomes),
+                           "quarantined": quarantined, "keepAlive": 30}
+        device = await Device.get(id=device_id)
+        assert device.product_id == product_id(becomes)
+        assert device.quarantine == ("QUARANTINED" if quarantined else "NONE")
+        assert (device.firmware_version, device.system_firmware_version) == ("3", "5.6.0")
+        assert (device.functions, device.variables) == (["reboot", "setTemp"], ["temperature"])
+        assert await statuses(device_id) == [("online", product_id(becomes), 0)]
+
+
+async def test_a_quarantined_device_reporting_its_product_stays_quarantined(
+    url: str, fleet: Products
+) -> None:
+    device_id, secret = await make_device(fleet.q, quarantine="QUARANTINED")
+    async with session(url, device_id, secret, fleet.q.id) as (_, welcome):
+        assert (welcome["productId"], welcome["quarantined"]) == (fleet.q.id, True)
+
+
+async def test_a_denied_device_is_refused_at_connect(url: str, fleet: Products) -> None:
+    device_id, secret = await make_device(fleet.q, quarantine="DENIED")
+    async with connect(url) as ws:
+        await exchange(ws, {"type": "auth", "id": 1, "deviceId": device_id, "secret": secret})
+        reply = await exchange(ws, {"type": "hello", "id": 2, "productId": fleet.q.id,
+                                    **FIRMWARE})
+        assert reply == {"type": "error", "replyTo": 2, "code": "denied",
+                         "message": "The device's product denied it."}
+        assert await close_code(ws) == 4403
+    device = await Device.get(id=device_id)
+    assert (device.online, device.product_id, device.quarantine) == (False, fleet.q.id, "DENIED")
+    assert device.first_online_at is None
+    assert await statuses(device_id) == []
+
+
+async def test_a_denied_device_reporting_another_product_is_quarantined_there(
+    url: str, fleet: Products
+) -> None:
+    device_id, secret = await make_device(fleet.q, quarantine="DENIED")
+    async with session(url, device_id, secret, fleet.p.id) as (_, welcome):
+        assert (welcome["productId"], welcome["quarantined"]) == (fleet.p.id, True)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"productId": "1042"},
+         "`productId` is required: a product ID, or null for generic firmware."),
+        ({"productId": ...},
+         "`productId` is required: a product ID, or null for generic firmware."),
+        ({"firmwareVersion": ""}, "`firmwareVersion` must be a string of 1 to 64 characters."),
+        ({"systemFirmwareVersion": "9" * 65},
+         "`systemFirmwareVersion` must be a string of 1 to 64 characters."),
+        ({"functions": ["bad name"]},
+         "`functions` must be a list of at most 64 names of 1 to 64 letters, digits, '_' or '-'."),
+        ({"variables": [f"v{n}" for n in range(65)]},
+         "`variables` must be a list of at most 64 names of 1 to 64 letters, digits, '_' or '-'."),
+        ({"claimCode": 7}, "`claimCode` must be a string of 1 to 64 characters."),
+    ],
+)
+async def test_a_malformed_hello_is_refused_and_the_device_may_try_again(
+    url: str, change: dict[str, Any], message: str
+) -> None:
+    device_id, secret = await make_device()
+    hello = {"type": "hello", "id": 2, "productId": None, **FIRMWARE, **change}
+    hello = {key: value for key, value in hello.items() if value is not ...}
+    async with connect(url) as ws:
+        await exchange(ws, {"type": "auth", "id": 1, "deviceId": device_id, "secret": secret})
+        assert await exchange(ws, hello) == {"type": "error", "replyTo": 2, "code": "bad_frame",
+                                             "message": message}
+        welcome = await exchange(ws, {"type": "hello", "id": 3, "productId": None, **FIRMWARE,
+                                      "claimCode": "abc"})
+        assert welcome["type"] == "welcome"
+    await gone_offline(device_id)
+
+
+async def test_any_frame_but_hello_after_auth_is_refused(url: str) -> None:
+    device_id, secret = await make_device()
+    async with connect(url) as ws:
+        await exchange(ws, {"type": "auth", "id": 1, "deviceId": device_id, "secret": secret})
+        assert await exchange(ws, {"type": "ping", "id": 2}) == {
+            "type": "error", "replyTo": 2, "code": "hello_required", "message": "Say `hello` first."
+        }
+        assert (await Device.get(id=device_id)).online is False
+        welcome = await exchange(ws, {"type": "hello", "id": 3, "productId": None, **FIRMWARE})
+        assert welcome["type"] == "welcome"
+    await gone_offline(device_id)
+
+
+# --- Presence ----------------------------------------------------------------------------------
+
+
+async def test_presence_flips_online_on_welcome_and_offline_on_close(
+    url: str, fleet: Products
+) -> None:
+    device_id, secret = await make_device(fleet.p)
+    async with session(url, device_id, secret, fleet.p.id):
+        device = await Device.get(id=device_id)
+        assert device.online is True
+        assert device.session_id is not None
+        assert device.first_online_at is not None
+        assert device.last_heard_at == device.first_online_at
+        first_online_at = device.first_online_at
+    await gone_offline(device_id)
+    device = await Device.get(id=device_id)
+    assert device.session_id is None
+    assert await statuses(device_id) == [("online", fleet.p.id, 0), ("offline", fleet.p.id, 0)]
+
+    async with session(url, device_id, secret, fleet.p.id):
+        device = await Device.get(id=device_id)
+        assert device.online is True
+        assert device.first_online_at == first_online_at
+        assert device.last_heard_at > first_online_at
+    await gone_offline(device_id)
+    assert [data for data, _, _ in await statuses(device_id)] == [
+        "online", "offline", "online", "offline"
+    ]
+
+
+async def test_last_heard_at_is_written_every_few_seconds_and_on_close(
+    url: str, fleet: Products, frozen_clock: Clock
+) -> None:
+    device_id, secret = await make_device(fleet.p)
+    welcomed_at = frozen_clock.current
+    async with session(url, device_id, secret, fleet.p.id) as (ws, _):
+        frozen_clock.advance(seconds=2)
+        assert await exchange(ws, {"type": "ping", "id": 3}) == {"type": "pong", "replyTo": 3}
+        assert (await Device.get(id=device_id)).last_heard_at == welcomed_at  # kept in memory
+        frozen_clock.advance(seconds=3)
+        assert await exchange(ws, {"type": "ping", "id": 4}) == {"type": "pong", "replyTo": 4}
+
+        async def flushed() -> bool:
+            heard = (await Device.get(id=device_id)).last_heard_at
+            return heard == welcomed_at + timedelta(seconds=5)
+
+        await eventually(flushed)
+        frozen_clock.advance(seconds=1)
+        assert await exchange(ws, {"type": "ping", "id": 5}) == {"type": "pong", "replyTo": 5}
+    await gone_offline(device_id)
+    device = await Device.get(id=device_id)
+    assert device.last_heard_at == welcomed_at + timedelta(seconds=6)
+    assert device.first_online_at == welcomed_at
+
+
+async def test_heartbeats_keep_a_connection_alive(
+    url: str, fleet: Products, keepalive: Callable[[int], None]
+) -> None:
+    keepalive(1)
+    device_id, secret = await make_device(fleet.p)
+    async with session(url, device_id, secret, fleet.p.id) as (ws, welcome):
+        assert welcome["keepAlive"] == 1
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 3  # longer than the 2 s of silence that ends a connection
+        frame_id = 3
+        while loop.time() < until:
+            assert await exchange(ws, {"type": "ping", "id": frame_id}) == {
+                "type": "pong", "replyTo": frame_id
+            }
+            frame_id += 1
+            await asyncio.sleep(0.5)  # the device's own heartbeat period
+        assert await is_online(device_id, True)
+
+
+async def test_a_silent_connection_is_closed_and_the_device_marked_offline(
+    url: str, fleet: Products, keepalive: Callable[[int], None]
+) -> None:
+    keepalive(1)
+    device_id, secret = await make_device(fleet.p)
+    async with session(url, device_id, secret, fleet.p.id) as (ws, _):
+        assert await receive(ws) == {"type": "error", "code": "timeout",
+                                     "message": "Nothing heard for 2 s."}
+        assert await close_code(ws) == 4408
+    await gone_offline(device_id)
+    assert await statuses(device_id) == [("online", fleet.p.id, 0), ("offline", fleet.p.id, 0)]
+
+
+async def test_the_sweeper_marks_stale_devices_offline(
+    fleet: Products, frozen_clock: Clock
+) -> None:
+    now = frozen_clock.current
+    # Twice keepAlive (60 s) plus 10 s of flush slack.
+    stale, _ = await make_device(fleet.p, online=True, last_heard_at=now - timedelta(seconds=71))
+    quarantined, _ = await make_device(fleet.q, quarantine="QUARANTINED", online=True,
+                                       last_heard_at=now - timedelta(hours=1))
+    recent, _ = await make_device(fleet.p, online=True, last_heard_at=now - timedelta(seconds=69))
+    offline, _ = await make_device(fleet.p, last_heard_at=now - timedelta(hours=1))
+
+    assert await gateway.mark_stale_devices_offline(30) == 2
+
+    for device_id, online in [(stale, False), (quarantined, False), (recent, True),
+                              (offline, False)]:
+        device = await Device.get(id=device_id)
+        assert device.online is online
+        assert device.session_id == ("dead-process" if online else None)
+    assert await statuses(stale) == [("offline", fleet.p.id, 0)]
+    assert await statuses(quarantined) == [("offline", fleet.q.id, 0)]
+    assert await statuses(recent) == []
+    assert await statuses(offline) == []
+    assert await gateway.mark_stale_devices_offline(30) == 0
+
+
+async def test_the_app_sweeps_stale_devices_when_it_starts(fleet: Products) -> None:
+    stale, _ = await make_device(fleet.p, online=True,
+                                 last_heard_at=clock.now() - timedelta(hours=1))
+    app = create_app(get_settings(), manage_database=False)
+    async with app.router.lifespan_context(app):
+        await eventually(lambda: is_online(stale, False))
+    assert await statuses(stale) == [("offline", fleet.p.id, 0)]
+
+
+async def test_a_device_connecting_twice_keeps_the_newer_connection(
+    url: str, fleet: Products
+) -> None:
+    device_id, secret = await make_device(fleet.p)
+    async with (
+        session(url, device_id, secret, fleet.p.id) as (older, _),
+        session(url, device_id, secret, fleet.p.id) as (newer, _),
+    ):
+        assert await receive(older) == {
+            "type": "error", "code": "replaced",
+            "message": "The device connected again; this connection is replaced.",
+        }
+        assert await close_code(older) == 4409
+        session_id = (await Device.get(id=device_id)).session_id
+        assert await exchange(newer, {"type": "ping", "id": 3}) == {
+            "type": "pong", "replyTo": 3
+        }
+        device = await Device.get(id=device_id)
+        assert (device.online, device.session_id) == (True, session_id)
+        assert [data for data, _, _ in await statuses(device_id)] == ["online", "online"]
+    await gone_offline(device_id)
+    assert [data for data, _, _ in await statuses(device_id)] == ["online", "online", "offline"]
+
+
+# --- Bad frames --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("frame", "expected"),
+    [
+        ("{not json", {"code": "bad_frame", "message": "The frame is not JSON."}),
+        ("[1, 2]", {"code": "bad_frame", "message": "A frame is a JSON object."}),
+        ('{"type": "ping"}',
+         {"code": "bad_frame", "message": "`id` is required: an integer from 1 to 2147483647."}),
+        ('{"type": "ping", "id": 2147483648}',
+         {"code": "bad_frame", "message": "`id` is required: an integer from 1 to 2147483647."}),
+        ('{"id": 9}',
+         {"code": "bad_frame", "message": "`type` is required: a string.", "replyTo": 9}),
+        ('{"type": "teleport", "id": 9}',
+         {"code": "unknown_type", "message": "Unknown frame type `teleport`.", "replyTo": 9}),
+        ('{"type": "hello", "id": 9}',
+         {"code": "bad_frame", "message": "`hello` was already said on this connection.",
+          "replyTo": 9}),
+        (b"\x00\x01", {"code": "bad_frame",
+                       "message": "Frames are JSON text messages, not binary ones."}),
+    ],
+)
+async def test_a_bad_frame_gets_an_error_and_the_connection_stays_open(
+    url: str, frame: str | bytes, expected: dict[str, Any]
+) -> None:
+    device_id, secret = await make_device()
+    async with session(url, device_id, secret, None) as (ws, _):
+        assert await exchange(ws, frame) == {"type": "error", **expected}
+        assert await exchange(ws, {"type": "ping", "id": 3}) == {"type": "pong", "replyTo": 3}
+
+
+async def test_frames_over_16_kib_are_refused_and_the_connection_keeps_working(url: str) -> None:
+    device_id, secret = await make_device()
+    too_large = {"type": "error", "code": "frame_too_large",
+                 "message": "A frame is at most 16384 bytes."}
+    async with session(url, device_id, secret, None) as (ws, _):
+        assert await exchange(ws, "x" * 10_000_000) == too_large
+        assert await exchange(ws, {"type": "ping", "id": 3}) == {"type": "pong", "replyTo": 3}
+
+        def ping(frame_id: int, size: int) -> str:
+            head = f'{{"type":"ping","id":{frame_id},"pad":"'
+            room = size - len(head) - 2  # "é" is 2 bytes in UTF-8
+            return head + "é" * (room // 2) + "e" * (room % 2) + '"}'
+
+        exactly = ping(4, 16384)
+        assert len(exactly.encode()) == 16384
+        assert await exchange(ws, exactly) == {"type": "pong", "replyTo": 4}
+        over = ping(5, 16386)
+        assert len(over) < 16384 < len(over.encode())
+        assert await exchange(ws, over) == too_large
+        assert await exchange(ws, {"type": "ping", "id": 6}) == {"type": "pong", "replyTo": 6}
+
+
+# --- Errors reported by devices ----------------------------------------------------------------
+
+
+async def test_errors_reported_by_a_device_are_stored_and_acknowledged(
+    url: str, fleet: Products, frozen_clock: Clock
+) -> None:
+    device_id, secret = await make_device(fleet.p)
+    async with session(url, device_id, secret, fleet.p.id) as (ws, _):
+        assert await exchange(ws, {"type": "error", "id": 7, "code": "OUT_OF_MEMORY",
+                                   "message": "heap exhausted", "resetReason": "watchdog"}) == {
+            "type": "ack", "replyTo": 7
+        }
+        assert await exchange(ws, {"type": "error", "id": 8, "code": "SENSOR"}) == {
+            "type": "ack", "replyTo": 8
+        }
+        assert await exchange(ws, {"type": "error", "id": 9, "message": "no code"}) == {
+            "type": "error", "replyTo": 9, "code": "bad_frame",
+            "message": "`code` must be a string of 1 to 64 characters.",
+        }
+        assert await exchange(ws, {"type": "error", "id": 10, "code": "X",
+                                   "message": "m" * 1025}) == {
+            "type": "error", "replyTo": 10, "code": "bad_frame",
+            "message": "`message` must be a string of 0 to 1024 characters.",
+        }
+    stored = await DeviceError.filter(device_id=device_id).order_by("id").values_list(
+        "product_id", "code", "message", "reset_reason", "occurred_at"
+    )
+    assert stored == [
+        (fleet.p.id, "OUT_OF_MEMORY", "heap exhausted", "watchdog", frozen_clock.current),
+        (fleet.p.id, "SENSOR", "", "", frozen_clock.current),
+    ]

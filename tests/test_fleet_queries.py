@@ -1,0 +1,597 @@
+"""Fleet queries over the live server: a product's devices (filters, both orders, pages),
+its device stats, its errors and their summary, one device, and managing devices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from fleet import organizations, products
+from models.devices import Device, DeviceError
+from models.organizations import AuditEntry
+from models.products import Product
+from tests.helpers import (
+    Team,
+    access_token,
+    acting_as,
+    gid,
+    graphql,
+    make_user,
+    organization_with_team,
+    run_mutation,
+)
+
+T = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
+
+
+def device_id(prefix: str) -> str:
+    return prefix.ljust(24, "0")
+
+
+# The product's devices (quarantine NONE), by index: (id prefix, name, firmware, system
+# firmware, online, last heard, first online, development).
+OWN: list[tuple[str, str, str | None, str | None, bool, datetime | None, datetime | None,
+                bool]] = [
+    ("a0", "Kitchen sensor", "1.0.0", "5.0", True, T - MINUTE, T - 10 * DAY, False),  # 0
+    ("a1", "Kitchen light", "1.0.0", "5.0", True, T - 2 * MINUTE, T - 9 * DAY, True),  # 1
+    ("a2", "Garage", "1.0.0", "5.1", False, T - 3 * DAY, T - 20 * DAY, False),  # 2
+    ("b0", "Attic", "1.1.0", "5.1", True, T - MINUTE, T - 5 * DAY, False),  # 3
+    ("b1", "Porch", "1.1.0", "5.1", False, T - HOUR, T - 6 * DAY, True),  # 4
+    ("b2", "", "2.0.0", "5.1", False, T - 2 * HOUR, T - DAY, False),  # 5
+    ("c0", "Spare 1", None, None, False, None, None, False),  # 6
+    ("c1", "Spare 2", None, None, False, None, None, True),  # 7
+    ("c2", "kitchen spare", None, None, False, None, None, False),  # 8
+    ("d0", "Lab", "1.0.0", "5.0", False, T - 5 * DAY, T - 30 * DAY, False),  # 9
+]
+Q0, Q1, DENIED = device_id("e0"), device_id("e1"), device_id("e2")  # quarantine of the product
+ELSEWHERE, CLAIMED, LOOSE = device_id("f0"), device_id("f1"), device_id("f2")
+
+
+def own(*indexes: int) -> list[str]:
+    return [device_id(OWN[i][0]) for i in indexes]
+
+
+@dataclass
+class Fleet:
+    acme: Team
+    product: Product
+    other: Product
+    errors: list[DeviceError]  # oldest first
+
+    def token(self, role: str = "VIEWER") -> Any:
+        return access_token(self.acme.email(role))
+
+
+def _device(prefix_or_id: str, product: Product | None, **fields: Any) -> Device:
+    return Device(
+        id=prefix_or_id if len(prefix_or_id) == 24 else device_id(prefix_or_id),
+        secret_hash="0" * 64, platform="Photon", provisioned_at=T - 60 * DAY,
+        product_id=product.id if product else None, **fields,
+    )
+
+
+@pytest.fixture
+async def fleet() -> Fleet:
+    acme = await organization_with_team("Acme", "acme")
+    product = await products.create_product(
+        acme.principals["OWNER"], acme.organization.id, name="Thermostat", slug="thermostat",
+        description="", platform="Photon", customer_auth="SIMPLE",
+    )
+    outsider = await acting_as(await make_user("outsider@example.com"))
+    globex = await organizations.create_organization(outsider, "Globex", "globex")
+    other = await products.create_product(
+        outsider, globex.id, name="Kettle", slug="kettle", description="", platform="Photon",
+        customer_auth="SIMPLE",
+    )
+    rows = [
+        _device(prefix, product, name=name, firmware_version=fw, system_firmware_version=sfw,
+                online=online, last_heard_at=heard, first_online_at=first, development=dev)
+        for prefix, name, fw, sfw, online, heard, first, dev in OWN
+    ]
+    rows += [
+        _device(Q0, product, quarantine="QUARANTINED", firmware_version="1.0.0",
+                system_firmware_version="5.0", online=True, last_heard_at=T - MINUTE / 2,
+                first_online_at=T - HOUR),
+        _device(Q1, product, quarantine="QUARANTINED", firmware_version="3.0.0",
+                online=False, last_heard_at=T - DAY, first_online_at=T - 2 * DAY),
+        _device(DENIED, product, quarantine="DENIED", firmware_version="1.0.0"),
+        _device(ELSEWHERE, other, firmware_version="1.0.0", online=True,
+                last_heard_at=T, first_online_at=T - DAY),
+        _device(CLAIMED, None, claimed_by_id=acme.users["DEVELOPER"].id, name="Bench unit"),
+        _device(LOOSE, None),
+    ]
+    await Device.bulk_create(rows)
+    reports = [
+        (own(0)[0], product, "E_CRASH", T - 3 * DAY),
+        (own(0)[0], product, "E_CRASH", T - 2 * DAY),
+        (own(1)[0], product, "E_CRASH", T - DAY),
+        (own(1)[0], product, "E_WIFI", T - HOUR),
+        (own(2)[0], product, "E_WIFI", T - 30 * MINUTE),
+        (Q0, product, "E_BOOT", T - 10 * MINUTE),
+        (ELSEWHERE, other, "E_CRASH", T - 5 * MINUTE),
+    ]
+    errors = [
+        await DeviceError.create(device_id=device, product=owner, code=code,
+                                 message=f"{code} happened", reset_reason="panic",
+                                 occurred_at=at)
+        for device, owner, code, at in reports
+    ]
+    return Fleet(acme, product, other, errors)
+
+
+async def product_field(http, fleet: Fleet, selection: str, variables: dict | None = None,
+                        arguments: str = "", role: str = "VIEWER") -> Any:
+    declared = f"($slug: String!{arguments})"
+    body = await graphql(
+        http, f"query{declared} {{ product(idOrSlug: $slug) {{ {selection} }} }}",
+        {"slug": "thermostat", **(variables or {})}, token=await fleet.token(role),
+    )
+    assert "errors" not in body, body
+    return body["data"]["product"]
+
+
+async def device_ids(http, fleet: Fleet, criteria: dict | None = None,
+                     order: str = "DEVICE_ID", first: int = 100, after: str | None = None
+                     ) -> tuple[list[str], dict[str, Any]]:
+    found = await product_field(
+        http, fleet,
+        "devices(first: $first, after: $after, filter: $filter, orderBy: $order) "
+        "{ edges { node { deviceId } } pageInfo { hasNextPage endCursor } }",
+        {"first": first, "after": after, "filter": criteria, "order": order},
+        ", $first: Int!, $after: String, $filter: DeviceFilter, $order: DeviceOrder!",
+    )
+    connection = found["devices"]
+    return [e["node"]["deviceId"] for e in connection["edges"]], connection["pageInfo"]
+
+
+async def all_pages(http, fleet: Fleet, order: str, first: int,
+                    criteria: dict | None = None) -> list[list[str]]:
+    pages, after = [], None
+    while True:
+        ids, page_info = await device_ids(http, fleet, criteria, order, first, after)
+        pages.append(ids)
+        if not page_info["hasNextPage"]:
+            return pages
+        after = page_info["endCursor"]
+
+
+# --- deviceStats ---------------------------------------------------------------------------
+
+
+async def test_device_stats_are_exact(http, fleet):
+    found = await product_field(
+        http, fleet,
+        "deviceStats { total online offline neverOnline development quarantined "
+        "byFirmwareVersion { version devices online } "
+        "bySystemFirmwareVersion { version devices online } }",
+    )
+    assert found["deviceStats"] == {
+        "total": 10, "online": 3, "offline": 7, "neverOnline": 3, "development": 3,
+        "quarantined": 2,
+        "byFirmwareVersion": [
+            {"version": "1.0.0", "devices": 4, "online": 2},
+            {"version": None, "devices": 3, "online": 0},
+            {"version": "1.1.0", "devices": 2, "online": 1},
+            {"version": "2.0.0", "devices": 1, "online": 0},
+        ],
+        "bySystemFirmwareVersion": [
+            {"version": "5.1", "devices": 4, "online": 1},
+            {"version": "5.0", "devices": 3, "online": 2},
+            {"version": None, "devices": 3, "online": 0},
+        ],
+    }
+
+
+async def test_device_stats_of_an_empty_product(http, fleet):
+    await Device.filter(product_id=fleet.product.id).delete()
+    found = await product_field(
+        http, fleet, "deviceStats { total online offline neverOnline development quarantined "
+                     "byFirmwareVersion { version } bySystemFirmwareVersion { version } }")
+    assert found["deviceStats"] == {
+        "total": 0, "online": 0, "offline": 0, "neverOnline": 0, "development": 0,
+        "quarantined": 0, "byFirmwareVersion": [], "bySystemFirmwareVersion": [],
+    }
+
+
+# --- devices: filters ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("criteria", "expected"), [
+    (None, own(0, 1, 2, 3, 4, 5, 6, 7, 8, 9)),
+    ({}, own(0, 1, 2, 3, 4, 5, 6, 7, 8, 9)),
+    ({"online": True}, own(0, 1, 3)),
+    ({"online": False}, own(2, 4, 5, 6, 7, 8, 9)),
+    ({"firmwareVersion": "1.0.0"}, own(0, 1, 2, 9)),
+    ({"firmwareVersion": "9.9.9"}, []),
+    ({"development": True}, own(1, 4, 7)),
+    ({"development": False}, own(0, 2, 3, 5, 6, 8, 9)),
+    ({"quarantined": True}, [Q0, Q1]),
+    ({"quarantined": False}, own(0, 1, 2, 3, 4, 5, 6, 7, 8, 9)),
+    ({"neverOnline": True}, own(6, 7, 8)),
+    ({"neverOnline": False}, own(0, 1, 2, 3, 4, 5, 9)),
+    ({"search": "kitchen"}, own(0, 1, 8)),
+    ({"search": "  KITCHEN "}, own(0, 1, 8)),
+    ({"search": "b1"}, own(4)),
+    ({"search": "B1"}, own(4)),
+    ({"search": device_id("a2")}, own(2)),
+    ({"search": "a"}, own(0, 1, 2, 3, 6, 7, 8, 9)),  # ID prefix a…, or a name with an "a"
+    ({"search": "%"}, []),
+    ({"search": "spare_"}, []),
+    ({"search": "e0"}, []),  # quarantined: only with quarantined: true
+    ({"search": "e0", "quarantined": True}, [Q0]),
+    ({"online": True, "firmwareVersion": "1.0.0"}, own(0, 1)),
+    ({"development": True, "neverOnline": True}, own(7)),
+    ({"quarantined": True, "online": True}, [Q0]),
+    ({"firmwareVersion": "1.0.0", "development": False, "online": False}, own(2, 9)),
+    ({"search": "kitchen", "online": True}, own(0, 1)),
+    ({"search": "kitchen", "neverOnline": True, "development": False}, own(8)),
+])
+async def test_device_filters(http, fleet, criteria, expected):
+    ids, page_info = await device_ids(http, fleet, criteria)
+    assert ids == expected
+    assert page_info["hasNextPage"] is False
+
+
+# --- devices: orders and pages -------------------------------------------------------------
+
+BY_LAST_HEARD = own(0, 3, 1, 4, 5, 2, 9, 6, 7, 8)  # ties by ID; never heard last, by ID
+
+
+@pytest.mark.parametrize(("first", "pages"), [
+    (3, [own(0, 3, 1), own(4, 5, 2), own(9, 6, 7), own(8)]),
+    (7, [own(0, 3, 1, 4, 5, 2, 9), own(6, 7, 8)]),
+    (8, [own(0, 3, 1, 4, 5, 2, 9, 6), own(7, 8)]),
+    (10, [BY_LAST_HEARD]),
+    (100, [BY_LAST_HEARD]),
+])
+async def test_devices_by_last_heard_across_pages(http, fleet, first, pages):
+    assert await all_pages(http, fleet, "LAST_HEARD_DESC", first) == pages
+
+
+async def test_devices_by_last_heard_is_the_default(http, fleet):
+    found = await product_field(http, fleet, "devices { edges { node { deviceId } } }")
+    assert [e["node"]["deviceId"] for e in found["devices"]["edges"]] == BY_LAST_HEARD
+
+
+async def test_devices_by_id_across_pages(http, fleet):
+    assert await all_pages(http, fleet, "DEVICE_ID", 4) == [
+        own(0, 1, 2, 3), own(4, 5, 6, 7), own(8, 9)
+    ]
+
+
+async def test_filtered_pages(http, fleet):
+    assert await all_pages(http, fleet, "LAST_HEARD_DESC", 2, {"online": False}) == [
+        own(4, 5), own(2, 9), own(6, 7), own(8)
+    ]
+    assert await all_pages(http, fleet, "DEVICE_ID", 2, {"search": "kitchen"}) == [
+        own(0, 1), own(8)
+    ]
+
+
+async def test_pages_stay_stable_while_devices_are_heard(http, fleet):
+    ids, page_info = await device_ids(http, fleet, order="LAST_HEARD_DESC", first=3)
+    assert ids == own(0, 3, 1)
+    await Device.bulk_create([_device("99", fleet.product, last_heard_at=T + MINUTE)])
+    ids, _ = await device_ids(http, fleet, order="LAST_HEARD_DESC", first=3,
+                              after=page_info["endCursor"])
+    assert ids == own(4, 5, 2)
+
+
+@pytest.mark.parametrize("cursor", ["not base64!", "W10=", "WyJ4IiwgMV0=", "WzEsIDJd"])
+async def test_a_foreign_cursor_is_refused(http, fleet, cursor):
+    body = await graphql(
+        http, "query($after: String) { product(idOrSlug: \"thermostat\") "
+              "{ devices(after: $after) { edges { cursor } } } }",
+        {"after": cursor}, token=await fleet.token())
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_CURSOR"
+
+
+async def test_first_is_bounded(http, fleet):
+    body = await graphql(
+        http, "{ product(idOrSlug: \"thermostat\") { devices(first: 101) { edges { cursor } } } }",
+        token=await fleet.token())
+    assert body["errors"][0]["extensions"]["code"] in ("INVALID_ARGUMENT", "QUERY_TOO_COSTLY")
+
+
+# --- deviceErrors and errorSummary ---------------------------------------------------------
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+async def error_codes(http, fleet: Fleet, criteria: dict | None = None, first: int = 20,
+                      after: str | None = None) -> tuple[list[tuple[str, str]], dict]:
+    found = await product_field(
+        http, fleet,
+        "deviceErrors(first: $first, after: $after, filter: $filter) { edges { node "
+        "{ deviceId code message resetReason occurredAt } } pageInfo { hasNextPage endCursor } }",
+        {"first": first, "after": after, "filter": criteria},
+        ", $first: Int!, $after: String, $filter: DeviceErrorFilter",
+    )
+    connection = found["deviceErrors"]
+    nodes = [e["node"] for e in connection["edges"]]
+    for node in nodes:
+        assert node["message"] == f"{node['code']} happened"
+        assert node["resetReason"] == "panic"
+    return [(n["deviceId"], n["code"]) for n in nodes], connection["pageInfo"]
+
+
+E1, E2, E3 = (own(0)[0], "E_CRASH"), (own(0)[0], "E_CRASH"), (own(1)[0], "E_CRASH")
+E4, E5, E6 = (own(1)[0], "E_WIFI"), (own(2)[0], "E_WIFI"), (Q0, "E_BOOT")
+
+
+@pytest.mark.parametrize(("criteria", "expected"), [
+    (None, [E6, E5, E4, E3, E2, E1]),
+    ({"deviceId": own(0)[0]}, [E2, E1]),
+    ({"deviceId": own(0)[0].upper()}, [E2, E1]),
+    ({"deviceId": ELSEWHERE}, []),
+    ({"code": "E_CRASH"}, [E3, E2, E1]),
+    ({"since": iso(T - DAY)}, [E6, E5, E4, E3]),
+    ({"code": "E_WIFI", "since": iso(T - 45 * MINUTE)}, [E5]),
+    ({"deviceId": own(1)[0], "code": "E_CRASH"}, [E3]),
+    ({"since": iso(T)}, []),
+])
+async def test_device_error_filters(http, fleet, criteria, expected):
+    found, page_info = await error_codes(http, fleet, criteria)
+    assert found == expected
+    assert page_info["hasNextPage"] is False
+
+
+async def test_device_errors_across_pages(http, fleet):
+    first, page_info = await error_codes(http, fleet, first=4)
+    assert first == [E6, E5, E4, E3] and page_info["hasNextPage"] is True
+    second, page_info = await error_codes(http, fleet, first=4, after=page_info["endCursor"])
+    assert second == [E2, E1] and page_info["hasNextPage"] is False
+
+
+async def test_device_errors_refuse_a_bad_device_id(http, fleet):
+    body = await graphql(
+        http, "{ product(idOrSlug: \"thermostat\") { deviceErrors(filter: {deviceId: \"abc\"}) "
+              "{ edges { cursor } } } }", token=await fleet.token())
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_DEVICE_ID"
+    assert body["errors"][0]["path"] == ["product", "deviceErrors"]
+
+
+@pytest.mark.parametrize(("since", "expected"), [
+    (None, [("E_CRASH", 3, 2), ("E_WIFI", 2, 2), ("E_BOOT", 1, 1)]),
+    (iso(T - DAY), [("E_WIFI", 2, 2), ("E_BOOT", 1, 1), ("E_CRASH", 1, 1)]),
+    (iso(T - 2 * DAY), [("E_CRASH", 2, 2), ("E_WIFI", 2, 2), ("E_BOOT", 1, 1)]),
+    (iso(T - 20 * MINUTE), [("E_BOOT", 1, 1)]),
+    (iso(T), []),
+])
+async def test_error_summary(http, fleet, since, expected):
+    found = await product_field(http, fleet,
+                                "errorSummary(since: $since) { code count devices }",
+                                {"since": since}, ", $since: DateTime")
+    assert [(s["code"], s["count"], s["devices"]) for s in found["errorSummary"]] == expected
+
+
+# --- device(deviceId) ----------------------------------------------------------------------
+
+DEVICE_FIELDS = ("deviceId name notes platform online lastHeardAt firstOnlineAt firmwareVersion "
+                 "systemFirmwareVersion development quarantined quarantine functions variables "
+                 "product { slug }")
+
+
+async def read_device(http, token: str | None, device_id: str) -> dict[str, Any]:
+    return await graphql(http, f"query($id: String!) {{ device(deviceId: $id) "
+                               f"{{ {DEVICE_FIELDS} }} }}", {"id": device_id}, token=token)
+
+
+def parse_time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+async def test_a_device_shows_everything(http, fleet):
+    await Device.filter(id=own(1)[0]).update(functions=["reboot", "led"],
+                                              variables=["temperature"], notes="On the shelf")
+    body = await read_device(http, await fleet.token(), own(1)[0].upper())
+    device = body["data"]["device"]
+    assert parse_time(device.pop("lastHeardAt")) == T - 2 * MINUTE
+    assert parse_time(device.pop("firstOnlineAt")) == T - 9 * DAY
+    assert device == {
+        "deviceId": own(1)[0], "name": "Kitchen light", "notes": "On the shelf",
+        "platform": "Photon", "online": True, "firmwareVersion": "1.0.0",
+        "systemFirmwareVersion": "5.0", "development": True, "quarantined": False,
+        "quarantine": "NONE", "functions": ["reboot", "led"], "variables": ["temperature"],
+        "product": {"slug": "thermostat"},
+    }
+
+
+async def test_quarantined_and_never_online_devices(http, fleet):
+    token = await fleet.token()
+    quarantined = (await read_device(http, token, Q0))["data"]["device"]
+    assert (quarantined["quarantined"], quarantined["quarantine"]) == (True, "QUARANTINED")
+    assert quarantined["product"] == {"slug": "thermostat"}
+    denied = (await read_device(http, token, DENIED))["data"]["device"]
+    assert (denied["quarantined"], denied["quarantine"]) == (False, "DENIED")
+    spare = (await read_device(http, token, own(6)[0]))["data"]["device"]
+    assert [spare[f] for f in ("lastHeardAt", "firstOnlineAt", "firmwareVersion",
+                               "systemFirmwareVersion", "online")] == [None] * 4 + [False]
+
+
+async def test_devices_of_a_product_list_their_product_in_one_query(http, fleet):
+    found = await product_field(
+        http, fleet, "devices(first: 10) { edges { node { product { slug organization "
+                     "{ slug } } } } }")
+    assert {e["node"]["product"]["slug"] for e in found["devices"]["edges"]} == {"thermostat"}
+
+
+@pytest.mark.parametrize("device", [device_id("ff"), ELSEWHERE, LOOSE, CLAIMED])
+async def test_devices_you_cannot_see_are_null(http, fleet, device):
+    body = await read_device(http, await fleet.token("OWNER"), device)
+    assert body["data"] == {"device": None} and "errors" not in body
+
+
+@pytest.mark.parametrize("bad", ["abc", device_id("a0") + "0", device_id("a0")[:-1],
+                                 "g" * 24, ""])
+async def test_a_bad_device_id_is_an_error_on_the_field(http, fleet, bad):
+    body = await read_device(http, await fleet.token(), bad)
+    assert body["data"] == {"device": None}
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_DEVICE_ID"
+    assert body["errors"][0]["path"] == ["device"]
+
+
+async def test_a_device_is_a_node(http, fleet):
+    node_id = gid("Device", own(3)[0])
+    body = await graphql(http, "query($id: ID!) { node(id: $id) { id ... on Device "
+                               "{ deviceId name } } }", {"id": node_id},
+                         token=await fleet.token())
+    assert body["data"]["node"] == {"id": node_id, "deviceId": own(3)[0], "name": "Attic"}
+    body = await graphql(http, "query($id: ID!) { node(id: $id) { id } }",
+                         {"id": gid("Device", "nope")}, token=await fleet.token())
+    assert body["data"]["node"] is None
+
+
+# --- managing devices ----------------------------------------------------------------------
+
+
+async def mutate(http, fleet: Fleet, name: str, input: dict, role: str = "DEVELOPER",
+                 input_type: str = "DeviceInput") -> dict[str, Any]:
+    return await run_mutation(
+        http, name, input_type, input,
+        "device { deviceId name notes development quarantine product { slug } }",
+        token=await fleet.token(role))
+
+
+async def audit_entries() -> list[tuple[str, str, dict]]:
+    return [(e.action, e.target_id, e.details)
+            for e in await AuditEntry.filter(action__startswith="device.").order_by("id")]
+
+
+async def test_update_device(http, fleet):
+    device = own(2)[0]
+    payload = await mutate(http, fleet, "updateDevice",
+                           {"deviceId": device.upper(), "name": "  Garage   door ",
+                            "notes": "Left of the door", "development": True},
+                           input_type="UpdateDeviceInput")
+    assert payload == {"device": {"deviceId": device, "name": "Garage door",
+                                  "notes": "Left of the door", "development": True,
+                                  "quarantine": "NONE", "product": {"slug": "thermostat"}},
+                       "userErrors": []}
+    stored = await Device.get(id=device)
+    assert (stored.name, stored.notes, stored.development) == (
+        "Garage door", "Left of the door", True)
+    assert await audit_entries() == [("device.update", device, {
+        "name": ["Garage", "Garage door"], "notes": ["", "Left of the door"],
+        "development": [False, True]})]
+    again = await mutate(http, fleet, "updateDevice", {"deviceId": device, "name": "Garage door"},
+                         input_type="UpdateDeviceInput")
+    assert again["userErrors"] == [] and len(await audit_entries()) == 1  # nothing changed
+
+
+@pytest.mark.parametrize(("input", "field", "code"), [
+    ({"name": "n" * 101}, "name", "TOO_LONG"),
+    ({"notes": "n" * 2001}, "notes", "TOO_LONG"),
+    ({"deviceId": "xyz"}, "deviceId", "INVALID_DEVICE_ID"),
+    ({"deviceId": device_id("ff")}, "deviceId", "NOT_FOUND"),
+    ({"deviceId": ELSEWHERE}, "deviceId", "NOT_FOUND"),
+])
+async def test_update_device_refuses_bad_input(http, fleet, input, field, code):
+    payload = await mutate(http, fleet, "updateDevice", {"deviceId": own(0)[0], **input},
+                           input_type="UpdateDeviceInput")
+    assert payload["device"] is None
+    assert [(e["field"], e["code"]) for e in payload["userErrors"]] == [(field, code)]
+    stored = await Device.get(id=own(0)[0])
+    assert (stored.name, stored.notes) == ("Kitchen sensor", "")
+    assert await audit_entries() == []
+
+
+async def test_limits_are_inclusive(http, fleet):
+    payload = await mutate(http, fleet, "updateDevice",
+                           {"deviceId": own(0)[0], "name": "n" * 100, "notes": "n" * 2000},
+                           input_type="UpdateDeviceInput")
+    assert payload["userErrors"] == []
+    assert payload["device"]["name"] == "n" * 100
+
+
+async def test_remove_device_from_product(http, fleet):
+    device = own(1)[0]
+    await Device.filter(id=device).update(imported_at=T, import_forced=True)
+    payload = await mutate(http, fleet, "removeDeviceFromProduct", {"deviceId": device})
+    assert payload["device"] == {"deviceId": device, "name": "Kitchen light", "notes": "",
+                                 "development": False, "quarantine": "NONE", "product": None}
+    stored = await Device.get(id=device)
+    assert (stored.product_id, stored.imported_at, stored.import_forced, stored.development,
+            stored.quarantine) == (None, None, False, False, "NONE")
+    assert await audit_entries() == [("device.remove", device,
+                                      {"productId": fleet.product.id})]
+    assert (await read_device(http, await fleet.token(), device))["data"]["device"] is None
+    stats = await product_field(http, fleet, "deviceStats { total online development }")
+    assert stats["deviceStats"] == {"total": 9, "online": 2, "development": 2}
+    again = await mutate(http, fleet, "removeDeviceFromProduct", {"deviceId": device})
+    assert [e["code"] for e in again["userErrors"]] == ["NOT_FOUND"]  # no longer the team's
+
+
+async def test_removing_a_quarantined_device(http, fleet):
+    payload = await mutate(http, fleet, "removeDeviceFromProduct", {"deviceId": Q1})
+    assert payload["device"]["quarantine"] == "NONE" and payload["device"]["product"] is None
+    stats = await product_field(http, fleet, "deviceStats { total quarantined }")
+    assert stats["deviceStats"] == {"total": 10, "quarantined": 1}
+
+
+async def test_approve_a_quarantined_device(http, fleet):
+    payload = await mutate(http, fleet, "approveQuarantinedDevice", {"deviceId": Q0})
+    assert payload["device"]["quarantine"] == "NONE"
+    assert payload["device"]["product"] == {"slug": "thermostat"}
+    assert await audit_entries() == [("device.approve", Q0, {"productId": fleet.product.id})]
+    stats = await product_field(
+        http, fleet, "deviceStats { total online quarantined byFirmwareVersion "
+                     "{ version devices online } }")
+    assert stats["deviceStats"] == {
+        "total": 11, "online": 4, "quarantined": 1,
+        "byFirmwareVersion": [
+            {"version": "1.0.0", "devices": 5, "online": 3},
+            {"version": None, "devices": 3, "online": 0},
+            {"version": "1.1.0", "devices": 2, "online": 1},
+            {"version": "2.0.0", "devices": 1, "online": 0},
+        ],
+    }
+    ids, _ = await device_ids(http, fleet, {"online": True}, "LAST_HEARD_DESC")
+    assert ids == [Q0, *own(0, 3, 1)]
+
+
+async def test_deny_a_quarantined_device(http, fleet):
+    payload = await mutate(http, fleet, "denyQuarantinedDevice", {"deviceId": Q1})
+    assert payload["device"]["quarantine"] == "DENIED"
+    assert (await Device.get(id=Q1)).quarantine == "DENIED"
+    assert await audit_entries() == [("device.deny", Q1, {"productId": fleet.product.id})]
+    stats = await product_field(http, fleet, "deviceStats { total quarantined }")
+    assert stats["deviceStats"] == {"total": 10, "quarantined": 1}
+    ids, _ = await device_ids(http, fleet, {"quarantined": True})
+    assert ids == [Q0]
+
+
+@pytest.mark.parametrize("mutation", ["approveQuarantinedDevice", "denyQuarantinedDevice"])
+@pytest.mark.parametrize("device", [own(0)[0], DENIED, CLAIMED])
+async def test_only_quarantined_devices_are_approved_or_denied(http, fleet, mutation, device):
+    payload = await mutate(http, fleet, mutation, {"deviceId": device})
+    assert payload["device"] is None
+    assert [(e["field"], e["code"]) for e in payload["userErrors"]] == [
+        ("deviceId", "NOT_QUARANTINED")]
+    assert (await Device.get(id=device)).quarantine in ("NONE", "DENIED")
+    assert await audit_entries() == []
+
+
+async def test_a_decision_is_taken_once(http, fleet):
+    first = await mutate(http, fleet, "approveQuarantinedDevice", {"deviceId": Q0})
+    second = await mutate(http, fleet, "denyQuarantinedDevice", {"deviceId": Q0})
+    assert first["userErrors"] == []
+    assert [e["code"] for e in second["userErrors"]] == ["NOT_QUARANTINED"]
+    assert (await Device.get(id=Q0)).quarantine == "NONE"
+
+
+async def test_the_claimer_manages_a_device_in_no_product(http, fleet):
+    token = await fleet.token("DEVELOPER")
+    assert (await read_device(http, token, CLAIMED))["data"]["device"]["name"] == "Bench unit"
+    payload = await mutate(http, fleet, "updateDevice", {"deviceId": CLAIMED, "name": "Desk"},
+                           input_type="UpdateDeviceInput")
+    assert payload["device"]["name"] == "Desk" and payload["device"]["product"] is None
+    removed = await mutate(http, fleet, "removeDeviceFromProduct", {"deviceId": CLAIMED})
+    assert [e["code"] for e in removed["userErrors"]] == ["NOT_IN_PRODUCT"]
+    assert await audit_entries() == []  # no organization's change

@@ -1,0 +1,89 @@
+"""The gateway's rules without a connection: product assignment and session-guarded presence."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from api.gateway import BadFrame, parse_frame
+from auth import tokens
+from core import clock
+from fleet import gateway
+from fleet.gateway import Assignment, Hello, Quarantine
+from models.devices import Device, Event
+
+P, Q, R = 10, 20, 30
+NONE, QUARANTINED, DENIED = Quarantine.NONE, Quarantine.QUARANTINED, Quarantine.DENIED
+
+
+@pytest.mark.parametrize(
+    ("product_id", "quarantine", "forced", "reported", "exists", "expected"),
+    [
+        (P, NONE, False, P, True, Assignment(P, NONE)),
+        (P, NONE, True, Q, True, Assignment(P, NONE)),
+        (P, NONE, True, None, False, Assignment(P, NONE)),
+        (P, NONE, False, Q, True, Assignment(Q, QUARANTINED)),
+        (P, NONE, False, Q, False, Assignment(P, NONE)),
+        (P, NONE, False, None, False, Assignment(P, NONE)),
+        (None, NONE, False, Q, True, Assignment(Q, QUARANTINED)),
+        (None, NONE, False, Q, False, Assignment(None, NONE)),
+        (None, NONE, False, None, False, Assignment(None, NONE)),
+        (Q, QUARANTINED, False, Q, True, Assignment(Q, QUARANTINED)),
+        (Q, QUARANTINED, False, R, True, Assignment(R, QUARANTINED)),
+        (Q, QUARANTINED, False, None, False, Assignment(Q, QUARANTINED)),
+        (Q, DENIED, False, Q, True, None),
+        (Q, DENIED, False, R, True, Assignment(R, QUARANTINED)),
+        (Q, DENIED, False, None, False, Assignment(None, DENIED)),
+    ],
+)
+def test_product_assignment_table(
+    product_id: int | None, quarantine: Quarantine, forced: bool, reported: int | None,
+    exists: bool, expected: Assignment | None,
+) -> None:
+    assert gateway.assign_product(
+        product_id=product_id, quarantine=quarantine, import_forced=forced,
+        reported=reported, reported_exists=exists,
+    ) == expected
+
+
+async def test_an_older_session_cannot_mark_the_device_offline() -> None:
+    device_id = secrets.token_hex(12)
+    await Device.create(id=device_id, secret_hash=tokens.digest("s"), platform="Photon",
+                        provisioned_at=clock.now())
+    hello = Hello(None, "1", "1.0.0", [], [])
+    older = await gateway.welcome(device_id, hello)
+    newer = await gateway.welcome(device_id, hello)
+    assert older.session_id != newer.session_id
+
+    assert await gateway.disconnect(device_id, older.session_id, clock.now()) is False
+    device = await Device.get(id=device_id)
+    assert (device.online, device.session_id) == (True, newer.session_id)
+
+    assert await gateway.disconnect(device_id, newer.session_id, clock.now()) is True
+    device = await Device.get(id=device_id)
+    assert (device.online, device.session_id) == (False, None)
+    assert await Event.filter(device_id=device_id).order_by("id").values_list("data", flat=True) \
+        == ["online", "online", "offline"]
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "reply_to"),
+    [
+        ('{"type": "ping", "id": true}', "bad_frame", None),
+        ('{"type": "ping", "id": 0}', "bad_frame", None),
+        ('{"type": "", "id": 3}', "bad_frame", 3),
+        ('{"type": 5, "id": 3}', "bad_frame", 3),
+        ("x" * 16385, "frame_too_large", None),
+    ],
+)
+def test_malformed_frames(text: str, code: str, reply_to: int | None) -> None:
+    with pytest.raises(BadFrame) as raised:
+        parse_frame(text)
+    assert (raised.value.code, raised.value.reply_to) == (code, reply_to)
+
+
+def test_a_well_formed_frame() -> None:
+    assert parse_frame('{"type": "ping", "id": 2147483647}') == (
+        "ping", 2147483647, {"type": "ping", "id": 2147483647}
+    )

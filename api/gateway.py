@@ -74,7 +74,7 @@ def parse_frame(text: str) -> tuple[str, int, dict[str, Any]]:
         raise BadFrame(f"A frame is at most {MAX_FRAME_BYTES} bytes.", code="frame_too_large")
     try:
         body = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python allows
         raise BadFrame("The frame is not JSON.") from None
     if not isinstance(body, dict):
         raise BadFrame("A frame is a JSON object.")
@@ -212,6 +212,7 @@ class DeviceGateway:
         self.settings = settings
         self.connections: dict[str, DeviceConnection] = {}
         self._heard: set[str] = set()
+        self._welcome_locks: dict[str, asyncio.Lock] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         websocket = WebSocket(scope, receive, send)
@@ -252,10 +253,10 @@ class DeviceGateway:
                 return
             except BadFrame as error:
                 await connection.refuse(error)
-                await self._flush_heard(connection)
+                self._note_heard(connection)
                 continue
             await self._handle(connection, kind, frame_id, body)
-            await self._flush_heard(connection)
+            self._note_heard(connection)
 
     async def _authenticate(self, connection: DeviceConnection, deadline: float) -> bool:
         try:
@@ -300,14 +301,18 @@ class DeviceGateway:
                 continue
             break
         keepalive = self.settings.device_keepalive
-        try:
-            welcome = await gateway.welcome(connection.device_id, hello)
-        except DeviceDenied as error:
-            await connection.close(CloseCode.DENIED, "denied", error.message, frame_id)
-            return None
-        connection.session_id = welcome.session_id
-        older = self.connections.get(connection.device_id)
-        self.connections[connection.device_id] = connection
+        # One welcome at a time per device: the registry then agrees with the order in which
+        # the database gave out sessions, and the newest connection is the one that stays.
+        lock = self._welcome_locks.setdefault(connection.device_id, asyncio.Lock())
+        async with lock:
+            try:
+                welcome = await gateway.welcome(connection.device_id, hello)
+            except DeviceDenied as error:
+                await connection.close(CloseCode.DENIED, "denied", error.message, frame_id)
+                return None
+            connection.session_id = welcome.session_id
+            older = self.connections.get(connection.device_id)
+            self.connections[connection.device_id] = connection
         if older is not None:
             await older.close(
                 CloseCode.REPLACED,
@@ -354,9 +359,10 @@ class DeviceGateway:
                 )
             )
 
-    async def _flush_heard(self, connection: DeviceConnection) -> None:
+    def _note_heard(self, connection: DeviceConnection) -> None:
         """Note that the device was heard; `heard_flusher` writes the notes in batches."""
-        self._heard.add(connection.device_id)
+        if connection.session_id:
+            self._heard.add(connection.session_id)
 
     @contextlib.asynccontextmanager
     async def heard_flusher(self) -> AsyncIterator[None]:
@@ -387,4 +393,7 @@ class DeviceGateway:
             return
         if self.connections.get(connection.device_id) is connection:
             del self.connections[connection.device_id]
+            lock = self._welcome_locks.get(connection.device_id)
+            if lock is not None and not lock.locked():
+                del self._welcome_locks[connection.device_id]
         await gateway.disconnect(connection.device_id, connection.session_id, connection.heard_at)

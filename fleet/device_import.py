@@ -16,7 +16,7 @@ from core.errors import Conflict, InvalidInput
 from fleet import audit
 from fleet.device_ids import normalize_device_id
 from fleet.permissions import Permission
-from fleet.products import _product_member
+from fleet.products import product_member
 from models.devices import Device
 from models.organizations import Membership
 from models.products import Product
@@ -129,7 +129,7 @@ async def import_devices(
     product of the same organization move here; devices claimed by someone outside the team
     or in another organization's product are protected and left alone. Importing again
     changes nothing: the devices are already in the product."""
-    member, product = await _product_member(principal, product_id)
+    member, product = await product_member(principal, product_id)
     member.require(Permission.DEVICE_MANAGE)
     entries = _entries(device_ids, file_bytes)
     result = DeviceImportResult(product)

@@ -78,18 +78,28 @@ async def _managed(principal: AnyPrincipal, device_id: str) -> tuple[Device, Mem
     return device, member
 
 
-async def _record(member: Member | None, action: str, device: Device,
-                  details: dict[str, Any]) -> None:
+async def _record(
+    member: Member | None, action: str, device: Device, details: dict[str, Any]
+) -> None:
     if member is not None:
-        await audit.record(member.principal, member.organization_id, action, device,
-                           label=device.name or device.id, details=details)
+        await audit.record(
+            member.principal,
+            member.organization_id,
+            action,
+            device,
+            label=device.name or device.id,
+            details=details,
+        )
 
 
 def _clean_text(value: str, limit: int, field: str, what: str) -> str:
     text = value.strip()
     if len(text) > limit:
-        raise InvalidInput(f"The {what} is {len(text)} characters long; the limit is {limit}.",
-                           field=field, code="TOO_LONG")
+        raise InvalidInput(
+            f"The {what} is {len(text)} characters long; the limit is {limit}.",
+            field=field,
+            code="TOO_LONG",
+        )
     return text
 
 
@@ -110,16 +120,19 @@ async def update_device(
         changes["notes"] = _clean_text(notes, DEVICE_NOTES_MAX, "notes", "note")
     if development is not None:
         changes["development"] = development
-    changes = {field: value for field, value in changes.items()
-               if getattr(device, field) != value}
+    changes = {field: value for field, value in changes.items() if getattr(device, field) != value}
     if not changes:
         return device
     async with in_transaction():
         before = {field: getattr(device, field) for field in changes}
         await Device.filter(id=device.id).update(**changes)
         device.update_from_dict(changes)
-        await _record(member, "device.update", device,
-                      {field: [before[field], value] for field, value in changes.items()})
+        await _record(
+            member,
+            "device.update",
+            device,
+            {field: [before[field], value] for field, value in changes.items()},
+        )
     return device
 
 
@@ -128,12 +141,15 @@ async def remove_device_from_product(principal: AnyPrincipal, device_id: str) ->
     import's flags (forced, development) reset. Its ID, secret and claim stay."""
     device, member = await _managed(principal, device_id)
     if device.product_id is None:
-        raise Conflict("The device is in no product.", field="deviceId",
-                       code="NOT_IN_PRODUCT")
+        raise Conflict("The device is in no product.", field="deviceId", code="NOT_IN_PRODUCT")
     product_id = device.product_id
-    cleared: dict[str, Any] = {"product_id": None, "quarantine": Quarantine.NONE.value,
-                               "imported_at": None, "import_forced": False,
-                               "development": False}
+    cleared: dict[str, Any] = {
+        "product_id": None,
+        "quarantine": Quarantine.NONE.value,
+        "imported_at": None,
+        "import_forced": False,
+        "development": False,
+    }
     async with in_transaction():
         await Device.filter(id=device.id).update(**cleared)
         device.update_from_dict(cleared)
@@ -141,16 +157,20 @@ async def remove_device_from_product(principal: AnyPrincipal, device_id: str) ->
     return device
 
 
-async def _decide(principal: AnyPrincipal, device_id: str, decision: Quarantine,
-                  action: str) -> Device:
+async def _decide(
+    principal: AnyPrincipal, device_id: str, decision: Quarantine, action: str
+) -> Device:
     device, member = await _managed(principal, device_id)
     if member is None or device.quarantine != Quarantine.QUARANTINED:
         raise _not_quarantined()
     async with in_transaction():
         # Conditional on the state read above, so two concurrent decisions cannot both win.
+        denied_by = list(device.denied_by)
+        if decision is Quarantine.DENIED and device.product_id not in denied_by:
+            denied_by.append(device.product_id)
         changed = await Device.filter(
             id=device.id, product_id=device.product_id, quarantine=Quarantine.QUARANTINED.value
-        ).update(quarantine=decision.value)
+        ).update(quarantine=decision.value, denied_by=denied_by)
         if not changed:
             raise _not_quarantined()
         device.quarantine = decision.value
@@ -159,8 +179,9 @@ async def _decide(principal: AnyPrincipal, device_id: str, decision: Quarantine,
 
 
 def _not_quarantined() -> Conflict:
-    return Conflict("The device is not in the product's quarantine.", field="deviceId",
-                    code="NOT_QUARANTINED")
+    return Conflict(
+        "The device is not in the product's quarantine.", field="deviceId", code="NOT_QUARANTINED"
+    )
 
 
 async def approve_quarantined_device(principal: AnyPrincipal, device_id: str) -> Device:
@@ -169,5 +190,6 @@ async def approve_quarantined_device(principal: AnyPrincipal, device_id: str) ->
 
 
 async def deny_quarantined_device(principal: AnyPrincipal, device_id: str) -> Device:
-    """Refuse a quarantined device: the gateway turns it away from now on."""
+    """Refuse a quarantined device: the gateway turns it away whenever it reports this product,
+    until the product imports it."""
     return await _decide(principal, device_id, Quarantine.DENIED, "device.deny")

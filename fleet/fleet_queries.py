@@ -20,7 +20,7 @@ from core.errors import InvalidInput
 from fleet.device_ids import parse_device_id
 from fleet.devices import Quarantine
 from fleet.permissions import Permission
-from fleet.products import _product_member
+from fleet.products import product_member
 from models.devices import Device, DeviceError
 
 SEARCH_MAX = 100
@@ -70,7 +70,7 @@ class ErrorCount:
 
 
 async def _viewable(principal: AnyPrincipal, product_id: int) -> None:
-    member, _product = await _product_member(principal, product_id)
+    member, _product = await product_member(principal, product_id)
     member.require(Permission.DEVICE_VIEW)
 
 

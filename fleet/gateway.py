@@ -89,6 +89,7 @@ def assign_product(
     import_forced: bool,
     reported: int | None,
     reported_exists: bool,
+    denied_by: Collection[int] = (),
 ) -> Assignment | None:
     """The product-assignment table of docs/device-protocol.md, for a device currently in
     `product_id` (with `quarantine`) that reports product `reported`. None: refused (denied).
@@ -96,6 +97,8 @@ def assign_product(
     its quarantine; a denied device that reports no existing product is in no product (and
     stays denied)."""
     other = reported_exists and reported is not None and reported != product_id
+    if reported in denied_by and not (reported == product_id and quarantine is Quarantine.NONE):
+        return None  # a product that denied the device refuses it until it imports it again
     if quarantine is Quarantine.DENIED:
         if reported == product_id:
             return None
@@ -141,12 +144,19 @@ async def welcome(device_id: str, hello: Hello) -> Welcome:
             import_forced=device.import_forced,
             reported=hello.product_id,
             reported_exists=reported_exists,
+            denied_by=device.denied_by,
         )
         if assignment is None:
             raise DeviceDenied("The device's product denied it.")
         stored_product = (
             device.product_id if assignment.product_id is None else (assignment.product_id)
         )
+        if stored_product != device.product_id:
+            # What the previous product's import said (force, development) is not the new
+            # product's to inherit.
+            await Device.filter(id=device_id).update(
+                imported_at=None, import_forced=False, development=False
+            )
         await Device.filter(id=device_id).update(
             product_id=stored_product,
             quarantine=assignment.quarantine,
@@ -165,14 +175,13 @@ async def welcome(device_id: str, hello: Hello) -> Welcome:
     return Welcome(session_id, assignment)
 
 
-async def record_heard(device_ids: Collection[str], heard_at: datetime) -> None:
-    """Store that these devices were heard by `heard_at`: one UPDATE per thousand devices, so
-    presence costs a few writes per flush interval whatever the number of connections."""
-    ids = list(device_ids)
+async def record_heard(session_ids: Collection[str], heard_at: datetime) -> None:
+    """Store that the devices of these sessions were heard by `heard_at`: one UPDATE per
+    thousand sessions, so presence costs a few writes per flush interval whatever the number
+    of connections. Keyed by session, so a replaced or swept connection writes nothing."""
+    ids = list(session_ids)
     for start in range(0, len(ids), 1000):
-        await Device.filter(id__in=ids[start : start + 1000], online=True).update(
-            last_heard_at=heard_at
-        )
+        await Device.filter(session_id__in=ids[start : start + 1000]).update(last_heard_at=heard_at)
 
 
 async def disconnect(device_id: str, session_id: str, heard_at: datetime) -> bool:
@@ -232,7 +241,10 @@ async def mark_stale_devices_offline(keepalive: int) -> int:
             if not stale:
                 return total
             ids = [row[0] for row in stale]
-            await Device.filter(id__in=ids).update(online=False, session_id=None)
+            # Conditional again: a device welcomed since the SELECT keeps its new session.
+            await Device.filter(id__in=ids, online=True, last_heard_at__lt=cutoff).update(
+                online=False, session_id=None
+            )
             now = clock.now()
             await Event.bulk_create(
                 [

@@ -51,7 +51,7 @@ CLIENT_GRANTS: dict[ClientType, list[str]] = {
 }
 
 
-async def _product_member(principal: AnyPrincipal, product_id: int) -> tuple[Member, Product]:
+async def product_member(principal: AnyPrincipal, product_id: int) -> tuple[Member, Product]:
     missing = NotFound("No such product.", field="productId")
     product = await Product.get_or_none(id=product_id)
     if product is None:
@@ -67,7 +67,7 @@ async def get_product(principal: AnyPrincipal, id_or_slug: str) -> Product:
     )
     if product is None:
         raise NotFound("No such product.", field="idOrSlug")
-    member, product = await _product_member(principal, product.id)
+    member, product = await product_member(principal, product.id)
     member.require(Permission.PRODUCT_VIEW)
     return product
 
@@ -156,7 +156,7 @@ async def update_product(
     platform: str | None = None,
 ) -> Product:
     """Change a product's settings. Its ID, slug and customer auth method are fixed."""
-    member, product = await _product_member(principal, product_id)
+    member, product = await product_member(principal, product_id)
     member.require(Permission.PRODUCT_MANAGE)
     changes = {}
     if name is not None:
@@ -266,7 +266,7 @@ async def create_oauth_client(
     redirect_uris: list[str],
 ) -> tuple[OAuthClient, str]:
     """Register a client for the product's apps or servers. The secret is returned only now."""
-    member, product = await _product_member(principal, product_id)
+    member, product = await product_member(principal, product_id)
     member.require(Permission.OAUTH_CLIENT_MANAGE)
     name = clean_name(name)
     kind = _parse_client_type(client_type)

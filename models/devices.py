@@ -24,6 +24,7 @@ class Device(Model):
     import_forced = fields.BooleanField(default=False)
     development = fields.BooleanField(default=False)
     quarantine = fields.CharField(max_length=12, default="NONE")
+    denied_by = fields.JSONField(default=list, description="IDs of products that denied it")
     name = fields.CharField(max_length=100, default="")
     notes = fields.TextField(default="")
     firmware_version = fields.CharField(max_length=64, null=True)
@@ -44,6 +45,7 @@ class Device(Model):
             ("product_id", "last_heard_at"),
             ("product_id", "first_online_at"),
             ("online", "last_heard_at"),
+            ("session_id",),
         ]
 
 

@@ -12,6 +12,8 @@ from core import clock
 from fleet import gateway
 from fleet.gateway import Assignment, Hello, Quarantine
 from models.devices import Device, Event
+from models.organizations import Organization
+from models.products import Product
 
 P, Q, R = 10, 20, 30
 NONE, QUARANTINED, DENIED = Quarantine.NONE, Quarantine.QUARANTINED, Quarantine.DENIED
@@ -45,6 +47,44 @@ def test_product_assignment_table(
         product_id=product_id, quarantine=quarantine, import_forced=forced,
         reported=reported, reported_exists=exists,
     ) == expected
+
+
+@pytest.mark.parametrize(
+    ("product_id", "quarantine", "reported", "expected"),
+    [
+        (R, QUARANTINED, Q, None),  # denied by Q, quarantined in R since: Q still refuses it
+        (None, NONE, Q, None),
+        (Q, NONE, Q, Assignment(Q, NONE)),  # Q imported it again: its denial is lifted
+        (R, QUARANTINED, R, Assignment(R, QUARANTINED)),
+    ],
+)
+def test_a_product_that_denied_a_device_refuses_it_wherever_it_has_been(
+    product_id: int | None, quarantine: Quarantine, reported: int,
+    expected: Assignment | None,
+) -> None:
+    assert gateway.assign_product(
+        product_id=product_id, quarantine=quarantine, import_forced=False,
+        reported=reported, reported_exists=True, denied_by=[Q],
+    ) == expected
+
+
+async def test_a_device_moving_to_another_product_leaves_its_import_flags_behind() -> None:
+    now = clock.now()
+    organization = await Organization.create(name="Org", slug="org-flags", created_at=now)
+    first, second = [
+        await Product.create(organization=organization, name=name, slug=f"flags-{name}",
+                             platform="Photon", customer_auth="SIMPLE", created_at=now)
+        for name in ("first", "second")
+    ]
+    device_id = secrets.token_hex(12)
+    await Device.create(id=device_id, secret_hash=tokens.digest("s"), platform="Photon",
+                        provisioned_at=now, product=first, imported_at=now, development=True)
+    welcome = await gateway.welcome(device_id, Hello(second.id, "1", "1.0.0", [], []))
+    assert welcome.assignment == Assignment(second.id, QUARANTINED)
+    device = await Device.get(id=device_id)
+    assert (device.product_id, device.imported_at, device.import_forced, device.development) == (
+        second.id, None, False, False
+    )
 
 
 async def test_an_older_session_cannot_mark_the_device_offline() -> None:

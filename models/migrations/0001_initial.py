@@ -124,6 +124,7 @@ class Migration(migrations.Migration):
                 ('import_forced', fields.BooleanField(default=False)),
                 ('development', fields.BooleanField(default=False)),
                 ('quarantine', fields.CharField(default='NONE', max_length=12)),
+                ('denied_by', fields.JSONField(default=list, description='IDs of products that denied it', encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
                 ('name', fields.CharField(default='', max_length=100)),
                 ('notes', fields.TextField(default='', unique=False)),
                 ('firmware_version', fields.CharField(null=True, max_length=64)),
@@ -135,7 +136,7 @@ class Migration(migrations.Migration):
                 ('last_heard_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('first_online_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'devices', 'app': 'models', 'indexes': [Index(fields=['product_id', 'quarantine', 'online']), Index(fields=['product_id', 'firmware_version']), Index(fields=['product_id', 'system_firmware_version']), Index(fields=['product_id', 'last_heard_at']), Index(fields=['product_id', 'first_online_at']), Index(fields=['online', 'last_heard_at'])], 'pk_attr': 'id', 'table_description': 'A device from the factory: its ID never changes and its secret is stored hashed.'},
+            options={'table': 'devices', 'app': 'models', 'indexes': [Index(fields=['product_id', 'quarantine', 'online']), Index(fields=['product_id', 'firmware_version']), Index(fields=['product_id', 'system_firmware_version']), Index(fields=['product_id', 'last_heard_at']), Index(fields=['product_id', 'first_online_at']), Index(fields=['online', 'last_heard_at']), Index(fields=['session_id'])], 'pk_attr': 'id', 'table_description': 'A device from the factory: its ID never changes and its secret is stored hashed.'},
             bases=['Model'],
         ),
         ops.CreateModel(

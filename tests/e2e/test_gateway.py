@@ -453,6 +453,7 @@ async def test_a_device_connecting_twice_keeps_the_newer_connection(
     [
         ("{not json", {"code": "bad_frame", "message": "The frame is not JSON."}),
         ("[1, 2]", {"code": "bad_frame", "message": "A frame is a JSON object."}),
+        ("[" * 6000 + "]" * 6000, {"code": "bad_frame", "message": "The frame is not JSON."}),
         ('{"type": "ping"}',
          {"code": "bad_frame", "message": "`id` is required: an integer from 1 to 2147483647."}),
         ('{"type": "ping", "id": 2147483648}',

@@ -19,8 +19,8 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/devicecloud migrate
 	$(BIN)/devicecloud seed
-	@trap 'kill 0' INT TERM; \
-	$(BIN)/devicecloud simulate --devices data/demo-devices.csv >data/simulator.log 2>&1 & \
+	@$(BIN)/devicecloud simulate --devices data/demo-devices.csv >data/simulator.log 2>&1 & \
+	sim=$$!; trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/devicecloud serve
 
 lint: $(STAMP)

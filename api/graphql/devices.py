@@ -245,7 +245,6 @@ async def product_error_summary(info: Info, product_id: int, since: datetime | N
     return [ErrorCount(code=c.code, count=c.count, devices=c.devices) for c in counts]
 
 
-
 @strawberry.input
 class UpdateDeviceInput:
     device_id: str

@@ -28,6 +28,7 @@ from core import clock
 from core.settings import Settings
 from fleet import gateway
 from fleet.gateway import DeviceDenied, Hello
+from fleet.rate_limit import TokenBucket
 
 log = logging.getLogger("devicecloud.gateway")
 
@@ -146,8 +147,9 @@ class DeviceConnection:
     """One device's open WebSocket. Sends are serialized: another connection of the same device
     may close this one while it is answering a frame."""
 
-    def __init__(self, websocket: WebSocket):
+    def __init__(self, websocket: WebSocket, settings: Settings):
         self.websocket = websocket
+        self.error_reports = TokenBucket(settings.device_error_rate, settings.device_error_burst)
         self.closed = False
         self.device_id = ""
         self.session_id = ""
@@ -217,7 +219,7 @@ class DeviceGateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         websocket = WebSocket(scope, receive, send)
         await websocket.accept()
-        connection = DeviceConnection(websocket)
+        connection = DeviceConnection(websocket, self.settings)
         try:
             await self._serve(connection)
         except Disconnected:
@@ -345,6 +347,12 @@ class DeviceGateway:
                 reset_reason = _string(body, "resetReason", frame_id, optional=True)
             except BadFrame as error:
                 await connection.refuse(error)
+                return
+            if not connection.error_reports.take():
+                await connection.refuse(BadFrame(
+                    "Too many error reports; this one was not stored.", code="rate_limited",
+                    reply_to=frame_id,
+                ))
                 return
             await gateway.record_error(connection.device_id, code, message, reset_reason)
             await connection.send({"type": "ack", "replyTo": frame_id})

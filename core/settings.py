@@ -54,6 +54,8 @@ class Settings(BaseSettings):
 
     # Devices ping at least this often; a connection silent for twice as long is dead.
     device_keepalive: int = Field(30, gt=0, description="seconds")
+    device_error_rate: float = Field(1.0, gt=0, description="error reports per second")
+    device_error_burst: int = Field(10, ge=1)
 
     log_level: str = "INFO"
 

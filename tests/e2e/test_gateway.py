@@ -531,3 +531,22 @@ async def test_errors_reported_by_a_device_are_stored_and_acknowledged(
         (fleet.p.id, "OUT_OF_MEMORY", "heap exhausted", "watchdog", frozen_clock.current),
         (fleet.p.id, "SENSOR", "", "", frozen_clock.current),
     ]
+
+
+async def test_error_reports_beyond_the_rate_limit_are_refused_and_not_stored(
+    url: str, fleet: Products, frozen_clock: Clock
+) -> None:
+    device_id, secret = await make_device(fleet.p)
+    async with session(url, device_id, secret, fleet.p.id) as (ws, _):
+        replies = [await exchange(ws, {"type": "error", "id": 100 + n, "code": "E"})
+                   for n in range(11)]
+        assert replies[:10] == [{"type": "ack", "replyTo": 100 + n} for n in range(10)]
+        assert replies[10] == {
+            "type": "error", "replyTo": 110, "code": "rate_limited",
+            "message": "Too many error reports; this one was not stored.",
+        }
+        frozen_clock.advance(seconds=1)
+        assert await exchange(ws, {"type": "error", "id": 111, "code": "E"}) == {
+            "type": "ack", "replyTo": 111
+        }
+    assert await DeviceError.filter(device_id=device_id).count() == 11

@@ -32,7 +32,10 @@ async def _in_foreign_product(device: Device, user_id: int) -> bool:
 
 async def claim_device(principal: AnyPrincipal, raw_device_id: str) -> Device:
     """Claim an unowned device to the signed-in user. A device that someone else claimed, or
-    that is in another organization's product, is `ALREADY_CLAIMED`. Claiming twice is fine."""
+    that is in another organization's product, is `ALREADY_CLAIMED`. Claiming twice is fine.
+
+    The device must be online: knowing a device ID (printed on labels, shown in streams) is not
+    enough to take a device nobody has connected, and so to block its maker's import."""
     user = require_user(principal).user
     device = await Device.get_or_none(id=parse_device_id(raw_device_id))
     if device is None:
@@ -41,8 +44,11 @@ async def claim_device(principal: AnyPrincipal, raw_device_id: str) -> Device:
         return device
     if device.claimed_by_id is not None or await _in_foreign_product(device, user.id):
         raise _already_claimed()
+    if not device.online:
+        raise Conflict("The device must be online to be claimed: power it up, let it connect, "
+                       "then claim it.", field="deviceId", code="DEVICE_OFFLINE")
     # Compare-and-set: a concurrent claim or import between the read and this write wins.
-    updated = await Device.filter(id=device.id, claimed_by_id=None,
+    updated = await Device.filter(id=device.id, claimed_by_id=None, online=True,
                                   product_id=device.product_id).update(claimed_by_id=user.id)
     if not updated:
         raise _already_claimed()

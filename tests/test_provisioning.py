@@ -141,6 +141,11 @@ async def test_a_developer_claims_an_unowned_device_and_releases_it(http):
     ada, bob = await make_user("ada@example.com"), await make_user("bob@example.com")
     ada_token, bob_token = await access_token(ada.email), await access_token("bob@example.com")
 
+    assert await claim(http, ada_token, device_id) == failed(
+        "DEVICE_OFFLINE",
+        "The device must be online to be claimed: power it up, let it connect, then claim it.")
+    assert await claimed_by(device_id) is None
+    await Device.filter(id=device_id).update(online=True)
     ok = {"deviceId": device_id, "userErrors": []}
     assert await claim(http, ada_token, device_id.upper()) == ok
     assert await claimed_by(device_id) == ada.id
@@ -191,8 +196,8 @@ async def test_a_device_in_another_organizations_product_cannot_be_claimed(http)
         globex.principals["OWNER"], globex.organization.id, name="Rival", slug="rival",
         description="", platform="Photon", customer_auth="SIMPLE")
     (in_ours, _), (in_theirs, _) = await provision_devices(2, "Photon")
-    await Device.filter(id=in_ours).update(product_id=ours.id)
-    await Device.filter(id=in_theirs).update(product_id=theirs.id)
+    await Device.filter(id=in_ours).update(product_id=ours.id, online=True)
+    await Device.filter(id=in_theirs).update(product_id=theirs.id, online=True)
     token = await access_token(acme.email("DEVELOPER"))
 
     assert await claim(http, token, in_theirs) == failed(

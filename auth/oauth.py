@@ -124,7 +124,9 @@ class IssuedCredential(TokenMixin):
         return self.expires_at is None or self.expires_at <= clock.now()
 
     def is_revoked(self) -> bool:
-        return tokens.is_revoked(self.row)
+        """Revoked, or (for a refresh token) already used: rotation retired it."""
+        used = self.kind == "refresh_token" and self.row.refresh_used_at is not None
+        return used or tokens.is_revoked(self.row)
 
 
 class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
@@ -166,18 +168,33 @@ class RefreshGrant(grants.RefreshTokenGrant):
     def authenticate_user(self, refresh_token: IssuedCredential) -> User | None:
         return refresh_token.row.family.user
 
+    def issue_token(self, user: User, refresh_token: IssuedCredential) -> dict[str, Any]:
+        """Consume the refresh token once the request is valid (client, scope), just before
+        its successor is issued: a request refused for bad input leaves it usable, and of two
+        concurrent uses only one wins, the other revoking the family."""
+        if not _on_loop(_consume, refresh_token.row):
+            raise InvalidGrantError("The refresh token was already used.")
+        return super().issue_token(user, refresh_token)
+
     def revoke_old_credential(self, refresh_token: IssuedCredential) -> None:
-        """Nothing to do: the token was consumed atomically when it was authenticated."""
+        """Nothing to do: `issue_token` consumed the token atomically."""
 
 
 async def _authenticate_refresh_token(raw: str) -> IssuedCredential | None:
     row = await tokens.find_refresh_token(raw)
     if row is None or not tokens.is_live(row, row.refresh_expires_at):
         return None
-    if not await tokens.consume_refresh_token(row):
+    if row.refresh_used_at is not None:  # a replay: the family is compromised
         await tokens.revoke_family(row.family_id)
         return None
     return IssuedCredential(row, "refresh_token")
+
+
+async def _consume(row: Token) -> bool:
+    if await tokens.consume_refresh_token(row):
+        return True
+    await tokens.revoke_family(row.family_id)
+    return False
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):

@@ -245,3 +245,14 @@ async def test_a_third_party_client_sees_only_its_own_tokens(http):
     seen = await introspect(http, others, (first_party.client_id, first_party_secret))
     assert seen["active"] is True
     assert seen["sub"] == f"client:{other.client_id}"
+
+
+async def test_a_used_refresh_token_is_inactive(http):
+    tokens = await signed_in_user(http, EMAIL)
+    client, secret = await service_client(first_party=True)
+    auth = (client.client_id, secret)
+    rotated = await refresh(http, tokens["refresh_token"])
+    assert rotated.status_code == 200
+    assert await introspect(http, tokens["refresh_token"], auth) == {"active": False}
+    fresh = rotated.json()["refresh_token"]
+    assert (await introspect(http, fresh, auth))["active"] is True

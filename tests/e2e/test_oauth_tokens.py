@@ -303,3 +303,14 @@ async def test_authorization_server_metadata(http):
             "client_secret_post",
         ],
     }
+
+
+async def test_a_refresh_refused_for_bad_input_leaves_the_token_usable(http):
+    tokens = await signed_in_user(http, "ada@example.com")
+    refused = await http.post(TOKEN, data={
+        "grant_type": "refresh_token", "client_id": FIRST_PARTY_CLIENT_ID,
+        "refresh_token": tokens["refresh_token"], "scope": "devices:write"})
+    assert (refused.status_code, refused.json()["error"]) == (400, "invalid_scope")
+    retried = await refresh(http, tokens["refresh_token"])
+    assert retried.status_code == 200, retried.text
+    await assert_acts_as(http, retried.json()["access_token"], "ada@example.com")

@@ -24,7 +24,8 @@ class Permission(StrEnum):
     AUDIT_VIEW = "audit:view"
     BILLING_VIEW = "billing:view"
     PRODUCT_VIEW = "product:view"
-    PRODUCT_MANAGE = "product:manage"  # create products and change their settings
+    PRODUCT_CREATE = "product:create"
+    PRODUCT_UPDATE = "product:update"  # product settings: administrators (SPEC)
     OAUTH_CLIENT_VIEW = "oauth_client:view"
     OAUTH_CLIENT_MANAGE = "oauth_client:manage"
     DEVICE_VIEW = "device:view"
@@ -39,12 +40,13 @@ _VIEW = {
     Permission.DEVICE_VIEW,
 }
 _DEVELOP = _VIEW | {
-    Permission.PRODUCT_MANAGE,
+    Permission.PRODUCT_CREATE,
     Permission.OAUTH_CLIENT_MANAGE,
     Permission.DEVICE_MANAGE,
 }
 _ADMINISTER = _DEVELOP | {
     Permission.ORGANIZATION_UPDATE,
+    Permission.PRODUCT_UPDATE,
     Permission.TEAM_MANAGE,
     Permission.AUDIT_VIEW,
     Permission.BILLING_VIEW,

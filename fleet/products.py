@@ -118,7 +118,7 @@ async def create_product(
     customer_auth: str,
 ) -> Product:
     member = await as_member(principal, organization_id)
-    member.require(Permission.PRODUCT_MANAGE)
+    member.require(Permission.PRODUCT_CREATE)
     name = clean_name(name)
     chosen_slug = clean_slug(slug) if slug is not None else slugify(name)
     fields = {
@@ -157,7 +157,7 @@ async def update_product(
 ) -> Product:
     """Change a product's settings. Its ID, slug and customer auth method are fixed."""
     member, product = await product_member(principal, product_id)
-    member.require(Permission.PRODUCT_MANAGE)
+    member.require(Permission.PRODUCT_UPDATE)
     changes = {}
     if name is not None:
         changes["name"] = clean_name(name)

@@ -250,11 +250,14 @@ async def change_team_member_role(principal: AnyPrincipal, membership_id: int, r
     member.require(Permission.TEAM_MANAGE)
     new_role = parse_role(role)
     if target.role == Role.OWNER:
-        raise PermissionDenied("The owner's role cannot be changed; transfer ownership first.",
-                               field="memberId", code="OWNER_PROTECTED")
+        raise _owner_protected("The owner's role cannot be changed; transfer ownership first.")
     async with in_transaction():
         previous = target.role
-        await Membership.filter(id=target.id).update(role=new_role)
+        # Conditional: a transfer may have made the target owner since it was read.
+        if not await Membership.filter(id=target.id).exclude(role=Role.OWNER).update(
+            role=new_role
+        ):
+            raise _owner_protected("The owner's role cannot be changed; transfer ownership first.")
         target.role = new_role
         await audit.record(member.principal, target.organization_id, "team.role.change",
                            target, label=target.user.email,
@@ -266,13 +269,18 @@ async def remove_team_member(principal: AnyPrincipal, membership_id: int) -> Mem
     member, target = await _target_membership(principal, membership_id)
     member.require(Permission.TEAM_MANAGE)
     if target.role == Role.OWNER:
-        raise PermissionDenied("The owner cannot be removed.", field="memberId",
-                               code="OWNER_PROTECTED")
+        raise _owner_protected("The owner cannot be removed.")
     async with in_transaction():
         await audit.record(member.principal, target.organization_id, "team.remove", target,
                            label=target.user.email, details={"role": target.role})
-        await target.delete()
+        # Conditional: a transfer may have made the target owner since it was read.
+        if not await Membership.filter(id=target.id).exclude(role=Role.OWNER).delete():
+            raise _owner_protected("The owner cannot be removed.")
     return target
+
+
+def _owner_protected(message: str) -> PermissionDenied:
+    return PermissionDenied(message, field="memberId", code="OWNER_PROTECTED")
 
 
 async def leave_organization(principal: AnyPrincipal, organization_id: int) -> Membership:
@@ -298,8 +306,17 @@ async def transfer_ownership(principal: AnyPrincipal, membership_id: int) -> Mem
         raise InvalidInput("You already own this organization.", field="memberId",
                            code="ALREADY_OWNER")
     async with in_transaction():
-        await Membership.filter(id=member.membership.id).update(role=Role.ADMINISTRATOR)
-        await Membership.filter(id=target.id).update(role=Role.OWNER)
+        # Both conditional, so concurrent transfers cannot leave two owners (or none): the
+        # caller must still be the owner, and the target still a member, when this commits.
+        if not await Membership.filter(id=member.membership.id, role=Role.OWNER).update(
+            role=Role.ADMINISTRATOR
+        ):
+            raise Conflict("You no longer own this organization.", field="memberId",
+                           code="NOT_OWNER")
+        if not await Membership.filter(
+            id=target.id, organization_id=target.organization_id
+        ).update(role=Role.OWNER):
+            raise NotFound("No such team member.", field="memberId")
         target.role = Role.OWNER
         await audit.record(member.principal, target.organization_id, "team.ownership.transfer",
                            target, label=target.user.email,

@@ -3,6 +3,7 @@ audit log, and bad input (each a userError naming its field, changing nothing)."
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -857,3 +858,24 @@ async def test_joining_another_organization_first_leaves_the_invitation_unanswer
         "Leave your current organization before joining another.")}
     assert await counts() == before
     assert (await me(http, token))["organization"] == {"slug": "globex", "viewerRole": "VIEWER"}
+
+
+async def test_concurrent_transfers_leave_exactly_one_owner():
+    acme = await organization_with_team(roles=("OWNER", "ADMINISTRATOR", "DEVELOPER"))
+    owner = acme.principals["OWNER"]
+    outcomes = await asyncio.gather(
+        team.transfer_ownership(owner, acme.memberships["ADMINISTRATOR"].id),
+        team.transfer_ownership(owner, acme.memberships["DEVELOPER"].id),
+        return_exceptions=True,
+    )
+    failures = [o for o in outcomes if isinstance(o, Exception)]
+    assert len(failures) == 1
+    assert (failures[0].code, failures[0].message) == (
+        "NOT_OWNER", "You no longer own this organization."
+    )
+    roles = dict(await Membership.filter(organization_id=acme.organization.id).values_list(
+        "id", "role"
+    ))
+    assert list(roles.values()).count("OWNER") == 1
+    assert roles[acme.memberships["OWNER"].id] == "ADMINISTRATOR"
+

@@ -36,7 +36,7 @@ TOKEN = "/oauth/token"
 
 @pytest.fixture
 async def acme() -> Team:
-    return await organization_with_team(roles=("OWNER", "DEVELOPER"))
+    return await organization_with_team(roles=("OWNER", "ADMINISTRATOR", "DEVELOPER"))
 
 
 @pytest.fixture
@@ -194,6 +194,7 @@ async def test_bad_product_input_is_a_user_error_and_creates_nothing(
 async def test_update_product_changes_settings_but_not_id_slug_or_customer_auth(
     http, acme, developer
 ):
+    administrator = await access_token(acme.email("ADMINISTRATOR"))
     created = await create_product(http, developer, acme.organization.id, name="Thermostat",
                                    slug="thermostat", customerAuth="TWO_LEGGED")
     product_id = created["product"]["productId"]
@@ -201,7 +202,7 @@ async def test_update_product_changes_settings_but_not_id_slug_or_customer_auth(
     async def update(**fields) -> dict[str, Any]:
         return await run_mutation(http, "updateProduct", "UpdateProductInput",
                                   {"productId": gid("Product", product_id)} | fields, PRODUCT,
-                                  token=developer)
+                                  token=administrator)
 
     updated = await update(name="Thermostat Pro", description="Now with humidity.",
                            platform="Argon")
@@ -223,7 +224,7 @@ async def test_update_product_changes_settings_but_not_id_slug_or_customer_auth(
     [newest, previous] = await audit_trail(http, "acme", token=owner, first=2)
     assert (newest["action"], newest["actorEmail"], newest["targetLabel"],
             newest["details"], newest["ipAddress"]) == (
-        "product.update", "developer@example.com", "Thermostat Pro",
+        "product.update", "administrator@example.com", "Thermostat Pro",
         {"description": ["Now with humidity.", "Quieter."]}, "127.0.0.1")
     assert previous["details"] == {"name": ["Thermostat", "Thermostat Pro"],
                                    "description": ["", "Now with humidity."],

@@ -96,7 +96,7 @@ MATRIX_ROWS: dict[str, tuple[Any, ...]] = {
     "changeTeamMemberRole":     (NF, NF,  NF,  NF,  NF,  NF,  OK,  OK,  FB,  FB,  FB),
     "removeTeamMember":         (NF, NF,  NF,  NF,  NF,  NF,  OK,  OK,  FB,  FB,  FB),
     "createProduct":            (NF, NF,  NF,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
-    "updateProduct":            (NF, NF,  NF,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
+    "updateProduct":            (NF, NF,  NF,  NF,  NF,  NF,  OK,  OK,  FB,  FB,  FB),
     "createOAuthClient":        (NF, NF,  NF,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
     "rotateOAuthClientSecret":  (NF, NF,  NF,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
     "deleteOAuthClient":        (NF, NF,  NF,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),

@@ -121,6 +121,14 @@ async def create_product(
     member.require(Permission.PRODUCT_CREATE)
     name = clean_name(name)
     chosen_slug = clean_slug(slug) if slug is not None else slugify(name)
+    if chosen_slug.replace("-", "").isdigit():
+        # `product(idOrSlug:)` reads digits as a product ID: a product slug needs a letter.
+        if slug is not None:
+            raise InvalidInput(
+                f"A product slug needs at least one letter; '{slug}' would read as a product "
+                "ID.", field="slug", code="INVALID_SLUG",
+            )
+        chosen_slug = f"product-{chosen_slug}"[:63]
     fields = {
         "name": name,
         "description": _clean_description(description),

@@ -193,3 +193,33 @@ async def test_subscription_connection_with_a_bad_token_is_rejected(live_server)
         with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
             await ws.recv()
     assert closed.value.rcvd.code == 4403
+
+
+async def test_the_real_schema_masks_unexpected_errors_with_the_callers_request_id(
+    http, caplog, monkeypatch
+):
+    from api.logs import JsonFormatter
+    from auth import accounts
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("database password is hunter2")
+
+    monkeypatch.setattr(accounts, "revoke_all_sessions", broken)
+    tokens = await signed_in_user(http, "ada@example.com")
+    caplog.handler.setFormatter(JsonFormatter())
+    with caplog.at_level(logging.ERROR, logger="devicecloud.graphql"):
+        response = await http.post(
+            "/graphql",
+            json={"query": "mutation { revokeAllSessions(input: {}) { revokedCount } }"},
+            headers={"Authorization": f"Bearer {tokens['access_token']}",
+                     "X-Request-ID": "trace-77"},
+        )
+    [error] = response.json()["errors"]
+    assert error["message"] == "Internal server error (request ID trace-77)."
+    assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR", "requestId": "trace-77"}
+    assert "hunter2" not in response.text
+    [line] = [json.loads(text) for text in caplog.text.splitlines() if text.startswith("{")]
+    assert (line["request_id"], line["message"]) == (
+        "trace-77", "unexpected error in GraphQL execution"
+    )
+    assert "hunter2" in line["exception"]

@@ -483,3 +483,15 @@ async def test_derived_product_slugs_stay_valid_when_made_unique(http, acme, dev
               )["product"]["slug"] for _ in range(3)]
     assert slugs == ["a-" * 31 + "a", "a-" * 28 + "a-2", "a-" * 28 + "a-3"]
     assert [clean_slug(s) for s in slugs] == slugs
+
+
+async def test_product_slugs_are_never_all_digits(http, acme, developer):
+    refused = await create_product(http, developer, acme.organization.id, name="Model 1001",
+                                   slug="1001")
+    assert refused == {"product": None, "userErrors": error(
+        "INVALID_SLUG", "slug",
+        "A product slug needs at least one letter; '1001' would read as a product ID.")}
+    derived = await create_product(http, developer, acme.organization.id, name="1001")
+    assert derived["product"]["slug"] == "product-1001"
+    found = await graphql(http, '{ product(idOrSlug: "product-1001") { name } }', token=developer)
+    assert found["data"]["product"] == {"name": "1001"}

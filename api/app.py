@@ -22,8 +22,9 @@ from api.graphql.view import GraphQLEndpoint
 from api.middleware import BodyLimit, RequestContext
 from api.oauth_routes import routes as oauth_routes
 from auth.oauth import AuthorizationServer
+from core.broker import create_broker
 from core.settings import Settings, get_settings
-from fleet import gateway, outbox
+from fleet import events, gateway, outbox, rpc
 from models import db
 
 log = logging.getLogger("devicecloud")
@@ -51,23 +52,35 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     logs.configure(settings.log_level)
     graphql = BearerAuthentication(GraphQLEndpoint(build_schema(settings), settings))
 
-    device_gateway = DeviceGateway(settings)
+    broker = create_broker(settings.broker_url, settings.broker_channel_prefix)
+    router = rpc.Router(broker, settings.function_call_timeout)
+    device_gateway = DeviceGateway(settings, router)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if manage_database:
             await db.connect(settings.database_url)
+        await broker.start()
+        event_log = events.EventLog(broker)
+        events.install(event_log)
+        rpc.install(router)
         try:
             async with (
+                router.running(),
                 outbox.sender(settings),
                 gateway.presence_sweeper(settings),
                 device_gateway.heard_flusher(),
+                events.pruner(settings),
             ):
                 log.info(
                     "started", extra={"environment": settings.environment.value, "pid": os.getpid()}
                 )
                 yield
         finally:
+            await event_log.close()
+            events.install(None)
+            rpc.install(None)
+            await broker.close()
             if manage_database:
                 await db.disconnect()
 
@@ -91,5 +104,6 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.broker = broker
     app.state.oauth_server = AuthorizationServer(settings)
     return app

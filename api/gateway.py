@@ -1,12 +1,12 @@
 """The device gateway: the WebSocket endpoint devices hold open (`/device/v1`).
 
 This module speaks the protocol of docs/device-protocol.md: it reads frames, checks their shape,
-calls the rules in fleet/gateway.py and writes the replies. It also owns what only a live
-connection knows: heartbeats and the silence watchdog, the in-memory `lastHeardAt` between
-flushes, and the registry of this process's connections, so that a device connecting again
-closes its older connection (`replaced`). A device's older connection held by another process
-is made harmless by its session ID (see fleet/gateway.py); closing it arrives with the broker
-in issue 5.
+calls the rules in fleet/gateway.py and fleet/events.py and writes the replies. It also owns
+what only a live connection knows: heartbeats and the silence watchdog, the in-memory
+`lastHeardAt` between flushes, publish rate limits, the cloud's requests waiting for the
+device's reply, and the registry of this process's connections, so that a device connecting
+again closes its older connection (`replaced`), here or, through the broker, in the process
+that holds it.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import contextlib
 import json
 import logging
 import re
+from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import IntEnum
 from typing import Any
 
@@ -25,8 +26,9 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from core import clock
+from core.errors import InvalidInput
 from core.settings import Settings
-from fleet import gateway
+from fleet import events, gateway, rpc
 from fleet.gateway import DeviceDenied, Hello
 from fleet.rate_limit import TokenBucket
 
@@ -39,6 +41,10 @@ MAX_PRODUCT_ID = 2**63 - 1
 MAX_NAMES = 64
 MAX_ERROR_MESSAGE = 1024
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_MESSAGE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# How long a connection trusts what it knows of its device's product (the team may move it).
+TARGET_REFRESH = timedelta(seconds=5)
+MAX_INT32 = 2**31 - 1
 
 
 class CloseCode(IntEnum):
@@ -79,6 +85,11 @@ def parse_frame(text: str) -> tuple[str, int, dict[str, Any]]:
         raise BadFrame("The frame is not JSON.") from None
     if not isinstance(body, dict):
         raise BadFrame("A frame is a JSON object.")
+    if body.get("type") == "reply":  # the device's answer to one of the cloud's requests
+        reply_to = _frame_id(body.get("replyTo"))
+        if reply_to is None:
+            raise BadFrame(f"`replyTo` is required: an integer from 1 to {MAX_FRAME_ID}.")
+        return "reply", reply_to, body
     frame_id = _frame_id(body.get("id"))
     if frame_id is None:
         raise BadFrame(f"`id` is required: an integer from 1 to {MAX_FRAME_ID}.")
@@ -150,11 +161,45 @@ class DeviceConnection:
     def __init__(self, websocket: WebSocket, settings: Settings):
         self.websocket = websocket
         self.error_reports = TokenBucket(settings.device_error_rate, settings.device_error_burst)
+        self.publishes = TokenBucket(settings.device_event_rate, settings.device_event_burst)
         self.closed = False
         self.device_id = ""
         self.session_id = ""
         self.heard_at: datetime = clock.now()
+        # Where the device's events go and their data limit, as of `target_read_at`.
+        self.event_product_id: int | None = None
+        self.event_data_limit = events.DEFAULT_DATA_LIMIT
+        self.target_read_at: datetime = clock.now()
+        # The cloud's requests (function calls, variable reads) waiting for the device.
+        self.waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._next_request = 0
         self._lock = asyncio.Lock()
+
+    async def ask(self, frame: dict[str, Any], within: float) -> dict[str, Any]:
+        """Send the device a request frame and wait for its `reply` (`rpc.DeviceFailed`
+        when the device is gone or silent)."""
+        self._next_request = self._next_request % MAX_FRAME_ID + 1
+        request_id = self._next_request
+        answered = asyncio.get_running_loop().create_future()
+        self.waiting[request_id] = answered
+        try:
+            await self.send({**frame, "id": request_id})
+            if self.closed:
+                raise rpc.DeviceFailed(rpc.Failure.OFFLINE)
+            async with asyncio.timeout(within):
+                return await answered
+        except TimeoutError:
+            raise rpc.DeviceFailed(
+                rpc.Failure.TIMED_OUT, f"The device did not answer within {within:g} seconds."
+            ) from None
+        finally:
+            self.waiting.pop(request_id, None)
+
+    def abandon_requests(self) -> None:
+        """The connection ended: every request still waiting fails as offline."""
+        for answered in self.waiting.values():
+            if not answered.done():
+                answered.set_exception(rpc.DeviceFailed(rpc.Failure.OFFLINE))
 
     async def send(self, frame: dict[str, Any]) -> None:
         async with self._lock:
@@ -210,10 +255,14 @@ def _error_frame(code: str, message: str, reply_to: int | None) -> dict[str, Any
 class DeviceGateway:
     """The ASGI endpoint of `/device/v1`, with the registry of this process's connections."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, router: rpc.Router):
         self.settings = settings
+        self.router = router
+        router.handler = self._device_request
+        router.close_handler = self._close_replaced
         self.connections: dict[str, DeviceConnection] = {}
         self._heard: set[str] = set()
+        self._rate_limited: Counter[str] = Counter()
         self._welcome_locks: dict[str, asyncio.Lock] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -313,8 +362,13 @@ class DeviceGateway:
                 await connection.close(CloseCode.DENIED, "denied", error.message, frame_id)
                 return None
             connection.session_id = welcome.session_id
+            connection.event_product_id = welcome.event_product_id
+            connection.event_data_limit = welcome.event_data_limit
+            connection.target_read_at = clock.now()
             older = self.connections.get(connection.device_id)
             self.connections[connection.device_id] = connection
+        if welcome.replaced_session_id is not None:
+            await self.router.close_elsewhere(connection.device_id, welcome.replaced_session_id)
         if older is not None:
             await older.close(
                 CloseCode.REPLACED,
@@ -337,6 +391,16 @@ class DeviceGateway:
     ) -> None:
         if kind == "ping":
             await connection.send({"type": "pong", "replyTo": frame_id})
+        elif kind == "publish":
+            await self._publish(connection, frame_id, body)
+        elif kind == "reply":
+            answered = connection.waiting.get(frame_id)
+            if answered is None or answered.done():
+                await connection.refuse(BadFrame(
+                    f"No request {frame_id} is waiting for a reply.", reply_to=frame_id
+                ))
+            else:
+                answered.set_result(body)
         elif kind == "error":
             try:
                 code = _string(body, "code", frame_id) or ""
@@ -367,6 +431,108 @@ class DeviceGateway:
                 )
             )
 
+    async def _publish(
+        self, connection: DeviceConnection, frame_id: int, body: dict[str, Any]
+    ) -> None:
+        """Store a published event, then acknowledge it: an `ack` means it is durably stored.
+        A retransmission (the same `messageId`) is acknowledged and stored once."""
+        try:
+            event = await self._parse_publish(connection, frame_id, body)
+        except BadFrame as error:
+            await connection.refuse(error)
+            return
+        if not connection.publishes.take():
+            self._rate_limited[connection.device_id] += 1
+            await connection.refuse(BadFrame(
+                "Too many events; this one was not stored. Publish about once a second, in "
+                f"bursts of at most {self.settings.device_event_burst}.",
+                code="rate_limited", reply_to=frame_id,
+            ))
+            return
+        try:
+            await events.record([event])
+        except events.EventsUnavailable as error:
+            await connection.refuse(BadFrame(error.message, code="unavailable",
+                                             reply_to=frame_id))
+            return
+        await connection.send({"type": "ack", "replyTo": frame_id})
+
+    async def _parse_publish(
+        self, connection: DeviceConnection, frame_id: int, body: dict[str, Any]
+    ) -> events.NewEvent:
+        message_id = body.get("messageId")
+        if not isinstance(message_id, str) or not _MESSAGE_ID.match(message_id):
+            raise BadFrame("`messageId` is required: 1 to 64 letters, digits, '_', '-', '.' "
+                           "or ':', the same when the event is sent again.", reply_to=frame_id)
+        name, data, private = body.get("name"), body.get("data", ""), body.get("private", True)
+        if not isinstance(name, str):
+            raise BadFrame("`name` is required: a string.", reply_to=frame_id)
+        if not isinstance(data, str):
+            raise BadFrame("`data` must be a string.", reply_to=frame_id)
+        if not isinstance(private, bool):
+            raise BadFrame("`private` must be true or false.", reply_to=frame_id)
+        if clock.now() - connection.target_read_at >= TARGET_REFRESH:
+            connection.event_product_id, connection.event_data_limit = (
+                await gateway.event_target(connection.device_id)
+            )
+            connection.target_read_at = clock.now()
+        try:
+            events.check_name(name)
+            events.check_data(data, connection.event_data_limit)
+        except InvalidInput as error:
+            raise BadFrame(error.message, code=error.code.lower(), reply_to=frame_id) from None
+        return events.NewEvent(
+            product_id=connection.event_product_id,
+            device_id=connection.device_id,
+            name=name,
+            data=data,
+            published_at=clock.now(),
+            private=private,
+            message_id=message_id,
+        )
+
+    async def _device_request(self, request: rpc.Request, within: float) -> rpc.Value:
+        """Ask a device connected here (the router calls this, for any process's caller)."""
+        connection = self.connections.get(request.device_id)
+        if connection is None or connection.closed or connection.session_id != request.session_id:
+            raise rpc.DeviceFailed(rpc.Failure.OFFLINE)
+        frame: dict[str, Any] = {"type": request.kind.value, "name": request.name}
+        if request.kind is rpc.Kind.CALL:
+            frame["argument"] = request.argument
+        reply = await connection.ask(frame, within)
+        error = reply.get("error")
+        if error is not None:
+            code = error.get("code") if isinstance(error, dict) else None
+            message = error.get("message") if isinstance(error, dict) else None
+            raise rpc.DeviceFailed(
+                rpc.Failure.NOT_FOUND if code == "not_found" else rpc.Failure.FAILED,
+                str(message)[:MAX_ERROR_MESSAGE] if isinstance(message, str) else "",
+            )
+        value = reply.get("value")
+        if request.kind is rpc.Kind.CALL:
+            valid = isinstance(value, int) and not isinstance(value, bool) and (
+                -MAX_INT32 - 1 <= value <= MAX_INT32
+            )
+        else:
+            valid = isinstance(value, bool | int | float | str)
+        if not valid:
+            await connection.refuse(BadFrame(
+                "`value` must be a 32-bit integer for a call, and a boolean, number or string "
+                "for a variable.", reply_to=None,
+            ))
+            raise rpc.DeviceFailed(rpc.Failure.FAILED, "The device answered with a bad value.")
+        return value
+
+    async def _close_replaced(self, device_id: str, session_id: str) -> None:
+        """Another process welcomed the device again: close the older connection held here."""
+        connection = self.connections.get(device_id)
+        if connection is not None and connection.session_id == session_id:
+            await connection.close(
+                CloseCode.REPLACED,
+                "replaced",
+                "The device connected again; this connection is replaced.",
+            )
+
     def _note_heard(self, connection: DeviceConnection) -> None:
         """Note that the device was heard; `heard_flusher` writes the notes in batches."""
         if connection.session_id:
@@ -382,11 +548,17 @@ class DeviceGateway:
             while True:
                 await asyncio.sleep(interval)
                 heard, self._heard = self._heard, set()
+                refused, self._rate_limited = self._rate_limited, Counter()
                 try:
                     await gateway.record_heard(heard, clock.now())
                 except Exception:  # the database is down: these notes wait for the next pass
                     self._heard |= heard
                     log.exception("writing lastHeardAt failed")
+                try:
+                    await gateway.record_rate_limited(refused)
+                except Exception:
+                    self._rate_limited.update(refused)
+                    log.exception("counting rate-limited events failed")
 
         task = asyncio.create_task(flush_forever(), name="last-heard-flusher")
         try:
@@ -397,6 +569,7 @@ class DeviceGateway:
 
     async def _forget(self, connection: DeviceConnection) -> None:
         """The connection ended: mark the device offline unless a newer connection has it."""
+        connection.abandon_requests()
         if not connection.session_id:
             return
         if self.connections.get(connection.device_id) is connection:

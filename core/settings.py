@@ -56,6 +56,21 @@ class Settings(BaseSettings):
     device_keepalive: int = Field(30, gt=0, description="seconds")
     device_error_rate: float = Field(1.0, gt=0, description="error reports per second")
     device_error_burst: int = Field(10, ge=1)
+    # Events a device may publish: this many a second on average, and this many at once.
+    device_event_rate: float = Field(1.0, gt=0, description="events per second")
+    device_event_burst: int = Field(4, ge=1)
+
+    # Live fan-out: empty for the in-process broker (one app process), or redis://host:6379/0
+    # so that every app process sees every other's events and reaches every device.
+    broker_url: str = ""
+    broker_channel_prefix: str = Field("devicecloud", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    event_retention_days: int = Field(30, gt=0)
+    event_prune_interval: float = Field(3600.0, gt=0, description="seconds")
+    sse_keepalive: float = Field(15.0, gt=0, description="seconds")
+    # How often a live stream checks that its subscriber may still watch (token, team).
+    stream_access_check_interval: float = Field(5.0, gt=0, description="seconds")
+    stream_buffer: int = Field(1000, ge=1, description="events queued per slow subscriber")
+    function_call_timeout: float = Field(10.0, gt=0, description="seconds")
 
     log_level: str = "INFO"
 
@@ -76,6 +91,12 @@ class Settings(BaseSettings):
         if not self.development:
             raise ValueError("SECRET_KEY is required when ENVIRONMENT=production")
         self.secret_key = _development_secret_key()
+        return self
+
+    @model_validator(mode="after")
+    def _broker(self) -> Settings:
+        if self.broker_url and urlsplit(self.broker_url).scheme not in ("redis", "rediss"):
+            raise ValueError("BROKER_URL must be empty (in-process) or look like redis://host:6379/0")
         return self
 
     @model_validator(mode="after")

@@ -45,7 +45,7 @@ def _is_claimer(principal: AnyPrincipal, device: Device) -> bool:
     )
 
 
-async def _find(device_id: str) -> Device:
+async def find(device_id: str) -> Device:
     device = await Device.get_or_none(id=parse_device_id(device_id))
     if device is None:
         raise _missing()
@@ -56,7 +56,7 @@ async def get_device(principal: AnyPrincipal, device_id: str) -> Device:
     """A device, for members of the organization owning its product (quarantined and denied
     devices too, so the team can decide), or, for a device in no product, for the user who
     claimed it. Anyone else gets `NotFound`; a malformed ID, `InvalidInput`."""
-    device = await _find(device_id)
+    device = await find(device_id)
     if device.product_id is None:
         if not _is_claimer(principal, device):
             raise _missing()
@@ -68,7 +68,7 @@ async def get_device(principal: AnyPrincipal, device_id: str) -> Device:
 
 async def _managed(principal: AnyPrincipal, device_id: str) -> tuple[Device, Member | None]:
     """The device and the member managing it (None: the claimer of a device in no product)."""
-    device = await _find(device_id)
+    device = await find(device_id)
     if device.product_id is None:
         if not _is_claimer(principal, device):
             raise _missing()

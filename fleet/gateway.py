@@ -4,9 +4,12 @@ reports. The WebSocket transport (api/gateway.py) parses frames and calls these 
 
 Presence is keyed by a session ID per connection: a connection only ever changes the device's
 presence while the device's `session_id` is still its own, so when the same device connects
-again (in this process or another) the older connection can no longer mark it offline. Closing
-the older connection itself happens in the process that holds it (api/gateway.py); closing it
-from another process arrives with the broker (issue 5).
+again (in this process or another) the older connection can no longer mark it offline. The
+session ID names the process holding the connection (fleet/rpc.py), so the process of a newer
+connection can tell the older one's process to close it.
+
+Every event is written by the event log (fleet/events.py), after the presence change it
+reports has committed.
 """
 
 from __future__ import annotations
@@ -14,20 +17,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
+from collections import Counter
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from auth import tokens
 from core import clock
 from core.errors import PermissionDenied
 from core.settings import Settings
+from fleet import events
 from fleet.device_ids import normalize_device_id
 from fleet.devices import Quarantine
-from models.devices import Device, DeviceError, Event
+from fleet.rpc import new_session_id
+from models.devices import Device, DeviceError
 from models.products import Product
 
 log = logging.getLogger("devicecloud.gateway")
@@ -80,6 +86,9 @@ class Assignment:
 class Welcome:
     session_id: str
     assignment: Assignment
+    replaced_session_id: str | None  # the device's previous connection, if still open
+    event_product_id: int | None  # where the device's events go
+    event_data_limit: int
 
 
 def assign_product(
@@ -134,7 +143,7 @@ async def welcome(device_id: str, hello: Hello) -> Welcome:
     """Apply a hello: assign the product, record the firmware, and mark the device online under
     a new session ID (recording a `spark/status` online event). Raises `DeviceDenied`."""
     now = clock.now()
-    session_id = secrets.token_hex(16)
+    session_id = new_session_id()
     reported_exists = hello.product_id is not None and await Product.exists(id=hello.product_id)
     async with in_transaction():
         device = await Device.filter(id=device_id).select_for_update().get()
@@ -169,10 +178,45 @@ async def welcome(device_id: str, hello: Hello) -> Welcome:
             last_heard_at=now,
         )
         await Device.filter(id=device_id, first_online_at=None).update(first_online_at=now)
-        await _status_event(
-            device_id, _event_product(stored_product, assignment.quarantine), ONLINE, now
-        )
-    return Welcome(session_id, assignment)
+    event_product = _event_product(stored_product, assignment.quarantine)
+    await _status_events([(device_id, event_product)], ONLINE, now)
+    return Welcome(
+        session_id,
+        assignment,
+        replaced_session_id=device.session_id if device.online else None,
+        event_product_id=event_product,
+        event_data_limit=await _data_limit(event_product),
+    )
+
+
+async def _data_limit(product_id: int | None) -> int:
+    if product_id is None:
+        return events.DEFAULT_DATA_LIMIT
+    limits = await Product.filter(id=product_id).values_list("event_data_limit", flat=True)
+    return limits[0] if limits else events.DEFAULT_DATA_LIMIT
+
+
+async def event_target(device_id: str) -> tuple[int | None, int]:
+    """Where the device's events go now (its product, none once denied) and the data limit
+    there: re-read now and then by the connection, as the team may move the device."""
+    rows = await Device.filter(id=device_id).values_list("product_id", "quarantine")
+    if not rows:
+        return None, events.DEFAULT_DATA_LIMIT
+    product_id = _event_product(*rows[0])
+    return product_id, await _data_limit(product_id)
+
+
+async def record_rate_limited(counts: Counter[str]) -> None:
+    """Add refused publishes to the devices' counters: one UPDATE per distinct count, never a
+    read-modify-write per device."""
+    by_count: dict[int, list[str]] = {}
+    for device_id, count in counts.items():
+        by_count.setdefault(count, []).append(device_id)
+    for count, device_ids in by_count.items():
+        for start in range(0, len(device_ids), 1000):
+            await Device.filter(id__in=device_ids[start : start + 1000]).update(
+                rate_limited_events=F("rate_limited_events") + count
+            )
 
 
 async def record_heard(session_ids: Collection[str], heard_at: datetime) -> None:
@@ -198,9 +242,9 @@ async def disconnect(device_id: str, session_id: str, heard_at: datetime) -> boo
         )
         if not updated:
             return False
-        await _status_event(
-            device_id, _event_product(device.product_id, device.quarantine), OFFLINE, clock.now()
-        )
+    await _status_events(
+        [(device_id, _event_product(device.product_id, device.quarantine))], OFFLINE, clock.now()
+    )
     return True
 
 
@@ -245,20 +289,14 @@ async def mark_stale_devices_offline(keepalive: int) -> int:
             await Device.filter(id__in=ids, online=True, last_heard_at__lt=cutoff).update(
                 online=False, session_id=None
             )
-            now = clock.now()
-            await Event.bulk_create(
-                [
-                    Event(
-                        device_id=device_id,
-                        product_id=_event_product(product_id, quarantine),
-                        name=STATUS_EVENT,
-                        data=OFFLINE,
-                        published_at=now,
-                        data_operations=0,
-                    )
-                    for device_id, product_id, quarantine in stale
-                ]
-            )
+        await _status_events(
+            [
+                (device_id, _event_product(product_id, quarantine))
+                for device_id, product_id, quarantine in stale
+            ],
+            OFFLINE,
+            clock.now(),
+        )
         total += len(stale)
         if len(stale) < SWEEP_BATCH:
             return total
@@ -288,13 +326,21 @@ async def _sweep_forever(settings: Settings) -> None:
         await asyncio.sleep(settings.device_keepalive)
 
 
-async def _status_event(device_id: str, product_id: int | None, data: str, at: datetime) -> None:
-    # The cloud's own events are not data operations: they are never counted.
-    await Event.create(
-        device_id=device_id,
-        product_id=product_id,
-        name=STATUS_EVENT,
-        data=data,
-        published_at=at,
-        data_operations=0,
+async def _status_events(
+    devices: Sequence[tuple[str, int | None]], data: str, at: datetime
+) -> None:
+    """Record `spark/status` events (the cloud's own: never data operations) for (device,
+    product) pairs, through the event log, so they are batched and streamed live."""
+    await events.record(
+        [
+            events.NewEvent(
+                product_id=product_id,
+                device_id=device_id,
+                name=STATUS_EVENT,
+                data=data,
+                published_at=at,
+                private=False,
+            )
+            for device_id, product_id in devices
+        ]
     )

@@ -30,6 +30,8 @@ class Permission(StrEnum):
     OAUTH_CLIENT_MANAGE = "oauth_client:manage"
     DEVICE_VIEW = "device:view"
     DEVICE_MANAGE = "device:manage"  # import, approve or deny, rename, remove from a product
+    DEVICE_CALL = "device:call"  # call functions, read variables
+    EVENT_PUBLISH = "event:publish"  # publish events into a product's log
 
 
 _VIEW = {
@@ -39,8 +41,10 @@ _VIEW = {
     Permission.OAUTH_CLIENT_VIEW,
     Permission.DEVICE_VIEW,
 }
-_DEVELOP = _VIEW | {
+_SUPPORT = _VIEW | {Permission.DEVICE_CALL}
+_DEVELOP = _SUPPORT | {
     Permission.PRODUCT_CREATE,
+    Permission.EVENT_PUBLISH,
     Permission.OAUTH_CLIENT_MANAGE,
     Permission.DEVICE_MANAGE,
 }
@@ -56,7 +60,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(_ADMINISTER | {Permission.OWNERSHIP_TRANSFER}),
     Role.ADMINISTRATOR: frozenset(_ADMINISTER),
     Role.DEVELOPER: frozenset(_DEVELOP),
-    Role.SUPPORT: frozenset(_VIEW),
+    Role.SUPPORT: frozenset(_SUPPORT),
     Role.VIEWER: frozenset(_VIEW),
 }
 

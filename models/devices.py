@@ -35,6 +35,9 @@ class Device(Model):
     session_id = fields.CharField(max_length=64, null=True)
     last_heard_at = fields.DatetimeField(null=True)
     first_online_at = fields.DatetimeField(null=True)
+    rate_limited_events = fields.IntField(
+        default=0, db_default=0, description="publishes refused for going over the rate limit"
+    )
 
     class Meta:
         table = "devices"
@@ -66,7 +69,11 @@ class DeviceError(Model):
 
 
 class Event(Model):
-    """An event published by a device or by the cloud (such as `spark/status`)."""
+    """An event published by a device, by a product's server or by the cloud (`spark/status`).
+
+    IDs grow in the order events are stored, which is the order live streams deliver them in:
+    a stream resumes after an event ID without gaps or duplicates. `message_id` is the
+    device's own ID for the publish, so that a retransmission is stored once."""
 
     id = fields.BigIntField(primary_key=True)
     product = fields.ForeignKeyField("models.Product", related_name="events", null=True)
@@ -74,8 +81,11 @@ class Event(Model):
     name = fields.CharField(max_length=64)
     data = fields.TextField(default="")
     published_at = fields.DatetimeField()
+    private = fields.BooleanField(default=True, db_default=True)
+    message_id = fields.CharField(max_length=64, null=True)
     data_operations = fields.IntField(default=0)
 
     class Meta:
         table = "events"
         indexes = [("product_id", "id"), ("device_id", "id"), ("published_at",)]
+        unique_together = [("device", "message_id")]

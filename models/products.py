@@ -16,6 +16,9 @@ class Product(Model):
     platform = fields.CharField(max_length=40)
     customer_auth = fields.CharField(max_length=30)
     created_at = fields.DatetimeField()
+    event_data_limit = fields.IntField(
+        default=1024, db_default=1024, description="bytes of data an event may carry"
+    )
 
     class Meta:
         table = "products"

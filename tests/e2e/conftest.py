@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
 import requests
@@ -9,6 +10,10 @@ from oauthlib.oauth2 import Client
 from requests_oauthlib import OAuth2Session
 
 from auth import passwords
+from fleet import products
+from models.products import Product
+from tests.conftest import LiveServer
+from tests.helpers import organization_with_team
 
 Recorder = Callable[[Client], tuple[OAuth2Session, list[requests.PreparedRequest]]]
 
@@ -49,3 +54,28 @@ def oauth2_session(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
     yield make
     for session in sessions:
         session.close()
+
+
+@dataclass
+class Products:
+    p: Product
+    q: Product
+
+
+@pytest.fixture
+async def fleet() -> Products:
+    team = await organization_with_team(roles=("OWNER",))
+    owner = team.principals["OWNER"]
+
+    async def make(name: str) -> Product:
+        return await products.create_product(
+            owner, team.organization.id, name=name, slug=None, description="",
+            platform="Photon", customer_auth="SIMPLE",
+        )
+
+    return Products(await make("Thermostat"), await make("Sprinkler"))
+
+
+@pytest.fixture
+def url(live_server: LiveServer) -> str:
+    return live_server.url.replace("http://", "ws://") + "/device/v1"

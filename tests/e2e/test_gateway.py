@@ -7,7 +7,6 @@ import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -18,39 +17,14 @@ from api.app import create_app
 from auth import tokens
 from core import clock
 from core.settings import get_settings
-from fleet import gateway, products
+from fleet import gateway
 from models.devices import Device, DeviceError, Event
 from models.products import Product
-from tests.conftest import Clock, LiveServer
-from tests.helpers import organization_with_team
+from tests.conftest import Clock
+from tests.e2e.conftest import Products
 
 FIRMWARE = {"firmwareVersion": "3", "systemFirmwareVersion": "5.6.0",
             "functions": ["reboot", "setTemp"], "variables": ["temperature"]}
-
-
-@dataclass
-class Products:
-    p: Product
-    q: Product
-
-
-@pytest.fixture
-async def fleet() -> Products:
-    team = await organization_with_team(roles=("OWNER",))
-    owner = team.principals["OWNER"]
-
-    async def make(name: str) -> Product:
-        return await products.create_product(
-            owner, team.organization.id, name=name, slug=None, description="",
-            platform="Photon", customer_auth="SIMPLE",
-        )
-
-    return Products(await make("Thermostat"), await make("Sprinkler"))
-
-
-@pytest.fixture
-def url(live_server: LiveServer) -> str:
-    return live_server.url.replace("http://", "ws://") + "/device/v1"
 
 
 @pytest.fixture
@@ -101,8 +75,15 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10) -
 
 
 async def gone_offline(device_id: str) -> None:
-    """Wait until the server has closed the device's session (its cleanup has committed)."""
-    await eventually(lambda: is_online(device_id, False))
+    """Wait until the server has closed the device's session: it is offline, and its
+    `offline` event (recorded once the presence change has committed) is stored."""
+
+    async def offline_recorded() -> bool:
+        recorded = await statuses(device_id)
+        return await is_online(device_id, False) and recorded[-1:] != [] and (
+            recorded[-1][0] == "offline")
+
+    await eventually(offline_recorded)
 
 
 async def is_online(device_id: str, expected: bool) -> bool:

@@ -1,0 +1,540 @@
+"""Events: the publishing rules, the durable batched event log, history, live channels and
+retention.
+
+Every event (published by a device, by a product's server, or by the cloud itself) is
+written by this process's `EventLog`: callers wait until their event is committed, and
+concurrent publishes are written together, a batch per statement. Once committed, each new
+event goes to the broker's live channels of its product and its device, in ID order (see
+`EventLog._store`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
+
+from auth.principals import AnyPrincipal, ClientPrincipal
+from core import clock
+from core.broker import Broker, BrokerUnavailable, InProcessBroker
+from core.errors import DomainError, InvalidInput, NotFound
+from core.settings import Settings
+from fleet import devices
+from fleet.device_ids import parse_device_id
+from fleet.organizations import as_member
+from fleet.permissions import Permission
+from fleet.products import ClientType
+from models.devices import Device, Event
+from models.products import Product
+
+log = logging.getLogger("devicecloud.events")
+
+NAME_MAX = 64
+_NAME = re.compile(r"^[A-Za-z0-9_\-/.]{1,64}$")
+DEFAULT_DATA_LIMIT = 1024
+MAX_DATA_LIMIT = 16 * 1024
+MESSAGE_ID_MAX = 64
+TTL = 60  # seconds: what Particle's streams report for every event
+BYTES_PER_OPERATION = 1024
+# Events under these names are the platform's own: nobody else may publish under `spark`,
+# and neither counts as data operations.
+RESERVED_PREFIX = "spark"
+INTERNAL_PREFIXES = ("spark", "particle")
+BATCH_SIZE = 1000
+PRUNE_BATCH = 10_000
+
+
+class EventsUnavailable(DomainError):
+    """The event could not be stored (the database failed): it was not published."""
+
+    code = "UNAVAILABLE"
+
+
+def check_name(name: str, *, field: str = "name") -> str:
+    """A publishable event name, or `InvalidInput`."""
+    if not _NAME.match(name):
+        raise InvalidInput(
+            f"An event name is 1 to {NAME_MAX} letters, digits, '_', '-', '/' or '.'.",
+            field=field,
+            code="INVALID_NAME",
+        )
+    if name.lower().startswith(RESERVED_PREFIX):
+        raise InvalidInput(
+            f"Event names starting with '{RESERVED_PREFIX}' are reserved for the cloud.",
+            field=field,
+            code="RESERVED_NAME",
+        )
+    return name
+
+
+def check_data(data: str, limit: int, *, field: str = "data") -> str:
+    """Event data within the product's limit (in UTF-8 bytes), or `InvalidInput`."""
+    size = len(data.encode())
+    if size > limit:
+        raise InvalidInput(
+            f"The data is {size} bytes; this product's events carry at most {limit}.",
+            field=field,
+            code="DATA_TOO_LARGE",
+        )
+    return data
+
+
+def check_data_limit(limit: int, *, field: str = "eventDataLimit") -> int:
+    if not 1 <= limit <= MAX_DATA_LIMIT:
+        raise InvalidInput(
+            f"The event data limit is from 1 to {MAX_DATA_LIMIT} bytes.", field=field
+        )
+    return limit
+
+
+def data_operations(name: str, data: str) -> int:
+    """What publishing the event costs in data operations: 1 per 1024 bytes of data, rounded
+    up, at least 1. The platform's own events (`spark…`, `particle…`) cost nothing."""
+    if name.lower().startswith(INTERNAL_PREFIXES):
+        return 0
+    return max(1, math.ceil(len(data.encode()) / BYTES_PER_OPERATION))
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to store."""
+
+    product_id: int | None
+    device_id: str | None
+    name: str
+    data: str
+    published_at: datetime
+    private: bool = True
+    message_id: str | None = None
+
+    @property
+    def data_operations(self) -> int:
+        return data_operations(self.name, self.data)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEvent:
+    """A stored event as live streams carry it."""
+
+    id: int
+    product_id: int | None
+    device_id: str | None
+    name: str
+    data: str
+    published_at: datetime
+    private: bool
+
+    def encode(self) -> bytes:
+        fields = asdict(self)
+        fields["published_at"] = self.published_at.isoformat()
+        return json.dumps(fields, separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, message: bytes) -> LiveEvent:
+        fields = json.loads(message)
+        fields["published_at"] = datetime.fromisoformat(fields["published_at"])
+        return cls(**fields)
+
+    @classmethod
+    def of(cls, event: Event) -> LiveEvent:
+        return cls(
+            id=event.id,
+            product_id=event.product_id,
+            device_id=event.device_id,
+            name=event.name,
+            data=event.data,
+            published_at=event.published_at,
+            private=event.private,
+        )
+
+
+def product_channel(product_id: int) -> str:
+    return f"events:product:{product_id}"
+
+
+def device_channel(device_id: str) -> str:
+    return f"events:device:{device_id}"
+
+
+@dataclass
+class _Pending:
+    event: NewEvent
+    stored: asyncio.Future[LiveEvent | None]
+
+
+class EventLog:
+    """This process's writer of events: one task writes whatever has queued up since its last
+    write as one batch (at most `BATCH_SIZE` events per statement), so a burst of publishes
+    becomes a few inserts and a lone publish is written at once."""
+
+    def __init__(self, broker: Broker):
+        self.broker = broker
+        self._queue: list[_Pending] = []
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False
+        self._sequence: str | None = None
+
+    async def append(self, events: Sequence[NewEvent]) -> list[LiveEvent | None]:
+        """Store `events` and return them as stored, once they are committed: None for a
+        retransmission (a device's message ID stored before). Raises `EventsUnavailable`."""
+        loop = asyncio.get_running_loop()
+        pending = [_Pending(event, loop.create_future()) for event in events]
+        self._queue.extend(pending)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_forever(), name="event-writer")
+        self._wake.set()
+        # Shielded: a caller that goes away (a device disconnecting) leaves its event queued.
+        return [await asyncio.shield(item.stored) for item in pending]
+
+    async def close(self) -> None:
+        """Write what is queued, then stop."""
+        if self._writer is None:
+            return
+        self._closing = True
+        self._wake.set()
+        await asyncio.wait([self._writer])
+        self._writer = None
+        self._closing = False
+
+    async def _write_forever(self) -> None:
+        while not (self._closing and not self._queue):
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch, self._queue = self._queue[:BATCH_SIZE], self._queue[BATCH_SIZE:]
+                try:
+                    stored = await self._store([item.event for item in batch])
+                except Exception as error:
+                    log.exception("storing events failed", extra={"events": len(batch)})
+                    failure = EventsUnavailable(
+                        "The event could not be stored; publish it again."
+                    )
+                    failure.__cause__ = error
+                    for item in batch:
+                        if not item.stored.done():
+                            item.stored.set_exception(failure)
+                    continue
+                for item, event in zip(batch, stored, strict=True):
+                    if not item.stored.done():
+                        item.stored.set_result(event)
+
+    async def _store(self, batch: list[NewEvent]) -> list[LiveEvent | None]:
+        """Insert `batch` in one transaction and publish the new events live.
+
+        IDs are taken by this writer, in order, under a lock that every process's writer takes
+        (PostgreSQL: a transaction-level advisory lock, SQLite: the database's write lock),
+        and the new events are handed to the broker before the lock is released. So events
+        are committed and delivered live in ID order across processes, and a stream that
+        resumes after an ID neither misses nor repeats an event."""
+        async with in_transaction() as connection:
+            postgres = connection.capabilities.dialect == "postgres"
+            ids = await (self._take_ids_postgres if postgres else self._take_ids_sqlite)(
+                connection, len(batch)
+            )
+            inserted = await (self._insert_postgres if postgres else self._insert_sqlite)(
+                connection, ids, batch
+            )
+            stored = [
+                LiveEvent(
+                    id=event_id,
+                    product_id=event.product_id,
+                    device_id=event.device_id,
+                    name=event.name,
+                    data=event.data,
+                    published_at=event.published_at,
+                    private=event.private,
+                )
+                if event_id in inserted
+                else None
+                for event_id, event in zip(ids, batch, strict=True)
+            ]
+            await self._publish([event for event in stored if event is not None])
+        return stored
+
+    async def _publish(self, stored: list[LiveEvent]) -> None:
+        messages: list[tuple[str, bytes]] = []
+        for event in stored:
+            encoded = event.encode()
+            if event.product_id is not None:
+                messages.append((product_channel(event.product_id), encoded))
+            if event.device_id is not None:
+                messages.append((device_channel(event.device_id), encoded))
+        try:
+            await self.broker.publish_many(messages)
+        except BrokerUnavailable:
+            # Stored all the same: live streams miss them and can resume from history.
+            log.exception("publishing events live failed", extra={"events": len(stored)})
+
+    async def _take_ids_postgres(self, connection: BaseDBAsyncClient, count: int) -> list[int]:
+        await connection.execute_query("SELECT pg_advisory_xact_lock(hashtext('events'))")
+        if self._sequence is None:
+            rows = await connection.execute_query_dict(
+                "SELECT pg_get_serial_sequence('events', 'id') AS name"
+            )
+            self._sequence = rows[0]["name"]
+        rows = await connection.execute_query_dict(
+            "SELECT nextval($1::text::regclass) AS id FROM generate_series(1, $2)",
+            [self._sequence, count],
+        )
+        return sorted(row["id"] for row in rows)
+
+    async def _take_ids_sqlite(self, connection: BaseDBAsyncClient, count: int) -> list[int]:
+        # A write first, so this transaction holds the write lock before it reads the sequence.
+        await connection.execute_query(
+            "UPDATE sqlite_sequence SET seq = seq WHERE name = 'events'"
+        )
+        rows = await connection.execute_query_dict(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0) AS seq"
+        )
+        last = rows[0]["seq"]
+        return list(range(last + 1, last + 1 + count))
+
+    async def _insert_postgres(
+        self, connection: BaseDBAsyncClient, ids: list[int], batch: list[NewEvent]
+    ) -> set[int]:
+        rows = await connection.execute_query_dict(
+            "INSERT INTO events (id, product_id, device_id, name, data, published_at, private,"
+            " message_id, data_operations) SELECT * FROM unnest($1::bigint[], $2::bigint[],"
+            " $3::varchar[], $4::varchar[], $5::text[], $6::timestamptz[], $7::boolean[],"
+            " $8::varchar[], $9::int[]) ON CONFLICT (device_id, message_id) DO NOTHING"
+            " RETURNING id",
+            [
+                ids,
+                [event.product_id for event in batch],
+                [event.device_id for event in batch],
+                [event.name for event in batch],
+                [event.data for event in batch],
+                [event.published_at for event in batch],
+                [event.private for event in batch],
+                [event.message_id for event in batch],
+                [event.data_operations for event in batch],
+            ],
+        )
+        return {row["id"] for row in rows}
+
+    async def _insert_sqlite(
+        self, connection: BaseDBAsyncClient, ids: list[int], batch: list[NewEvent]
+    ) -> set[int]:
+        published_at = Event._meta.fields_map["published_at"]
+        inserted: set[int] = set()
+        # 9 values a row, within SQLite's default limit of 32766 bound values a statement.
+        for start in range(0, len(batch), 3000):
+            rows = list(zip(ids[start : start + 3000], batch[start : start + 3000], strict=True))
+            values: list[object] = []
+            for event_id, event in rows:
+                values += [
+                    event_id,
+                    event.product_id,
+                    event.device_id,
+                    event.name,
+                    event.data,
+                    published_at.to_db_value(event.published_at, Event),
+                    int(event.private),
+                    event.message_id,
+                    event.data_operations,
+                ]
+            placeholders = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
+            returned = await connection.execute_query_dict(
+                "INSERT INTO events (id, product_id, device_id, name, data, published_at,"  # noqa: S608
+                f" private, message_id, data_operations) VALUES {placeholders}"
+                " ON CONFLICT (device_id, message_id) DO NOTHING RETURNING id",
+                values,
+            )
+            inserted |= {row["id"] for row in returned}
+        return inserted
+
+
+_log: EventLog | None = None
+
+
+def install(event_log: EventLog | None) -> None:
+    """Make `event_log` this process's event log (the app does, at start-up)."""
+    global _log
+    _log = event_log
+
+
+def event_log() -> EventLog:
+    """This process's event log (an in-process one until the app installs its own)."""
+    global _log
+    if _log is None:
+        _log = EventLog(InProcessBroker())
+    return _log
+
+
+async def record(events: Sequence[NewEvent]) -> list[LiveEvent | None]:
+    """Store events and publish them live; see `EventLog.append`."""
+    return await event_log().append(events)
+
+
+# --- who may watch and publish ---------------------------------------------------------
+
+
+def _is_server_of(principal: AnyPrincipal, product_id: int | None) -> bool:
+    """The principal is the product's own SERVER client."""
+    return (
+        isinstance(principal, ClientPrincipal)
+        and product_id is not None
+        and principal.client.product_id == product_id
+        and principal.client.kind == ClientType.SERVER
+    )
+
+
+async def _product(id_or_slug: int | str) -> Product:
+    product = None
+    if isinstance(id_or_slug, int) or id_or_slug.isdigit():
+        product = await Product.get_or_none(id=int(id_or_slug))
+    if product is None and isinstance(id_or_slug, str):
+        product = await Product.get_or_none(slug=id_or_slug)
+    if product is None:
+        raise NotFound("No such product.", field="productId")
+    return product
+
+
+async def watchable_product(principal: AnyPrincipal, id_or_slug: int | str) -> Product:
+    """A product whose events the principal may see (every team role, and the product's
+    SERVER client); anyone else gets `NotFound`."""
+    product = await _product(id_or_slug)
+    if not _is_server_of(principal, product.id):
+        member = await as_member(
+            principal,
+            product.organization_id,
+            hidden=NotFound("No such product.", field="productId"),
+        )
+        member.require(Permission.DEVICE_VIEW)
+    return product
+
+
+async def watchable_device(principal: AnyPrincipal, device_id: str) -> Device:
+    """A device whose events the principal may see: as `fleet.devices.get_device`, plus the
+    SERVER client of the device's product."""
+    device = await devices.find(device_id)
+    if _is_server_of(principal, device.product_id):
+        return device
+    return await devices.get_device(principal, device_id)
+
+
+# --- publishing ------------------------------------------------------------------------
+
+
+async def publish_from_server(
+    principal: AnyPrincipal, product_id: int, *, name: str, data: str, private: bool
+) -> LiveEvent:
+    """Publish an event into a product's log as the product (developers and up, or the
+    product's SERVER client). The data limit is the product's."""
+    product = await _product(product_id)
+    if not _is_server_of(principal, product.id):
+        member = await as_member(
+            principal,
+            product.organization_id,
+            hidden=NotFound("No such product.", field="productId"),
+        )
+        member.require(Permission.EVENT_PUBLISH)
+    event = NewEvent(
+        product_id=product.id,
+        device_id=None,
+        name=check_name(name),
+        data=check_data(data, product.event_data_limit),
+        published_at=clock.now(),
+        private=private,
+    )
+    (stored,) = await record([event])
+    assert stored is not None  # only device events can be retransmissions
+    return stored
+
+
+# --- history ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    prefix: str | None = None
+    device_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _filtered(queryset: QuerySet[Event], where: EventFilter) -> QuerySet[Event]:
+    if where.prefix:
+        queryset = queryset.filter(name__startswith=where.prefix)
+    if where.device_id is not None:
+        queryset = queryset.filter(device_id=parse_device_id(where.device_id))
+    if where.since is not None:
+        queryset = queryset.filter(published_at__gte=where.since)
+    if where.until is not None:
+        queryset = queryset.filter(published_at__lt=where.until)
+    return queryset
+
+
+def check_prefix(prefix: str | None, *, field: str = "prefix") -> str | None:
+    if prefix is not None and (len(prefix) > NAME_MAX or not _NAME.match(prefix or "x")):
+        raise InvalidInput(
+            f"A prefix is at most {NAME_MAX} letters, digits, '_', '-', '/' or '.'.",
+            field=field,
+            code="INVALID_NAME",
+        )
+    return prefix or None
+
+
+def product_history(product_id: int, where: EventFilter) -> QuerySet[Event]:
+    """A product's events (the caller checked access), for newest-first keyset paging."""
+    return _filtered(Event.filter(product_id=product_id), where)
+
+
+def device_history(device_id: str, where: EventFilter) -> QuerySet[Event]:
+    return _filtered(Event.filter(device_id=device_id), where)
+
+
+# --- retention -------------------------------------------------------------------------
+
+
+async def prune(retention_days: int) -> int:
+    """Delete events older than the retention, `PRUNE_BATCH` at a time (short transactions
+    that never hold the table for long). Returns how many."""
+    cutoff = clock.now() - timedelta(days=retention_days)
+    total = 0
+    while True:
+        ids = await (
+            Event.filter(published_at__lt=cutoff)
+            .order_by("published_at")
+            .limit(PRUNE_BATCH)
+            .values_list("id", flat=True)
+        )
+        if not ids:
+            return total
+        total += await Event.filter(id__in=ids).delete()
+        if len(ids) < PRUNE_BATCH:
+            return total
+
+
+@contextlib.asynccontextmanager
+async def pruner(settings: Settings) -> AsyncIterator[None]:
+    """Prune old events at start and every `EVENT_PRUNE_INTERVAL` while the block runs."""
+
+    async def prune_forever() -> None:
+        while True:
+            try:
+                pruned = await prune(settings.event_retention_days)
+                if pruned:
+                    log.info("old events pruned", extra={"events": pruned})
+            except Exception:  # the database is down: try again at the next pass
+                log.exception("pruning events failed")
+            await asyncio.sleep(settings.event_prune_interval)
+
+    task = asyncio.create_task(prune_forever(), name="event-pruner")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.wait([task])
+

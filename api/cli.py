@@ -71,6 +71,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     settings = get_settings()
+    if args.workers > 1 and not settings.broker_url:
+        raise SystemExit(
+            "--workers above 1 needs BROKER_URL=redis://…: with the in-process broker, live "
+            "events and function calls would not cross between the worker processes."
+        )
     if settings.development:
         print(
             f"\n  {settings.platform_name} is starting on http://{args.host}:{args.port}\n"

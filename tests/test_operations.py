@@ -6,6 +6,9 @@ import asyncio
 import json
 import logging
 
+import pytest
+
+from core.settings import get_settings
 from tests.helpers import graphql
 
 
@@ -90,3 +93,15 @@ async def test_oversized_upload_is_refused_from_its_declared_length(live_server)
     status_line = await reader.readline()
     writer.close()
     assert status_line == b"HTTP/1.1 413 Request Entity Too Large\r\n"
+
+
+def test_serve_refuses_several_workers_without_a_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    from api import cli
+
+    monkeypatch.setattr(get_settings(), "broker_url", "")
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["serve", "--workers", "2"])
+    assert str(stopped.value) == (
+        "--workers above 1 needs BROKER_URL=redis://…: with the in-process broker, live events "
+        "and function calls would not cross between the worker processes."
+    )

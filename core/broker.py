@@ -111,9 +111,12 @@ class RedisBroker(Broker):
         super().__init__()
         import redis.asyncio as redis
 
-        self._redis = redis.Redis.from_url(url, health_check_interval=30)
+        # Publishing must never hang the event writer: its connections time out. The
+        # subscriber's connection blocks waiting for messages, so it has no read timeout.
+        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self._subscriber = redis.Redis.from_url(url, socket_connect_timeout=5)
         self._prefix = prefix + ":"
-        self._pubsub = self._redis.pubsub()
+        self._pubsub = self._subscriber.pubsub()
         self._changes = asyncio.Lock()  # subscription changes, one at a time
         self._confirmations: dict[str, asyncio.Future[None]] = {}
         self._reader: asyncio.Task[None] | None = None
@@ -135,6 +138,7 @@ class RedisBroker(Broker):
             self._reader.cancel()
             await asyncio.wait([self._reader])
         await self._pubsub.aclose()
+        await self._subscriber.aclose()
         await self._redis.aclose()
         await super().close()
 

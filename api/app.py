@@ -21,6 +21,7 @@ from api.graphql.schema import build_schema
 from api.graphql.view import GraphQLEndpoint
 from api.middleware import BodyLimit, RequestContext
 from api.oauth_routes import routes as oauth_routes
+from api.sse import routes as sse_routes
 from auth.oauth import AuthorizationServer
 from core.broker import create_broker
 from core.settings import Settings, get_settings
@@ -62,24 +63,24 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
             await db.connect(settings.database_url)
         await broker.start()
         event_log = events.EventLog(broker)
-        events.install(event_log)
-        rpc.install(router)
         try:
-            async with (
-                router.running(),
-                outbox.sender(settings),
-                gateway.presence_sweeper(settings),
-                device_gateway.heard_flusher(),
-                events.pruner(settings),
-            ):
-                log.info(
-                    "started", extra={"environment": settings.environment.value, "pid": os.getpid()}
-                )
-                yield
+            with events.installed(event_log), rpc.installed(router):
+                try:
+                    async with (
+                        router.running(),
+                        outbox.sender(settings),
+                        gateway.presence_sweeper(settings),
+                        device_gateway.heard_flusher(),
+                        events.pruner(settings),
+                    ):
+                        log.info(
+                            "started",
+                            extra={"environment": settings.environment.value, "pid": os.getpid()},
+                        )
+                        yield
+                finally:
+                    await event_log.close()
         finally:
-            await event_log.close()
-            events.install(None)
-            rpc.install(None)
             await broker.close()
             if manage_database:
                 await db.disconnect()
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             *oauth_routes,
+            *sse_routes,
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             WebSocketRoute("/device/v1", device_gateway),

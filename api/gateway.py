@@ -40,8 +40,8 @@ MAX_FRAME_ID = 2**31 - 1
 MAX_PRODUCT_ID = 2**63 - 1
 MAX_NAMES = 64
 MAX_ERROR_MESSAGE = 1024
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_MESSAGE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_MESSAGE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 # How long a connection trusts what it knows of its device's product (the team may move it).
 TARGET_REFRESH = timedelta(seconds=5)
 MAX_INT32 = 2**31 - 1
@@ -123,7 +123,7 @@ def _names(body: dict[str, Any], field: str, frame_id: int) -> list[str]:
     if (
         not isinstance(value, list)
         or len(value) > MAX_NAMES
-        or not all(isinstance(name, str) and _NAME.match(name) for name in value)
+        or not all(isinstance(name, str) and _NAME.fullmatch(name) for name in value)
     ):
         raise BadFrame(
             f"`{field}` must be a list of at most {MAX_NAMES} names of 1 to 64 letters, digits, "
@@ -461,7 +461,7 @@ class DeviceGateway:
         self, connection: DeviceConnection, frame_id: int, body: dict[str, Any]
     ) -> events.NewEvent:
         message_id = body.get("messageId")
-        if not isinstance(message_id, str) or not _MESSAGE_ID.match(message_id):
+        if not isinstance(message_id, str) or not _MESSAGE_ID.fullmatch(message_id):
             raise BadFrame("`messageId` is required: 1 to 64 letters, digits, '_', '-', '.' "
                            "or ':', the same when the event is sent again.", reply_to=frame_id)
         name, data, private = body.get("name"), body.get("data", ""), body.get("private", True)

@@ -15,7 +15,7 @@ from core.context import client_address, request_id
 
 log = logging.getLogger("devicecloud.request")
 
-_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class RequestContext:
@@ -29,7 +29,7 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         incoming = Headers(scope=scope).get("x-request-id", "")
-        rid = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        rid = incoming if _SAFE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         token = request_id.set(rid)
         address_token = client_address.set((scope.get("client") or ("", 0))[0])
         scope.setdefault("state", {})["request_id"] = rid

@@ -6,13 +6,13 @@ import re
 
 from core.errors import InvalidInput
 
-_DEVICE_ID = re.compile(r"^[0-9a-f]{24}$")
+_DEVICE_ID = re.compile(r"[0-9a-f]{24}")
 
 
 def normalize_device_id(raw: str) -> str | None:
     """The canonical (lower-case, trimmed) form of a device ID, or None if it is not one."""
     candidate = raw.strip().lower()
-    return candidate if _DEVICE_ID.match(candidate) else None
+    return candidate if _DEVICE_ID.fullmatch(candidate) else None
 
 
 def parse_device_id(raw: str, field: str = "deviceId") -> str:

@@ -16,11 +16,12 @@ import json
 import logging
 import math
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import RawSQL
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
@@ -40,7 +41,7 @@ from models.products import Product
 log = logging.getLogger("devicecloud.events")
 
 NAME_MAX = 64
-_NAME = re.compile(r"^[A-Za-z0-9_\-/.]{1,64}$")
+_NAME = re.compile(r"[A-Za-z0-9_\-/.]{1,64}")
 DEFAULT_DATA_LIMIT = 1024
 MAX_DATA_LIMIT = 16 * 1024
 MESSAGE_ID_MAX = 64
@@ -62,7 +63,7 @@ class EventsUnavailable(DomainError):
 
 def check_name(name: str, *, field: str = "name") -> str:
     """A publishable event name, or `InvalidInput`."""
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise InvalidInput(
             f"An event name is 1 to {NAME_MAX} letters, digits, '_', '-', '/' or '.'.",
             field=field,
@@ -357,21 +358,29 @@ class EventLog:
         return inserted
 
 
-_log: EventLog | None = None
+# The event logs of the apps running in this process, the latest last (normally just one).
+_installed: list[EventLog] = []
+_fallback: EventLog | None = None
 
 
-def install(event_log: EventLog | None) -> None:
-    """Make `event_log` this process's event log (the app does, at start-up)."""
-    global _log
-    _log = event_log
+@contextlib.contextmanager
+def installed(log: EventLog) -> Iterator[None]:
+    """Make `log` this process's event log while the block (the app's lifespan) runs."""
+    _installed.append(log)
+    try:
+        yield
+    finally:
+        _installed.remove(log)
 
 
 def event_log() -> EventLog:
-    """This process's event log (an in-process one until the app installs its own)."""
-    global _log
-    if _log is None:
-        _log = EventLog(InProcessBroker())
-    return _log
+    """This process's event log: the running app's, else an in-process one (scripts, tests)."""
+    global _fallback
+    if _installed:
+        return _installed[-1]
+    if _fallback is None:
+        _fallback = EventLog(InProcessBroker())
+    return _fallback
 
 
 async def record(events: Sequence[NewEvent]) -> list[LiveEvent | None]:
@@ -468,7 +477,10 @@ class EventFilter:
 
 def _filtered(queryset: QuerySet[Event], where: EventFilter) -> QuerySet[Event]:
     if where.prefix:
-        queryset = queryset.filter(name__startswith=where.prefix)
+        # Not LIKE: it ignores case on SQLite. The length is an integer, never user text.
+        queryset = queryset.annotate(
+            name_head=RawSQL(f"substr(name, 1, {len(where.prefix)})")
+        ).filter(name_head=where.prefix)
     if where.device_id is not None:
         queryset = queryset.filter(device_id=parse_device_id(where.device_id))
     if where.since is not None:
@@ -479,7 +491,7 @@ def _filtered(queryset: QuerySet[Event], where: EventFilter) -> QuerySet[Event]:
 
 
 def check_prefix(prefix: str | None, *, field: str = "prefix") -> str | None:
-    if prefix is not None and (len(prefix) > NAME_MAX or not _NAME.match(prefix or "x")):
+    if prefix is not None and (len(prefix) > NAME_MAX or not _NAME.fullmatch(prefix or "x")):
         raise InvalidInput(
             f"A prefix is at most {NAME_MAX} letters, digits, '_', '-', '/' or '.'.",
             field=field,

@@ -24,7 +24,7 @@ from fleet.products import product_member
 from models.devices import Device, DeviceError
 
 SEARCH_MAX = 100
-_HEX = re.compile(r"^[0-9a-f]+$")
+_HEX = re.compile(r"[0-9a-f]+")
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def _search(text: str) -> Q:
         )
     by_name = Q(name__icontains=text)
     prefix = text.lower()
-    return by_name | Q(id__startswith=prefix) if _HEX.match(prefix) else by_name
+    return by_name | Q(id__startswith=prefix) if _HEX.fullmatch(prefix) else by_name
 
 
 async def product_devices(

@@ -26,7 +26,7 @@ from models.products import Product
 
 DESCRIPTION_MAX = 2000
 MAX_REDIRECT_URIS = 10
-_PLATFORM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,39}$")
+_PLATFORM = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,39}")
 
 
 class CustomerAuth(StrEnum):
@@ -88,7 +88,7 @@ def _clean_description(value: str) -> str:
 
 def clean_platform(value: str) -> str:
     platform = value.strip()
-    if not _PLATFORM.match(platform):
+    if not _PLATFORM.fullmatch(platform):
         raise InvalidInput(
             "A platform is 1 to 40 letters, digits, spaces, dots, dashes or underscores "
             "(like 'Photon' or 'esp32-s3').",
@@ -162,8 +162,11 @@ async def update_product(
     name: str | None = None,
     description: str | None = None,
     platform: str | None = None,
+    event_data_limit: int | None = None,
 ) -> Product:
     """Change a product's settings. Its ID, slug and customer auth method are fixed."""
+    from fleet.events import check_data_limit  # fleet.events imports this module
+
     member, product = await product_member(principal, product_id)
     member.require(Permission.PRODUCT_UPDATE)
     changes = {}
@@ -173,6 +176,8 @@ async def update_product(
         changes["description"] = _clean_description(description)
     if platform is not None:
         changes["platform"] = clean_platform(platform)
+    if event_data_limit is not None:
+        changes["event_data_limit"] = check_data_limit(event_data_limit)
     if not changes:
         return product
     async with in_transaction():

@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -218,19 +218,24 @@ def _encode(message: dict[str, Any]) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode()
 
 
-_router: Router | None = None
+# The routers of the apps running in this process, the latest last (normally just one).
+_installed: list[Router] = []
 
 
-def install(router: Router | None) -> None:
-    """Make `router` this process's router (the app does, at start-up)."""
-    global _router
-    _router = router
+@contextlib.contextmanager
+def installed(router: Router) -> Iterator[None]:
+    """Make `router` this process's router while the block (the app's lifespan) runs."""
+    _installed.append(router)
+    try:
+        yield
+    finally:
+        _installed.remove(router)
 
 
 def router() -> Router:
-    if _router is None:
+    if not _installed:
         raise DeviceOffline("The device gateway is not running in this process.")
-    return _router
+    return _installed[-1]
 
 
 async def _callable_device(principal: AnyPrincipal, device_id: str) -> Device:

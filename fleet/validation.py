@@ -9,7 +9,7 @@ from core.errors import InvalidInput
 
 NAME_MAX = 100
 SLUG_MIN, SLUG_MAX = 3, 63
-_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _KEY = re.compile(r"[0-9]{1,19}")
 KEY_MAX = 2**63 - 1  # BIGINT
 
@@ -38,7 +38,7 @@ def clean_name(value: str, field: str = "name") -> str:
 
 
 def clean_slug(value: str, field: str = "slug") -> str:
-    if not SLUG_MIN <= len(value) <= SLUG_MAX or not _SLUG.match(value):
+    if not SLUG_MIN <= len(value) <= SLUG_MAX or not _SLUG.fullmatch(value):
         raise InvalidInput(
             f"A slug is {SLUG_MIN} to {SLUG_MAX} lowercase letters, digits and single hyphens "
             f"between them (like 'acme-sensors'); '{value[:80]}' is not.",

@@ -13,7 +13,7 @@ from strawberry import relay
 from api.graphql.context import Info
 from api.graphql.errors import UserError, client_error, mutate
 from api.graphql.loaders import loader
-from api.graphql.pagination import paginate, paginate_nulls_last
+from api.graphql.pagination import DEFAULT_PAGE_SIZE, paginate, paginate_nulls_last
 from core.errors import InvalidInput, NotFound
 from fleet import devices, fleet_queries
 from fleet.devices import Quarantine
@@ -21,6 +21,7 @@ from models.devices import Device as DeviceModel
 from models.devices import DeviceError as DeviceErrorModel
 
 if TYPE_CHECKING:
+    from api.graphql.events import DeviceEventFilter, Event, VariableReading
     from api.graphql.products import Product
 
 
@@ -51,6 +52,8 @@ class Device(relay.Node):
     quarantine: DeviceQuarantineEnum
     functions: list[str] = strawberry.field(description="Names of the functions it exposes.")
     variables: list[str] = strawberry.field(description="Names of the variables it exposes.")
+    rate_limited_events: int = strawberry.field(
+        description="Publishes refused for going over the rate limit.")
     product_pk: strawberry.Private[int | None]
 
     @classmethod
@@ -65,6 +68,7 @@ class Device(relay.Node):
             quarantine=DeviceQuarantineEnum(device.quarantine),
             functions=[str(name) for name in device.functions or ()],
             variables=[str(name) for name in device.variables or ()],
+            rate_limited_events=device.rate_limited_events,
             product_pk=device.product_id,
         )
 
@@ -82,6 +86,27 @@ class Device(relay.Node):
         if self.product_pk is None:
             return None
         return Product.from_model(await loader(info.context, "product").load(self.product_pk))
+
+    @strawberry.field(description="The events it published, newest first.")
+    async def events(
+        self,
+        info: Info,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        filter: Annotated[DeviceEventFilter, strawberry.lazy("api.graphql.events")] | None = None,
+    ) -> relay.Connection[Annotated[Event, strawberry.lazy("api.graphql.events")]]:
+        from api.graphql.events import device_events
+
+        return await device_events(info, self.device_id, first, after, filter)
+
+    @strawberry.field(description="Read one of its variables (support and up): the device "
+                                  "answers, so it must be online.")
+    async def variable(self, info: Info, name: str) -> Annotated[
+        VariableReading, strawberry.lazy("api.graphql.events")
+    ]:
+        from api.graphql.events import read_variable
+
+        return await read_variable(info, self.device_id, name)
 
 
 async def _visible_device(info: Info, device_id: str) -> Device | None:
@@ -201,7 +226,7 @@ def _text_cursor(values: list[Any]) -> list[Any]:
 
 
 def _integer_cursor(values: list[Any]) -> list[Any]:
-    if not all(type(value) is int for value in values):
+    if not all(type(value) is int and -(2**63) <= value < 2**63 for value in values):
         raise _bad_cursor()
     return values
 

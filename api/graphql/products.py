@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 from strawberry import relay
 
-from api.graphql import devices
+from api.graphql import devices, events
 from api.graphql.context import Info
 from api.graphql.errors import UserError, mutate
 from api.graphql.ids import decode_id
@@ -66,6 +66,8 @@ class Product(relay.Node):
     platform: str
     customer_auth: CustomerAuth
     created_at: datetime
+    event_data_limit: int = strawberry.field(
+        description="Bytes (UTF-8) of data an event may carry: 1 to 16384.")
     organization_pk: strawberry.Private[int]
 
     @classmethod
@@ -73,7 +75,8 @@ class Product(relay.Node):
         return cls(id=product.id, product_id=product.id, name=product.name, slug=product.slug,
                    description=product.description, platform=product.platform,
                    customer_auth=CustomerAuth(product.customer_auth),
-                   created_at=product.created_at, organization_pk=product.organization_id)
+                   created_at=product.created_at, event_data_limit=product.event_data_limit,
+                   organization_pk=product.organization_id)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False
@@ -139,6 +142,17 @@ class Product(relay.Node):
                             ) -> list[devices.ErrorCount]:
         return await devices.product_error_summary(info, self.id, since)
 
+    @strawberry.field(description="Its log: events from its devices and its server, newest "
+                                  "first.")
+    async def events(
+        self,
+        info: Info,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        filter: events.EventFilter | None = None,
+    ) -> relay.Connection[events.Event]:
+        return await events.product_events(info, self.id, first, after, filter)
+
 
 @strawberry.input
 class CreateProductInput:
@@ -157,6 +171,8 @@ class UpdateProductInput:
     name: str | None = None
     description: str | None = None
     platform: str | None = None
+    event_data_limit: int | None = strawberry.field(
+        default=None, description="Bytes of data an event may carry: 1 to 16384.")
 
 
 @strawberry.type
@@ -223,12 +239,14 @@ class ProductMutations:
 
         return await mutate(ProductPayload, work)
 
-    @strawberry.mutation(description="Change a product's name, description or platform.")
+    @strawberry.mutation(description="Change a product's name, description, platform or event "
+                                     "data limit (administrators and up).")
     async def update_product(self, info: Info, input: UpdateProductInput) -> ProductPayload:
         async def work() -> dict[str, object]:
             product = await products.update_product(
                 info.context.principal, decode_id(input.product_id, "Product", "productId"),
                 name=input.name, description=input.description, platform=input.platform,
+                event_data_limit=input.event_data_limit,
             )
             return {"product": Product.from_model(product)}
 

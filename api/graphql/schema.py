@@ -14,16 +14,18 @@ from api.graphql.context import Info
 from api.graphql.device_import import DeviceImportMutations
 from api.graphql.devices import DeviceMutations, DeviceQueries
 from api.graphql.errors import MaskUnexpectedErrors, log_errors
+from api.graphql.events import EventMutations, EventQueries
 from api.graphql.limits import limit_extensions
 from api.graphql.organizations import OrganizationMutations, OrganizationQueries
 from api.graphql.products import ProductMutations, ProductQueries
+from api.graphql.subscriptions import Subscription
 from core.settings import Settings
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 
 
 @strawberry.type
-class Query(AccountQueries, OrganizationQueries, ProductQueries, DeviceQueries):
+class Query(AccountQueries, OrganizationQueries, ProductQueries, DeviceQueries, EventQueries):
     @strawberry.field(description="Fetch any object you can see by its global ID.")
     async def node(self, info: Info, id: relay.GlobalID) -> relay.Node | None:
         return await id.resolve_node(info, required=False)
@@ -36,6 +38,7 @@ class Mutation(
     ProductMutations,
     DeviceMutations,
     DeviceImportMutations,
+    EventMutations,
 ):
     pass
 
@@ -51,6 +54,7 @@ def build_schema(settings: Settings) -> Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=[*limit_extensions(settings), MaskUnexpectedErrors],
     )
 

@@ -83,12 +83,17 @@ async def test_the_same_message_id_from_two_devices_is_two_events(
          "An event name is 1 to 64 letters, digits, '_', '-', '/' or '.'."),
         ({"name": "temp c"}, "invalid_name",
          "An event name is 1 to 64 letters, digits, '_', '-', '/' or '.'."),
+        ({"name": "temp\n"}, "invalid_name",
+         "An event name is 1 to 64 letters, digits, '_', '-', '/' or '.'."),
         ({"name": 7}, "bad_frame", "`name` is required: a string."),
         ({"data": "é" * 513}, "data_too_large",
          "The data is 1026 bytes; this product's events carry at most 1024."),
         ({"data": {"t": 1}}, "bad_frame", "`data` must be a string."),
         ({"private": "yes"}, "bad_frame", "`private` must be true or false."),
         ({"messageId": None}, "bad_frame",
+         "`messageId` is required: 1 to 64 letters, digits, '_', '-', '.' or ':', the same "
+         "when the event is sent again."),
+        ({"messageId": "m3\n"}, "bad_frame",
          "`messageId` is required: 1 to 64 letters, digits, '_', '-', '.' or ':', the same "
          "when the event is sent again."),
         ({"messageId": "a b"}, "bad_frame",

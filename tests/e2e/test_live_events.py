@@ -1,0 +1,528 @@
+"""Live events end to end: SSE streams (Particle's format) and GraphQL subscriptions
+(graphql-transport-ws) against the real server, on whichever database the run uses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from core import clock
+from core.settings import get_settings
+from fleet import events, live, products, team
+from fleet.events import LiveEvent, NewEvent
+from models.devices import Device
+from models.organizations import Membership
+from models.products import Product
+from tests.conftest import Clock, LiveServer
+from tests.e2e.support import revoke
+from tests.helpers import (
+    TEAM_ROLES,
+    access_token,
+    client_token,
+    gid,
+    make_user,
+    user_with_token,
+)
+from tests.test_fleet_queries import CLAIMED, ELSEWHERE, Fleet, fleet, own  # noqa: F401 - the fixture
+
+# The world: tests.test_fleet_queries's fleet (Acme, one member per role, and its product
+# "thermostat"; Globex's "kettle", owned by outsider@example.com, with device ELSEWHERE;
+# CLAIMED, in no product, claimed by Acme's DEVELOPER). D1 and D2 are thermostat's devices.
+D1, D2 = own(0, 1)
+AT = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+WITHIN = 10  # seconds: how long anything expected may take
+PRODUCT_EVENTS = (
+    "subscription($id: ID!, $prefix: String) { productEvents(productId: $id, prefix: $prefix) "
+    "{ missed event { id name data publishedAt private ttl deviceId } } }"
+)
+DEVICE_EVENTS = (
+    "subscription($id: String!, $prefix: String) { deviceEvents(deviceId: $id, prefix: $prefix) "
+    "{ missed event { name deviceId } } }"
+)
+
+
+@pytest.fixture
+def world(fleet: Fleet) -> Fleet:  # noqa: F811 - the fixture
+    return fleet
+
+
+@pytest.fixture
+def quick_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streams opened from now on re-check their subscriber's access every 0.2 s."""
+    monkeypatch.setattr(get_settings(), "stream_access_check_interval", 0.2)
+
+
+async def publish(product: Product | None, device_id: str | None, name: str, data: str = "",
+                  at: datetime | None = None) -> LiveEvent:
+    (event,) = await events.record([NewEvent(
+        product_id=product.id if product else None, device_id=device_id, name=name, data=data,
+        published_at=at or clock.now())])
+    assert event is not None
+    return event
+
+
+# --- SSE client ----------------------------------------------------------------------------
+
+
+class Sse:
+    """An open SSE response, read one message (the lines up to a blank line) at a time."""
+
+    def __init__(self, response: httpx.Response):
+        self._chunks = response.aiter_bytes()
+        self._pending = b""
+
+    async def message(self) -> bytes:
+        async with asyncio.timeout(WITHIN):
+            while b"\n\n" not in self._pending:
+                self._pending += await anext(self._chunks)
+        message, _, self._pending = self._pending.partition(b"\n\n")
+        return message + b"\n\n"
+
+    async def event(self) -> dict[str, str]:
+        """The next message that is not a comment, as its fields."""
+        while (message := await self.message()).startswith(b":"):
+            pass
+        fields = (line.split(": ", 1) for line in message.decode().strip("\n").split("\n"))
+        return {name: value for name, value in fields}
+
+    async def ends(self) -> None:
+        """The server ends the response (within WITHIN seconds), sending only keep-alives."""
+        async with asyncio.timeout(WITHIN):
+            async for chunk in self._chunks:
+                assert set(chunk.split(b"\n\n")) <= {b":", b""}, chunk
+
+
+def _headers(token: str | None, **extra: str) -> dict[str, str]:
+    return ({"Authorization": f"Bearer {token}"} if token else {}) | extra
+
+
+@asynccontextmanager
+async def sse(http: httpx.AsyncClient, path: str, token: str | None, **headers: str
+              ) -> AsyncIterator[Sse]:
+    """A stream that the server accepted: 200, `:ok` received (so it is subscribed)."""
+    async with http.stream("GET", path, headers=_headers(token, **headers)) as response:
+        assert response.status_code == 200, await response.aread()
+        stream = Sse(response)
+        assert await stream.message() == b":ok\n\n"
+        yield stream
+
+
+async def refused(http: httpx.AsyncClient, path: str, token: str | None, **headers: str
+                  ) -> httpx.Response:
+    """A request the server must refuse (read in full; a 200 stream would never end)."""
+    async with http.stream("GET", path, headers=_headers(token, **headers)) as response:
+        assert response.status_code != 200
+        await response.aread()
+        return response
+
+
+def particle(event: LiveEvent, coreid: str) -> dict[str, str]:
+    """The fields of the SSE message Particle sends for `event`."""
+    published_at = event.published_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    data = {"data": event.data, "ttl": 60, "published_at": published_at, "coreid": coreid}
+    return {"id": str(event.id), "event": event.name,
+            "data": json.dumps(data, separators=(",", ":"))}
+
+
+async def until_subscribed(channel: str, count: int = 1) -> None:
+    """Poll this process's broker until `count` streams listen on `channel`."""
+    broker = events.event_log().broker
+    deadline = asyncio.get_running_loop().time() + WITHIN
+    while (listening := broker.local_subscribers(channel)) != count:
+        assert asyncio.get_running_loop().time() < deadline, f"{listening} streams, not {count}"
+        await asyncio.sleep(0.01)
+
+
+# --- GraphQL subscriptions client ------------------------------------------------------------
+
+
+@asynccontextmanager
+async def graphql_ws(live_server: LiveServer, token: str | None
+                     ) -> AsyncIterator[ClientConnection]:
+    """A graphql-transport-ws connection, initialised (with the token) and acknowledged."""
+    url = live_server.url.replace("http://", "ws://") + "/graphql"
+    async with connect(url, subprotocols=["graphql-transport-ws"]) as ws:
+        payload = {"authorization": f"Bearer {token}"} if token else {}
+        await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+        assert await receive(ws) == {"type": "connection_ack"}
+        yield ws
+
+
+async def receive(ws: ClientConnection) -> dict[str, Any]:
+    return json.loads(await asyncio.wait_for(ws.recv(), WITHIN))
+
+
+async def subscribe(ws: ClientConnection, query: str, **variables: Any) -> None:
+    await ws.send(json.dumps({"id": "1", "type": "subscribe",
+                              "payload": {"query": query, "variables": variables}}))
+
+
+# --- SSE: the wire format ---------------------------------------------------------------------
+
+
+async def test_product_stream_speaks_particles_format(http, world: Fleet) -> None:
+    path = "/v1/products/thermostat/events"
+    async with http.stream("GET", path, headers=_headers(await world.token())) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+        assert response.headers["cache-control"] == "no-cache"
+        assert response.headers["x-accel-buffering"] == "no"
+        stream = Sse(response)
+        assert await stream.message() == b":ok\n\n"
+        device = await publish(world.product, D1, "temp", '21.5 "C"\nok', AT)
+        server = await publish(world.product, None, "config/set", "", AT.replace(microsecond=0))
+        assert await stream.message() == (
+            f"id: {device.id}\nevent: temp\n"
+            'data: {"data":"21.5 \\"C\\"\\nok","ttl":60,'
+            f'"published_at":"2026-01-02T03:04:05.678Z","coreid":"{D1}"}}\n\n'
+        ).encode()
+        assert await stream.message() == (
+            f"id: {server.id}\nevent: config/set\n"
+            'data: {"data":"","ttl":60,"published_at":"2026-01-02T03:04:05.000Z",'
+            '"coreid":"particle-internal"}\n\n'
+        ).encode()
+
+
+async def test_server_published_events_reach_the_stream(http, world: Fleet,
+                                                        frozen_clock: Clock) -> None:
+    developer = world.acme.principals["DEVELOPER"]
+    async with sse(http, f"/v1/products/{world.product.id}/events", await world.token()) as s:
+        event = await events.publish_from_server(developer, world.product.id, name="hello",
+                                                 data="world", private=False)
+        assert event.published_at == frozen_clock.current
+        assert await s.event() == particle(event, "particle-internal")
+
+
+async def test_keep_alive_comments_while_idle(http, world: Fleet,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(get_settings(), "sse_keepalive", 0.05)
+    async with sse(http, "/v1/products/thermostat/events", await world.token()) as stream:
+        assert await stream.message() == b":\n\n"
+        assert await stream.message() == b":\n\n"
+        event = await publish(world.product, D1, "temp")
+        assert await stream.event() == particle(event, D1)
+
+
+async def test_every_team_member_sees_private_and_public_events(http, world: Fleet) -> None:
+    async with sse(http, "/v1/products/thermostat/events", await world.token()) as stream:
+        secret = await events.publish_from_server(
+            world.acme.principals["OWNER"], world.product.id, name="a", data="", private=True)
+        public = await events.publish_from_server(
+            world.acme.principals["OWNER"], world.product.id, name="b", data="", private=False)
+        assert [await stream.event(), await stream.event()] == [
+            particle(secret, "particle-internal"), particle(public, "particle-internal")]
+
+
+# --- SSE: what each stream carries --------------------------------------------------------------
+
+
+async def test_product_stream_prefix(http, world: Fleet) -> None:
+    token = await world.token()
+    async with sse(http, "/v1/products/thermostat/events/temp", token) as stream:
+        await publish(world.product, D1, "humidity")
+        await publish(world.product, D1, "Temp")  # names are case-sensitive
+        await publish(world.other, ELSEWHERE, "temp")
+        wanted = [await publish(world.product, D1, "temp/kitchen"),
+                  await publish(world.product, D2, "temperature"),
+                  await publish(world.product, None, "temp")]
+        assert [await stream.event() for _ in wanted] == [
+            particle(wanted[0], D1), particle(wanted[1], D2),
+            particle(wanted[2], "particle-internal")]
+
+
+async def test_device_stream_and_its_prefix(http, world: Fleet) -> None:
+    token = await world.token()
+    async with (sse(http, f"/v1/devices/{D1}/events", token) as every,
+                sse(http, f"/v1/devices/{D1}/events/temp/", token) as prefixed):
+        await publish(world.product, D2, "temp/kitchen")  # another device
+        await publish(world.product, None, "temp/server")  # the product's, not the device's
+        ignored = await publish(world.product, D1, "temperature")
+        wanted = await publish(world.product, D1, "temp/kitchen")
+        assert [await every.event(), await every.event()] == [
+            particle(ignored, D1), particle(wanted, D1)]
+        assert await prefixed.event() == particle(wanted, D1)
+
+
+async def test_last_event_id_resumes_without_gaps_or_duplicates(
+    http, world: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """History is read two events a page; an event is published after each page is read:
+    some arrive live while history still holds them, the last only live."""
+    old = [await publish(world.product, D1, f"temp/{n}") for n in range(4)]
+    await publish(world.product, D1, "humidity")
+    new: list[LiveEvent] = []
+    read_history = live.EventStream._read_history
+
+    async def read_then_publish(stream: live.EventStream) -> None:
+        await read_history(stream)
+        if len(new) < 3:
+            new.append(await publish(world.product, D1, f"temp/new{len(new)}"))
+
+    monkeypatch.setattr(live, "HISTORY_PAGE", 2)
+    monkeypatch.setattr(live.EventStream, "_read_history", read_then_publish)
+    headers = {"Last-Event-ID": str(old[0].id)}
+    async with sse(http, "/v1/products/thermostat/events/temp", await world.token(),
+                   **headers) as stream:
+        received = [await stream.event() for _ in range(6)]
+        assert len(new) == 3
+        assert received == [particle(event, D1) for event in [*old[1:], *new]]
+        after = await publish(world.product, D1, "temp/after")
+        assert await stream.event() == particle(after, D1)
+
+
+async def test_resuming_a_device_stream(http, world: Fleet) -> None:
+    first, second = [await publish(world.product, D1, name) for name in ("a", "b")]
+    await publish(world.product, D2, "c")
+    async with sse(http, f"/v1/devices/{D1}/events", await world.token(),
+                   **{"Last-Event-ID": str(first.id)}) as stream:
+        assert await stream.event() == particle(second, D1)
+        third = await publish(world.product, D1, "d")
+        assert await stream.event() == particle(third, D1)
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "1.5", "+1", "0x10", "9" * 20])
+async def test_a_bad_last_event_id_is_refused(http, world: Fleet, value: str) -> None:
+    response = await refused(http, "/v1/products/thermostat/events", await world.token(),
+                             **{"Last-Event-ID": value})
+    assert response.status_code == 400
+    assert response.json() == {"errors": [{
+        "message": "An event ID is a non-negative integer.",
+        "extensions": {"code": "INVALID_EVENT_ID"}}]}
+
+
+@pytest.mark.parametrize("path", ["/v1/products/thermostat/events/bad%20name",
+                                  "/v1/devices/" + D1 + "/events/" + "x" * 65])
+async def test_a_bad_prefix_is_refused(http, world: Fleet, path: str) -> None:
+    response = await refused(http, path, await world.token())
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"] == {"code": "INVALID_NAME"}
+
+
+# --- SSE: who may watch -----------------------------------------------------------------------
+
+
+async def test_anonymous_callers_must_authenticate(http, world: Fleet) -> None:
+    response = await refused(http, "/v1/products/thermostat/events", None)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json() == {"errors": [{"message": "An access token is required.",
+                                           "extensions": {"code": "UNAUTHENTICATED"}}]}
+
+
+@pytest.mark.parametrize("how", ["invalid", "revoked", "expired", "empty query"])
+async def test_dead_tokens_are_refused(http, world: Fleet, frozen_clock: Clock,
+                                       how: str) -> None:
+    token = await world.token()
+    path = "/v1/products/thermostat/events"
+    if how == "revoked":
+        assert (await revoke(http, token)).status_code == 200
+    elif how == "expired":
+        frozen_clock.advance(seconds=get_settings().access_token_lifetime + 1)
+    elif how == "invalid":
+        token = "dc_at_" + "A" * 43
+    else:
+        token, path = None, path + "?access_token="
+    response = await refused(http, path, token)
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+    assert response.json()["errors"][0]["extensions"] == {"code": "INVALID_TOKEN"}
+
+
+async def test_the_token_may_come_in_the_query_and_is_not_logged(
+    http, world: Fleet, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = await world.token()
+    with caplog.at_level(logging.INFO):
+        async with sse(http, f"/v1/products/thermostat/events?access_token={token}", None) as s:
+            event = await publish(world.product, D1, "temp")
+            assert await s.event() == particle(event, D1)
+        response = await refused(http, "/v1/products/kettle/events?access_token=" + token, None)
+        assert response.status_code == 404
+        # The stream's request is logged once the server has seen the client leave.
+        deadline = asyncio.get_running_loop().time() + WITHIN
+        while len(paths := [r.path for r in caplog.records if r.name == "devicecloud.request"]
+                  ) < 2:
+            assert asyncio.get_running_loop().time() < deadline, paths
+            await asyncio.sleep(0.01)
+    assert sorted(paths) == ["/v1/products/kettle/events", "/v1/products/thermostat/events"]
+    server_records = [r for r in caplog.records if r.name != "httpx"]  # httpx: the client
+    assert not [r for r in server_records if token in json.dumps(r.__dict__, default=str)]
+
+
+@pytest.mark.parametrize("role", TEAM_ROLES)
+async def test_every_team_role_may_watch(http, world: Fleet, role: str) -> None:
+    token = await world.token(role)
+    async with (sse(http, "/v1/products/thermostat/events", token) as product_stream,
+                sse(http, f"/v1/devices/{D1}/events", token) as device_stream):
+        event = await publish(world.product, D1, "temp")
+        assert await product_stream.event() == particle(event, D1)
+        assert await device_stream.event() == particle(event, D1)
+
+
+async def test_the_products_server_client_may_watch(http, world: Fleet) -> None:
+    client, secret = await products.create_oauth_client(
+        world.acme.principals["OWNER"], world.product.id, name="Backend",
+        client_type="SERVER", redirect_uris=[])
+    token = await client_token(http, client, secret)
+    async with (sse(http, f"/v1/products/{world.product.id}/events", token) as product_stream,
+                sse(http, f"/v1/devices/{D1}/events", token) as device_stream):
+        event = await publish(world.product, D1, "temp")
+        assert await product_stream.event() == particle(event, D1)
+        assert await device_stream.event() == particle(event, D1)
+    for path in ("/v1/products/kettle/events", f"/v1/devices/{ELSEWHERE}/events",
+                 f"/v1/devices/{CLAIMED}/events"):
+        assert (await refused(http, path, token)).status_code == 404
+
+
+async def test_outsiders_get_not_found(http, world: Fleet) -> None:
+    outsider = await access_token("outsider@example.com")  # owner of Globex
+    stranger = (await user_with_token(http, "stranger@example.com"))[1]
+    for token in (outsider, stranger):
+        for path, message in (("/v1/products/thermostat/events", "No such product."),
+                              (f"/v1/products/{world.product.id}/events/temp",
+                               "No such product."),
+                              ("/v1/products/nothing-here/events", "No such product."),
+                              (f"/v1/devices/{D1}/events", "No such device."),
+                              (f"/v1/devices/{CLAIMED}/events", "No such device."),
+                              (f"/v1/devices/{'f' * 24}/events", "No such device.")):
+            response = await refused(http, path, token)
+            assert response.status_code == 404, path
+            assert response.json() == {"errors": [{"message": message,
+                                                   "extensions": {"code": "NOT_FOUND"}}]}
+
+
+async def test_the_claimer_watches_a_claimed_device_in_no_product(http, world: Fleet) -> None:
+    token = await world.token("DEVELOPER")
+    async with sse(http, f"/v1/devices/{CLAIMED}/events", token) as stream:
+        event = await publish(None, CLAIMED, "blink")
+        assert await stream.event() == particle(event, CLAIMED)
+    assert (await refused(http, f"/v1/devices/{CLAIMED}/events",
+                          await world.token("OWNER"))).status_code == 404
+
+
+async def test_a_claimer_outside_the_team_cannot_watch_a_product_device(http, world: Fleet
+                                                                         ) -> None:
+    await Device.filter(id=D1).update(claimed_by_id=(await make_user("c2@example.com")).id)
+    response = await refused(http, f"/v1/devices/{D1}/events",
+                             await access_token("c2@example.com"))
+    assert response.status_code == 404
+
+
+# --- SSE: access that ends, clients that leave ----------------------------------------------
+
+
+async def test_removal_from_the_team_ends_the_stream(http, world: Fleet, quick_checks) -> None:
+    membership = await Membership.get(user_id=world.acme.users["VIEWER"].id)
+    async with sse(http, "/v1/products/thermostat/events", await world.token()) as stream:
+        await team.remove_team_member(world.acme.principals["OWNER"], membership.id)
+        await stream.ends()
+
+
+async def test_revoking_the_token_ends_the_stream(http, world: Fleet, quick_checks) -> None:
+    token = await world.token()
+    async with sse(http, f"/v1/devices/{D1}/events", token) as stream:
+        assert (await revoke(http, token)).status_code == 200
+        await stream.ends()
+
+
+async def test_a_client_that_leaves_is_unsubscribed(http, world: Fleet) -> None:
+    channel = events.product_channel(world.product.id)
+    async with sse(http, "/v1/products/thermostat/events", await world.token()):
+        await until_subscribed(channel)
+    await until_subscribed(channel, 0)
+
+
+# --- GraphQL subscriptions ------------------------------------------------------------------
+
+
+async def test_subscription_delivers_product_events(live_server, world: Fleet) -> None:
+    async with graphql_ws(live_server, await world.token()) as ws:
+        await subscribe(ws, PRODUCT_EVENTS, id=gid("Product", world.product.id), prefix="temp")
+        await until_subscribed(events.product_channel(world.product.id))
+        await publish(world.product, D1, "humidity")
+        event = await publish(world.product, D1, "temp", "21.5", AT)
+        assert await receive(ws) == {"id": "1", "type": "next", "payload": {"data": {
+            "productEvents": {"missed": 0, "event": {
+                "id": gid("Event", event.id), "name": "temp", "data": "21.5",
+                "publishedAt": "2026-01-02T03:04:05.678901+00:00", "private": True,
+                "ttl": 60, "deviceId": D1}}},
+            "extensions": {"cost": {"requestedQueryCost": 10, "maximumAvailable": 1000}}}}
+        server = await events.publish_from_server(world.acme.principals["OWNER"],
+                                                  world.product.id, name="temp/set", data="",
+                                                  private=False)
+        message = await receive(ws)
+        assert message["payload"]["data"]["productEvents"]["event"]["deviceId"] is None
+        assert message["payload"]["data"]["productEvents"]["event"]["id"] == gid("Event",
+                                                                                 server.id)
+
+
+async def test_subscription_delivers_device_events(live_server, world: Fleet) -> None:
+    async with graphql_ws(live_server, await world.token("SUPPORT")) as ws:
+        await subscribe(ws, DEVICE_EVENTS, id=D1, prefix="temp")
+        await until_subscribed(events.device_channel(D1))
+        await publish(world.product, D2, "temp")
+        await publish(world.product, D1, "humidity")
+        await publish(world.product, D1, "temp/x")
+        assert await receive(ws) == {"id": "1", "type": "next", "payload": {"data": {
+            "deviceEvents": {"missed": 0, "event": {"name": "temp/x", "deviceId": D1}}},
+            "extensions": {"cost": {"requestedQueryCost": 5, "maximumAvailable": 1000}}}}
+
+
+@pytest.mark.parametrize("caller", ["anonymous", "outsider"])
+async def test_subscriptions_to_what_you_cannot_see_fail(live_server, world: Fleet,
+                                                         caller: str) -> None:
+    token = None if caller == "anonymous" else await access_token("outsider@example.com")
+    async with graphql_ws(live_server, token) as ws:
+        for query, variables, message in (
+            (PRODUCT_EVENTS, {"id": gid("Product", world.product.id)}, "No such product."),
+            (DEVICE_EVENTS, {"id": D1}, "No such device."),
+        ):
+            await subscribe(ws, query, **variables)
+            error = await receive(ws)
+            assert error["type"] == "error", error
+            assert [(e["message"], e["extensions"]) for e in error["payload"]] == [
+                (message, {"code": "NOT_FOUND"})]
+    assert events.event_log().broker.local_subscribers(
+        events.product_channel(world.product.id)) == 0
+
+
+@pytest.mark.parametrize("how", ["removed", "revoked"])
+async def test_a_subscription_ends_when_access_ends(http, live_server, world: Fleet,
+                                                    quick_checks, how: str) -> None:
+    token = await world.token()
+    channel = events.product_channel(world.product.id)
+    async with graphql_ws(live_server, token) as ws:
+        await subscribe(ws, PRODUCT_EVENTS, id=gid("Product", world.product.id))
+        await until_subscribed(channel)
+        if how == "removed":
+            membership = await Membership.get(user_id=world.acme.users["VIEWER"].id)
+            await team.remove_team_member(world.acme.principals["OWNER"], membership.id)
+            expected = ("No such product.", {"code": "NOT_FOUND"})
+        else:
+            assert (await revoke(http, token)).status_code == 200
+            expected = ("The access token is invalid, expired or revoked.",
+                        {"code": "INVALID_TOKEN"})
+        message = await receive(ws)
+        assert message["type"] == "next"
+        assert [(e["message"], e["extensions"]) for e in message["payload"]["errors"]] == [
+            expected]
+        assert await receive(ws) == {"id": "1", "type": "complete"}
+        await until_subscribed(channel, 0)
+
+
+async def test_completing_a_subscription_unsubscribes(live_server, world: Fleet) -> None:
+    channel = events.device_channel(D1)
+    async with graphql_ws(live_server, await world.token()) as ws:
+        await subscribe(ws, DEVICE_EVENTS, id=D1)
+        await until_subscribed(channel)
+        await ws.send(json.dumps({"id": "1", "type": "complete"}))
+        await until_subscribed(channel, 0)

@@ -129,8 +129,14 @@ class RedisBroker(Broker):
             await self._redis.ping()
         except (RedisError, OSError) as error:
             raise BrokerUnavailable(f"Redis at BROKER_URL is unreachable: {error}") from error
-        # Always subscribed to this process's channel, so the reader always has a subscription.
+        # Always subscribed to this process's channel, so the reader always has a subscription;
+        # in effect (confirmed by Redis) before the process serves anything.
         await self._pubsub.subscribe(self._prefix + "process:" + PROCESS_ID)
+        async with asyncio.timeout(10):
+            while True:
+                message = await self._pubsub.get_message(timeout=1.0)
+                if message is not None and message["type"] == "subscribe":
+                    break
         self._reader = asyncio.create_task(self._read_forever(), name="broker-reader")
 
     async def close(self) -> None:

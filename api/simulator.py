@@ -2,15 +2,20 @@
 (docs/device-protocol.md) and a load generator.
 
 Each device runs one coroutine (`DeviceClient.run`): connect, `auth`, `hello`, then a frame
-dispatcher reads what the cloud sends while a ticker sends `ping` frames every keepAlive / 2
-seconds and, with a rate, the device's own activity (today: an `error` report now and then).
+dispatcher reads what the cloud sends (replies, function calls, variable reads) while a ticker
+sends `ping` frames every keepAlive / 2 seconds and, with a rate, the device's own activity:
+events (`temperature`, `status/battery`, `status/rssi`) and now and then an error report.
+Events go through the device's outbox: a publisher sends them one at a time and keeps each
+until the cloud acknowledges it, so an event whose `ack` was lost (connection dropped, cloud
+`unavailable`) is sent again, under the same `messageId`, after reconnecting. The device paces
+its publishes under the cloud's rate limit (1 a second, bursts of 4, by default).
 A dropped connection is retried with exponential backoff; a refused one (close code 4401 or
 4403) is reported and not retried. New connections are opened at a bounded pace so that
 thousands of devices do not stampede the server.
 
-Adding a message type: a frame the cloud sends on its own (a function call, a variable read)
-gets a handler in `DeviceClient.requests`; a frame the device sends on its own (an event) gets
-a builder in `ACTIVITIES`.
+Adding a message type: a frame the cloud sends on its own gets a handler in
+`DeviceClient.requests`; a frame the device sends on its own gets an `Activity` in
+`ACTIVITIES`.
 """
 
 from __future__ import annotations
@@ -21,11 +26,14 @@ import contextlib
 import csv
 import io
 import json
+import math
 import random
+import secrets
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -50,6 +58,14 @@ BACKOFF_MAX = 30.0
 PROGRESS_SECONDS = 1.0
 MAX_FRAME_ID = 2**31 - 1
 MAX_CSV_ROWS = 1_000_000
+DEFAULT_ACTIVITY_INTERVAL = 10.0  # seconds between a device's own frames, on average (CLI)
+# The cloud's default publish limit per device (DEVICE_EVENT_RATE, DEVICE_EVENT_BURST). A
+# device paces itself a little under it, so that network jitter never trips the limit.
+DEVICE_EVENT_RATE = 1.0
+DEVICE_EVENT_BURST = 4
+PACE_MARGIN = 0.9
+MAX_OUTBOX = 100  # events a device keeps until acknowledged; new events beyond are dropped
+UNAVAILABLE_RETRY_SECONDS = 1.0  # after the cloud could not store an event
 
 # Close codes of the protocol.
 CLOSE_UNAUTHORIZED = 4401
@@ -92,7 +108,15 @@ class SimulationReport:
 
     `connected`, `welcomed` and `quarantined` count the devices in that state right now;
     `ever_welcomed` those welcomed at least once; `refused` and `replaced` devices stopped;
-    `reconnects` counts connection attempts after the first, per device."""
+    `reconnects` counts connection attempts after the first, per device.
+
+    Events: every event `events_published` ends up acknowledged (stored), refused for the rate
+    limit (`events_rate_limited`, not sent again), refused for another reason
+    (`events_refused`), dropped because the device's outbox was full (`events_dropped`), or
+    still waiting in an outbox (`events_pending`, sent again after a reconnect).
+    `events_retransmitted` counts the publish frames that sent an event again.
+    `calls_answered` and `reads_answered` count the cloud's function calls and variable reads
+    the devices answered (with a value or `not_found`)."""
 
     devices: int = 0
     connected: int = 0
@@ -105,8 +129,17 @@ class SimulationReport:
     failed_attempts: int = 0
     frames_sent: int = 0
     errors_reported: int = 0
-    acks: int = 0
+    acks: int = 0  # error reports acknowledged
     cloud_errors: int = 0
+    events_published: int = 0
+    events_acknowledged: int = 0
+    events_rate_limited: int = 0
+    events_refused: int = 0
+    events_dropped: int = 0
+    events_pending: int = 0
+    events_retransmitted: int = 0
+    calls_answered: int = 0
+    reads_answered: int = 0
     elapsed: float = 0.0
     all_welcomed_after: float | None = None  # seconds from start until every device not
     # refused had been welcomed once
@@ -127,6 +160,25 @@ class SimulationReport:
             line += f", {self.failed_attempts} failed attempts"
         if self.errors_reported:
             line += f", {self.errors_reported} errors reported"
+        if self.events_published:
+            line += (
+                f"; events: {self.events_published} published,"
+                f" {self.events_acknowledged} acknowledged,"
+                f" {self.events_rate_limited} rate-limited,"
+                f" {self.events_retransmitted} retransmitted"
+            )
+            for count, what in (
+                (self.events_pending, "pending"),
+                (self.events_refused, "refused"),
+                (self.events_dropped, "dropped"),
+            ):
+                if count:
+                    line += f", {count} {what}"
+        if self.calls_answered or self.reads_answered:
+            line += (
+                f"; answered {self.calls_answered} function calls,"
+                f" {self.reads_answered} variable reads"
+            )
         return line
 
 
@@ -195,19 +247,101 @@ class _Pacer:
             await asyncio.sleep(slot - now)
 
 
-def _error_frame(rng: random.Random) -> dict[str, Any]:
-    code, message, reset_reason = rng.choice(ERROR_SAMPLES)
+class _Pace:
+    """The device's own view of the cloud's publish limit: a token bucket at `rate` a second
+    with bursts of `burst`, on the monotonic clock."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.updated = time.monotonic()
+
+    def delay(self) -> float:
+        """Seconds until a publish fits under the limit (0: now)."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+    def take(self) -> None:
+        self.tokens -= 1
+
+
+@dataclass
+class Thermostat:
+    """What a simulated device measures. `setTemp` moves the set point (and, the device being
+    simulated, the temperature at once); each `temperature` event drifts around it."""
+
+    set_point: float
+    temperature: float
+    battery: int  # percent
+
+    @classmethod
+    def random(cls, rng: random.Random) -> Thermostat:
+        set_point = 21.0
+        return cls(set_point, round(set_point + rng.uniform(-2, 2), 2), rng.randint(40, 100))
+
+    def drift(self, rng: random.Random) -> float:
+        step = 0.3 * (self.set_point - self.temperature) + rng.gauss(0, 0.15)
+        self.temperature = round(self.temperature + step, 2)
+        return self.temperature
+
+
+@dataclass
+class _Outgoing:
+    """An event in a device's outbox: kept until the cloud acknowledges it."""
+
+    message_id: str
+    name: str
+    data: str
+    sent: bool = False  # sent at least once: sending it again is a retransmission
+
+    def frame(self) -> dict[str, Any]:
+        return {"type": "publish", "messageId": self.message_id, "name": self.name,
+                "data": self.data, "private": True}
+
+
+def temperature_event(device: DeviceClient) -> dict[str, Any]:
+    return {"type": "publish", "name": "temperature",
+            "data": f"{device.thermostat.drift(device.sim.rng):.2f}"}
+
+
+def status_event(device: DeviceClient) -> dict[str, Any]:
+    rng, thermostat = device.sim.rng, device.thermostat
+    if rng.random() < 0.5:
+        if thermostat.battery <= 5:
+            thermostat.battery = 100  # recharged
+        elif rng.random() < 0.2:
+            thermostat.battery -= 1
+        return {"type": "publish", "name": "status/battery", "data": str(thermostat.battery)}
+    return {"type": "publish", "name": "status/rssi", "data": str(rng.randint(-90, -40))}
+
+
+def error_report(device: DeviceClient) -> dict[str, Any]:
+    code, message, reset_reason = device.sim.rng.choice(ERROR_SAMPLES)
     frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
     if reset_reason:
         frame["resetReason"] = reset_reason
     return frame
 
 
-# What a device does on its own when the simulation has a rate: (weight, frame builder).
-# Issue 5 adds `publish` (events) here.
-ACTIVITIES: list[tuple[float, Callable[[random.Random], dict[str, Any]]]] = [
-    (1.0, _error_frame),
-]
+@dataclass(frozen=True)
+class Activity:
+    """Something a device does on its own: `build` makes the frame (a `publish` goes through
+    the device's outbox; any other frame is sent as a request of its own)."""
+
+    weight: float
+    build: Callable[[DeviceClient], dict[str, Any]]
+    publishes: bool
+
+
+# What a device does on its own when the simulation has a rate.
+ACTIVITIES: tuple[Activity, ...] = (
+    Activity(0.7, temperature_event, publishes=True),
+    Activity(0.25, status_event, publishes=True),
+    Activity(0.05, error_report, publishes=False),
+)
 
 
 class _Simulation:
@@ -226,18 +360,32 @@ class _Simulation:
         backoff_first: float,
         backoff_max: float,
         device_count: int,
+        activities: Sequence[Activity],
+        event_rate: float | None,
+        event_burst: int,
     ) -> None:
         self.url = url
         self.product_id = product_id
         self.firmware_version = firmware_version
         self.system_firmware_version = system_firmware_version
         # Fleet-wide activity rate split evenly: each device acts every device_count / rate s.
-        self.activity_interval = device_count / rate if rate > 0 else None
+        # An infinite rate floods: each device publishes its next event once the last is
+        # acknowledged (only the activities that publish).
+        self.flood = math.isinf(rate)
+        self.activity_interval = device_count / rate if 0 < rate < math.inf else None
+        self.activities = list(activities)
+        self.events = [activity for activity in activities if activity.publishes]
+        self.event_rate = event_rate
+        self.event_burst = event_burst
+        # Message IDs are `<run>-<n>`: unique per device across runs, whatever a device's
+        # counter restarts from.
+        self.run_id = secrets.token_hex(6)
         self.pacer = _Pacer(connects_per_second)
         self.handshakes = asyncio.Semaphore(max_handshakes)
         self.backoff_first = backoff_first
         self.backoff_max = backoff_max
         self.stopping = asyncio.Event()
+        self.all_settled = asyncio.Event()  # every device welcomed once, or stopped for good
         self.started = time.monotonic()
         self.report = SimulationReport(devices=device_count)
         self.rng = random.Random()
@@ -260,6 +408,7 @@ class _Simulation:
     def note_settled(self) -> None:
         if self.report.all_welcomed_after is None and self.settled():
             self.report.all_welcomed_after = time.monotonic() - self.started
+            self.all_settled.set()
 
     async def pause(self, seconds: float) -> bool:
         """Sleep unless the simulation stops first; True if it is stopping."""
@@ -269,7 +418,8 @@ class _Simulation:
 
 
 class DeviceClient:
-    """One simulated device: its connection loop and, while connected, its frame dispatcher."""
+    """One simulated device: its connection loop and, while connected, its frame dispatcher,
+    its ticker and its publisher. Its thermostat and its outbox outlive its connections."""
 
     def __init__(self, simulation: _Simulation, device_id: str, secret: str) -> None:
         self.sim = simulation
@@ -284,9 +434,21 @@ class DeviceClient:
         self.handshaking = False
         self.next_id = 0
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.thermostat = Thermostat.random(simulation.rng)
+        self.published = 0  # events created, for their message IDs
+        self.outbox: deque[_Outgoing] = deque()
+        self.queued = asyncio.Event()  # wakes the publisher
+        self.pace = (
+            _Pace(simulation.event_rate * PACE_MARGIN, simulation.event_burst)
+            if simulation.event_rate is not None
+            else None
+        )
         # Frames the cloud sends on its own (with an `id`), by type: the handler's answer is
-        # sent back with `replyTo`. Function calls and variable reads arrive with issue 5.
-        self.requests: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]] = {}
+        # sent back with `replyTo`.
+        self.requests: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]] = {
+            "call": self._answer_call,
+            "get": self._answer_get,
+        }
 
     # --- the connection loop -------------------------------------------------------------
 
@@ -379,20 +541,30 @@ class DeviceClient:
             self._refuse_or_drop(ws, welcome, "denied")
         self._on_welcome(welcome)
         ticker = asyncio.create_task(self._tick(ws, reader))
+        publisher = asyncio.create_task(self._publish(ws, reader))
         stop = asyncio.create_task(sim.stopping.wait())
         try:
-            await asyncio.wait({reader, ticker, stop}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({reader, ticker, publisher, stop},
+                               return_when=asyncio.FIRST_COMPLETED)
+            if sim.stopping.is_set() and not publisher.done():
+                # The event in flight gets its answer, so that what is stored is what the
+                # report counts as acknowledged.
+                self.queued.set()
+                await asyncio.wait({publisher, reader}, timeout=REPLY_SECONDS,
+                                   return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (ticker, stop):
+            for task in (ticker, publisher, stop):
                 task.cancel()
-            for task in (ticker, stop):
+            for task in (ticker, publisher, stop):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         if sim.stopping.is_set():
             with contextlib.suppress(Exception):
                 await ws.close()
-        elif ticker.done() and not ticker.cancelled() and ticker.exception() is not None:
-            raise ticker.exception()  # _Drop, or _Refused if the cloud closed with 4401/4403
+            return
+        for task in (ticker, publisher):
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # _Drop, or _Refused if the cloud closed with 4401/4403
 
     def _refuse_or_drop(self, ws: ClientConnection, reply: dict[str, Any], expected: str) -> None:
         code = reply.get("code")
@@ -509,9 +681,11 @@ class DeviceClient:
                     raise _Drop(f"ping answered with {reply.get('type')!r}")
             if next_activity is not None and now >= next_activity:
                 next_activity = self._next_activity(now)
-                weights = [weight for weight, _ in ACTIVITIES]
-                build = rng.choices([builder for _, builder in ACTIVITIES], weights)[0]
-                frame = build(rng)
+                activity = self._choose(sim.activities)
+                frame = activity.build(self)
+                if activity.publishes:
+                    self._queue(frame)
+                    continue
                 reply = await self._request(ws, reader, frame)
                 if frame["type"] == "error":
                     sim.report.errors_reported += 1
@@ -522,6 +696,112 @@ class DeviceClient:
         if self.sim.activity_interval is None:
             return None
         return now + self.sim.rng.expovariate(1 / self.sim.activity_interval)
+
+    def _choose(self, activities: list[Activity]) -> Activity:
+        if len(activities) == 1:
+            return activities[0]
+        return self.sim.rng.choices(activities, [activity.weight for activity in activities])[0]
+
+    # --- events ------------------------------------------------------------------------------
+
+    def _queue(self, frame: dict[str, Any]) -> None:
+        """Put a new event in the outbox (or drop it, counted, when the outbox is full)."""
+        report = self.sim.report
+        report.events_published += 1
+        if len(self.outbox) >= MAX_OUTBOX:
+            report.events_dropped += 1
+            return
+        self.published += 1
+        self.outbox.append(_Outgoing(f"{self.sim.run_id}-{self.published}", frame["name"],
+                                     frame["data"]))
+        report.events_pending += 1
+        self.queued.set()
+
+    async def _publish(self, ws: ClientConnection, reader: asyncio.Task[None]) -> None:
+        """Send the outbox's events one at a time, oldest first, each until the cloud answers:
+        `ack` (stored) and `rate_limited` (not stored, and not sent again: the device lost
+        it) take it out of the outbox; `unavailable` keeps it for another try a little later;
+        a dropped connection keeps it for the next connection. Returns when the simulation
+        stops, between two events."""
+        sim, report = self.sim, self.sim.report
+        while not sim.stopping.is_set():
+            if not self.outbox:
+                if sim.flood:
+                    # The flood starts once the whole fleet is connected: connecting does not
+                    # compete with it.
+                    if not sim.all_settled.is_set():
+                        await self._until(sim.all_settled)
+                        continue
+                    self._queue(self._choose(sim.events).build(self))
+                    continue
+                self.queued.clear()
+                await self.queued.wait()
+                continue
+            if self.pace is not None:
+                while (delay := self.pace.delay()) > 0:
+                    if await sim.pause(delay):
+                        return
+                self.pace.take()
+            event = self.outbox[0]
+            if event.sent:
+                report.events_retransmitted += 1
+            event.sent = True
+            reply = await self._request(ws, reader, event.frame())
+            if reply.get("type") != "ack" and reply.get("code") == "unavailable":
+                if await sim.pause(UNAVAILABLE_RETRY_SECONDS):
+                    return
+                continue
+            self.outbox.popleft()
+            report.events_pending -= 1
+            if reply.get("type") == "ack":
+                report.events_acknowledged += 1
+            elif reply.get("code") == "rate_limited":
+                report.events_rate_limited += 1
+            else:
+                report.events_refused += 1
+
+    async def _until(self, event: asyncio.Event) -> None:
+        """Wait for `event`, or for the simulation to stop."""
+        waiters = {asyncio.create_task(event.wait()),
+                   asyncio.create_task(self.sim.stopping.wait())}
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    # --- the cloud's requests ------------------------------------------------------------------
+
+    async def _answer_call(self, frame: dict[str, Any]) -> dict[str, Any]:
+        """Functions: `reboot` returns 0; `setTemp` takes a number (the new set point) and
+        returns 1, or -1 for an argument that is not a number."""
+        self.sim.report.calls_answered += 1
+        name, argument = frame.get("name"), frame.get("argument", "")
+        if name == "reboot":
+            return {"type": "reply", "value": 0}
+        if name == "setTemp":
+            try:
+                value = float(argument) if isinstance(argument, str) else math.nan
+            except ValueError:
+                value = math.nan
+            if not math.isfinite(value):
+                return {"type": "reply", "value": -1}
+            self.thermostat.set_point = self.thermostat.temperature = value
+            return {"type": "reply", "value": 1}
+        return _not_found("function", name)
+
+    async def _answer_get(self, frame: dict[str, Any]) -> dict[str, Any]:
+        """Variables: `temperature`, the current temperature (a float)."""
+        self.sim.report.reads_answered += 1
+        name = frame.get("name")
+        if name == "temperature":
+            return {"type": "reply", "value": float(self.thermostat.temperature)}
+        return _not_found("variable", name)
+
+
+def _not_found(what: str, name: object) -> dict[str, Any]:
+    return {"type": "reply",
+            "error": {"code": "not_found", "message": f"no {what} named {str(name)[:64]!r}"}}
 
 
 async def simulate(
@@ -539,19 +819,32 @@ async def simulate(
     backoff_first: float = BACKOFF_FIRST,
     backoff_max: float = BACKOFF_MAX,
     stop: asyncio.Event | None = None,
+    activities: Sequence[Activity] = ACTIVITIES,
+    event_rate: float | None = DEVICE_EVENT_RATE,
+    event_burst: int = DEVICE_EVENT_BURST,
 ) -> SimulationReport:
     """Connect every device and keep it online for `duration` seconds (None: until `stop` is
     set or the task is cancelled), then close the connections and return the counts.
 
     `rate` is the fleet-wide number of frames per second the devices send on their own
-    (today: error reports), spread evenly over the devices. New connections are opened at most
-    `connects_per_second` a second, with at most `max_handshakes` devices waiting for their
-    welcome at once. `progress` is called with a
-    snapshot of the counts about once a second, and once at the end."""
+    (events and error reports, drawn from `activities` by weight), spread evenly over the
+    devices; `math.inf` floods: once every device is welcomed, each publishes its next event
+    as soon as the last is acknowledged. Each device keeps its publishes under `event_rate` a
+    second with bursts of `event_burst` (the cloud's limit; None: unpaced). New connections
+    are opened at most `connects_per_second` a second, with at most `max_handshakes` devices
+    waiting for their welcome at once. `progress` is called with a snapshot of the counts
+    about once a second, and once at the end. When the simulation stops, each device waits
+    for the answer to the event it has in flight before closing its connection."""
     if not devices:
         raise SimulatorError("no devices to simulate.")
-    if rate < 0:
+    if not rate >= 0:
         raise SimulatorError("the rate must be zero or more frames per second.")
+    if rate > 0 and not activities:
+        raise SimulatorError("a rate needs at least one activity.")
+    if math.isinf(rate) and not any(activity.publishes for activity in activities):
+        raise SimulatorError("flooding needs an activity that publishes events.")
+    if event_rate is not None and not (event_rate > 0 and event_burst >= 1):
+        raise SimulatorError("the event rate must be more than 0, with bursts of 1 or more.")
     if not server_url.startswith(("ws://", "wss://")):
         raise SimulatorError(f"the server URL must start with ws:// or wss://, not {server_url!r}")
     sim = _Simulation(
@@ -565,6 +858,9 @@ async def simulate(
         backoff_first=backoff_first,
         backoff_max=backoff_max,
         device_count=len(devices),
+        activities=activities,
+        event_rate=event_rate,
+        event_burst=event_burst,
     )
     clients = [DeviceClient(sim, device_id, secret) for device_id, secret in devices]
     tasks = [asyncio.create_task(client.run()) for client in clients]
@@ -672,26 +968,55 @@ def _positive_float(text: str) -> float:
 
 
 def _rate(text: str) -> float:
+    if text.strip().lower() == "max":
+        return math.inf
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number, nor 'max'") from None
+    if not 0 <= value < math.inf:
         raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _burst(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
     return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `devicecloud simulate`."""
+    parser.description = (
+        "Connect simulated thermostats to the device gateway and keep them online. They publish"
+        " events (temperature, status/battery, status/rssi) and now and then report an error,"
+        " answer function calls (reboot, setTemp) and variable reads (temperature), and"
+        " send again, under the same message ID, every event not acknowledged. The counts are"
+        " shown as they change and printed at the end."
+    )
     parser.add_argument("--devices", required=True, type=Path, metavar="FILE.csv",
                         help="device_id,secret rows (as `devices provision` writes them)")
     parser.add_argument("--url", default=DEFAULT_URL,
                         help=f"the device gateway (default: {DEFAULT_URL})")
     parser.add_argument("--product-id", type=int, default=None, metavar="N",
                         help="the product ID the firmware reports (default: none)")
-    parser.add_argument("--rate", type=_rate, default=0.0, metavar="R",
-                        help="frames per second the whole fleet sends on its own, such as"
-                             " error reports (default: 0)")
+    parser.add_argument("--rate", type=_rate, default=None, metavar="R",
+                        help="frames per second the whole fleet sends on its own (events and"
+                             " error reports), or 'max': every device publishes its next event"
+                             " once the last is acknowledged, within --event-rate (default:"
+                             f" one frame per device every {DEFAULT_ACTIVITY_INTERVAL:g} s;"
+                             " 0: none)")
+    parser.add_argument("--event-rate", type=_positive_float, default=DEVICE_EVENT_RATE,
+                        metavar="E",
+                        help="events per second each device keeps under, the cloud's"
+                             f" DEVICE_EVENT_RATE (default: {DEVICE_EVENT_RATE:g})")
+    parser.add_argument("--event-burst", type=_burst, default=DEVICE_EVENT_BURST, metavar="B",
+                        help="the bursts of events each device keeps under, the cloud's"
+                             f" DEVICE_EVENT_BURST (default: {DEVICE_EVENT_BURST})")
     parser.add_argument("--duration", type=_positive_float, default=None, metavar="S",
                         help="stop after S seconds (default: run until interrupted)")
     parser.add_argument("--firmware-version", default=DEFAULT_FIRMWARE_VERSION)
@@ -720,13 +1045,15 @@ def run_from_args(args: argparse.Namespace) -> None:
             args.url,
             devices,
             product_id=args.product_id,
-            rate=args.rate,
+            rate=len(devices) / DEFAULT_ACTIVITY_INTERVAL if args.rate is None else args.rate,
             duration=args.duration,
             firmware_version=args.firmware_version,
             system_firmware_version=args.system_firmware_version,
             progress=display,
             connects_per_second=getattr(args, "connect_rate", CONNECTS_PER_SECOND),
             stop=stop,
+            event_rate=args.event_rate,
+            event_burst=args.event_burst,
         )
 
     try:

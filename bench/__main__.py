@@ -1,10 +1,16 @@
 """`python -m bench`: requests per second of token issuance, introspection and a small
 authenticated GraphQL query, each beside a bare JSON route on the same server; then the
-time to import a file of 100,000 device IDs (bench.device_import).
+time to import a file of 100,000 device IDs (bench.device_import), the connected devices one
+process holds (bench.connections), sustained event ingestion beside plain batched inserts
+(bench.ingestion), publish→SSE delivery latency (bench.live_events) and function-call round
+trips (bench.function_calls).
 
 BENCH_SECONDS sets the measured time per scenario (default 5); BENCH_DATABASE_URL, a
 PostgreSQL server to use instead of a temporary SQLite file. BENCH_CONNECTIONS, the numbers
 of simulated devices one server process holds (default "1000,10000"; see bench.connections).
+BENCH_EVENT_DEVICES (default 1000), BENCH_SSE_SUBSCRIBERS (default 100) and BENCH_CALLERS
+(default 50) size the event scenarios; 0 skips one. `python -m bench.<scenario>` runs one
+scenario alone.
 """
 
 from __future__ import annotations
@@ -19,13 +25,21 @@ from pathlib import Path
 
 import httpx
 
-from bench import BenchError, connections, device_import, device_stats
+from bench import (
+    BenchError,
+    connections,
+    device_import,
+    device_stats,
+    function_calls,
+    ingestion,
+    live_events,
+    measured_seconds,
+)
 from bench.database import Credentials, Fixtures, create_fixtures, temporary_database
 from bench.load import Measurement, Probe, measure, open_clients
 from bench.server import BASELINE_PATH, running_server
 
 CONCURRENCY = 16
-DEFAULT_SECONDS = 5.0
 WARMUP_SECONDS = 1.0
 ME_QUERY = "{ me { id email } }"
 PUBLIC_CLIENT_ID = "devicecloud"
@@ -42,19 +56,6 @@ class Row:
     name: str
     figure: Measurement
     baseline: Measurement
-
-
-def _seconds() -> float:
-    raw = os.environ.get("BENCH_SECONDS", "").strip()
-    if not raw:
-        return DEFAULT_SECONDS
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = 0.0
-    if not 0 < seconds <= 3600:
-        raise BenchError(f"BENCH_SECONDS must be a number of seconds (0 to 3600), not {raw!r}.")
-    return seconds
 
 
 def _basic(credentials: Credentials) -> dict[str, str]:
@@ -139,7 +140,7 @@ def _table(rows: list[Row]) -> str:
 
 def main() -> None:
     try:
-        seconds = _seconds()
+        seconds = measured_seconds()
         with (
             tempfile.TemporaryDirectory(prefix="devicecloud-bench-") as workdir,
             temporary_database(Path(workdir)) as database,
@@ -188,14 +189,18 @@ def main() -> None:
     ]
     for label, failure in failures:
         print(f"{label}: requests failed; the first: {failure}", file=sys.stderr)
-    try:
-        held = connections.section()
-    except BenchError as error:
-        sys.exit(f"bench: {error}")
-    except KeyboardInterrupt:
-        sys.exit("bench: interrupted; the server is stopped and the database removed.")
-    if held:
-        print("\n" + held)
+    # Each of these runs on a fresh database and server of its own.
+    for scenario in (connections.section, lambda: ingestion.section(seconds),
+                     lambda: live_events.section(seconds),
+                     lambda: function_calls.section(seconds)):
+        try:
+            text = scenario()
+        except BenchError as error:
+            sys.exit(f"bench: {error}")
+        except KeyboardInterrupt:
+            sys.exit("bench: interrupted; the server is stopped and the database removed.")
+        if text:
+            print("\n" + text, flush=True)
     if failures:
         sys.exit(1)
 

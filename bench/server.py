@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -51,12 +51,17 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_server(
-    database_url: str, log_path: Path, *, started: Callable[[int], None] | None = None
+    database_url: str,
+    log_path: Path,
+    *,
+    started: Callable[[int], None] | None = None,
+    settings: Mapping[str, str] | None = None,
 ) -> Iterator[str]:
     """Serve `create_app` with one uvicorn process; yield its base URL, stop it on exit.
 
     The server's output goes to `log_path`; its end is shown if the server fails to start.
-    `started`, if given, is called with the server's process ID once it answers.
+    `started`, if given, is called with the server's process ID once it answers. `settings`
+    are environment variables for the server (e.g. {"DEVICE_EVENT_RATE": "1000"}).
     """
     port = free_port()
     base_url = f"http://{HOST}:{port}"
@@ -66,6 +71,7 @@ def running_server(
         "SECRET_KEY": secrets.token_urlsafe(36),  # 48 characters
         "DATABASE_URL": database_url,
         "BASE_URL": base_url,
+        **(settings or {}),
     }
     command = [
         sys.executable, "-m", "uvicorn", "bench.server:create_app", "--factory",

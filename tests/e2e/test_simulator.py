@@ -2,23 +2,42 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import math
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from api.simulator import SimulationReport, SimulatorError, load_devices_csv, simulate
+from api.simulator import (
+    ACTIVITIES,
+    SimulationReport,
+    SimulatorError,
+    add_arguments,
+    load_devices_csv,
+    simulate,
+    temperature_event,
+)
 from auth import tokens
+from auth.principals import UserPrincipal
 from core import clock
+from fleet import events, rpc
 from fleet.demo import seed_demo_fleet
 from fleet.products import create_product
-from models.devices import Device
+from models.devices import Device, Event
 from models.products import Product
 from tests.conftest import LiveServer
-from tests.helpers import make_user, organization_with_team
+from tests.helpers import (
+    access_token,
+    graphql,
+    make_user,
+    organization_with_team,
+    run_mutation,
+)
 
 SECRET = "dc_ds_simulated-secret-"
 DEADLINE = 15.0
@@ -26,6 +45,7 @@ DEADLINE = 15.0
 
 @dataclass
 class Fleet:
+    owner: UserPrincipal
     product: Product
     imported: list[tuple[str, str]]  # in the product
     unowned: list[tuple[str, str]]  # in no product
@@ -53,7 +73,7 @@ async def fleet() -> Fleet:
     )
     imported = [await _device(index, product) for index in range(1, 4)]
     unowned = [await _device(100, None)]
-    return Fleet(product, imported, unowned)
+    return Fleet(team.principals["OWNER"], product, imported, unowned)
 
 
 def device_url(live_server: LiveServer, port: int | None = None) -> str:
@@ -176,6 +196,7 @@ class DroppingProxy:
         self.writers: list[asyncio.StreamWriter] = []
         self.accepted = 0
         self.server: asyncio.Server | None = None
+        self.cut_before: bytes | None = None
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
@@ -186,14 +207,25 @@ class DroppingProxy:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         self.writers += [writer, up_writer]
 
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        async def pipe(
+            source: asyncio.StreamReader, sink: asyncio.StreamWriter, from_server: bool
+        ) -> None:
             with contextlib.suppress(OSError):
                 while data := await source.read(65536):
+                    if from_server and self.cut_before is not None and self.cut_before in data:
+                        self.cut_before = None
+                        self.drop_all()
+                        return
                     sink.write(data)
                     await sink.drain()
             sink.close()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        await asyncio.gather(pipe(reader, up_writer, False), pipe(up_reader, writer, True))
+
+    def cut_before_next(self, pattern: bytes) -> None:
+        """Drop every connection (as `drop_all`) instead of relaying the next data from the
+        server that holds `pattern` (the server's frames are not masked)."""
+        self.cut_before = pattern
 
     def drop_all(self) -> None:
         """Cut every relayed connection without a WebSocket close (as a network failure)."""
@@ -229,6 +261,241 @@ async def test_dropped_connection_is_retried(live_server: LiveServer, fleet: Fle
     assert proxy.accepted >= 2
     assert report.reconnects >= 1
     assert (report.ever_welcomed, report.refused) == (1, 0)
+
+
+# --- events, function calls and variable reads ----------------------------------------------
+
+PUBLISHING = [activity for activity in ACTIVITIES if activity.publishes]
+TEMPERATURE_ONLY = [activity for activity in ACTIVITIES if activity.build is temperature_event]
+MESSAGE_ID = re.compile(r"^([0-9a-f]{12})-([1-9][0-9]*)$")
+EVENT_DATA = {
+    "temperature": re.compile(r"^-?[0-9]+\.[0-9]{2}$"),
+    "status/battery": re.compile(r"^(100|[1-9]?[0-9])$"),
+    "status/rssi": re.compile(r"^-(4[0-9]|[5-8][0-9]|90)$"),
+}
+
+
+async def stored_events(device_ids: list[str]) -> list[tuple[str, str, str, int | None, bool,
+                                                              str, int]]:
+    """The devices' own events (not the cloud's `spark/status`), oldest first."""
+    return list(
+        await Event.filter(device_id__in=device_ids).exclude(name="spark/status").order_by("id")
+        .values_list("device_id", "name", "data", "product_id", "private", "message_id",
+                     "data_operations")
+    )
+
+
+def counters(message_ids: list[str]) -> tuple[set[str], list[int]]:
+    """The runs and the sorted counters of `<run>-<n>` message IDs."""
+    matches = [MESSAGE_ID.match(message_id) for message_id in message_ids]
+    assert all(matches), message_ids
+    return {m.group(1) for m in matches if m}, sorted(int(m.group(2)) for m in matches if m)
+
+
+async def at_least(query, count: int) -> bool:
+    return await query.count() >= count
+
+
+async def test_devices_publish_events_that_are_stored(
+    live_server: LiveServer, fleet: Fleet
+) -> None:
+    ids = [device_id for device_id, _ in fleet.imported]
+    own_events = Event.filter(device_id__in=ids).exclude(name="spark/status")
+    # 2 events a second per device: the first 4 at once (the cloud's burst), then paced.
+    async with running(
+        device_url(live_server), fleet.imported, product_id=fleet.product.id, rate=6.0,
+        activities=PUBLISHING,
+    ) as (task, _):
+        await eventually(lambda: at_least(own_events, 15), "15 events stored")
+    report = task.result()
+    stored = await stored_events(ids)
+    # What was acknowledged is what is stored; nothing was refused, dropped or sent twice.
+    assert len(stored) == report.events_acknowledged
+    assert report.events_published == report.events_acknowledged + report.events_pending
+    assert (report.events_rate_limited, report.events_refused, report.events_dropped,
+            report.events_retransmitted, report.cloud_errors) == (0, 0, 0, 0, 0)
+    runs: set[str] = set()
+    for device_id in ids:
+        mine = [row for row in stored if row[0] == device_id]
+        device_runs, numbers = counters([row[5] for row in mine])
+        runs |= device_runs
+        assert numbers == list(range(1, len(mine) + 1))  # each message ID once, no gap
+    assert len(runs) == 1  # one prefix for the run
+    for _, name, data, product_id, private, _, operations in stored:
+        assert (name in EVENT_DATA, product_id, private, operations) == (
+            True, fleet.product.id, True, 1)
+        assert EVENT_DATA[name].match(data), (name, data)
+    assert {row[1] for row in stored} <= set(EVENT_DATA)
+
+
+async def test_function_calls_and_variable_reads_are_answered(
+    live_server: LiveServer, fleet: Fleet
+) -> None:
+    device_id, secret = fleet.imported[0]
+    owner = fleet.owner
+    async with (
+        running(device_url(live_server), [(device_id, secret)], product_id=fleet.product.id)
+        as (task, _),
+        live_server.client() as http,
+    ):
+        await eventually(lambda: online([device_id]), "the device online")
+        assert await rpc.call_function(owner, device_id, "setTemp", "23.5") == 1
+        assert await rpc.read_variable(owner, device_id, "temperature") == 23.5
+        assert await rpc.call_function(owner, device_id, "setTemp", "warm") == -1
+        assert await rpc.call_function(owner, device_id, "reboot", "") == 0
+        assert await rpc.read_variable(owner, device_id, "temperature") == 23.5
+        # Names the device does not have reach it only past the cloud's own check.
+        session_id = (await Device.get(id=device_id)).session_id
+        assert session_id is not None
+        for kind, name, message in (
+            (rpc.Kind.CALL, "selfDestruct", "no function named 'selfDestruct'"),
+            (rpc.Kind.GET, "humidity", "no variable named 'humidity'"),
+        ):
+            with pytest.raises(rpc.DeviceFailed) as raised:
+                await rpc.router().request(rpc.Request(kind, device_id, session_id, name))
+            assert (raised.value.failure, raised.value.message) == (
+                rpc.Failure.NOT_FOUND, message)
+        # The same through the GraphQL API.
+        token = await access_token(fleet.owner.user.email)
+        payload = await run_mutation(
+            http, "callFunction", "CallFunctionInput",
+            {"deviceId": device_id, "name": "setTemp", "argument": "19.25"}, "returnValue",
+            token=token,
+        )
+        assert payload == {"returnValue": 1, "userErrors": []}
+        body = await graphql(
+            http, "query($id: String!) { device(deviceId: $id) { variable(name: \"temperature\")"
+            " { name value userErrors { code } } } }", {"id": device_id}, token=token,
+        )
+        assert body["data"] == {"device": {"variable": {
+            "name": "temperature", "value": 19.25, "userErrors": []}}}
+    report = task.result()
+    assert (report.calls_answered, report.reads_answered) == (5, 4)
+    assert report.events_published == 0
+
+
+async def test_an_event_whose_ack_was_lost_is_sent_again_and_stored_once(
+    live_server: LiveServer, fleet: Fleet
+) -> None:
+    device_id, secret = fleet.imported[0]
+    proxy = DroppingProxy(int(live_server.url.rsplit(":", 1)[1]))
+    port = await proxy.start()
+    try:
+        async with running(
+            device_url(live_server, port), [(device_id, secret)], product_id=fleet.product.id,
+            rate=2.0, activities=TEMPERATURE_ONLY, backoff_first=0.05,
+        ) as (task, snapshots):
+            await eventually(lambda: online([device_id]), "the device online")
+            # The next event is stored, but its ack never reaches the device.
+            proxy.cut_before_next(b'"type":"ack"')
+            await eventually(
+                lambda: _true(any(s.events_retransmitted == 1 and s.events_acknowledged >= 3
+                                  for s in snapshots)),
+                "an event sent again, and acknowledged events after it",
+            )
+        report = task.result()
+    finally:
+        await proxy.close()
+    assert proxy.cut_before is None  # the cut happened
+    assert (report.reconnects, report.events_retransmitted) == (1, 1)
+    stored = await stored_events([device_id])
+    # Every event acknowledged once, the one sent twice included, and stored once.
+    assert len(stored) == report.events_acknowledged
+    assert report.events_published == report.events_acknowledged + report.events_pending
+    _, numbers = counters([row[5] for row in stored])
+    assert numbers == list(range(1, len(stored) + 1))
+    assert {row[1] for row in stored} == {"temperature"}
+
+
+async def test_an_event_the_cloud_could_not_store_is_sent_again(
+    live_server: LiveServer, fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    device_id, secret = fleet.imported[0]
+    record = events.record
+    failures: list[str] = []
+
+    async def fail_once(new_events: Sequence[events.NewEvent]) -> list[events.LiveEvent | None]:
+        message_id = new_events[0].message_id
+        if not failures and message_id is not None:  # the device's first event
+            failures.append(message_id)
+            raise events.EventsUnavailable("The event could not be stored; publish it again.")
+        return await record(new_events)
+
+    monkeypatch.setattr(events, "record", fail_once)
+    async with running(
+        device_url(live_server), [(device_id, secret)], product_id=fleet.product.id,
+        rate=2.0, activities=TEMPERATURE_ONLY,
+    ) as (task, snapshots):
+        await eventually(
+            lambda: _true(any(s.events_retransmitted == 1 and s.events_acknowledged >= 2
+                              for s in snapshots)),
+            "the refused event sent again and acknowledged",
+        )
+    report = task.result()
+    stored = await stored_events([device_id])
+    assert (report.events_retransmitted, report.reconnects, report.cloud_errors) == (1, 0, 1)
+    assert len(stored) == report.events_acknowledged
+    assert report.events_published == report.events_acknowledged + report.events_pending
+    # The first event was refused, then stored under the same message ID, once.
+    assert failures == [stored[0][5]]
+    _, numbers = counters([row[5] for row in stored])
+    assert numbers == list(range(1, len(stored) + 1))
+
+
+async def test_rate_limited_events_are_counted_and_not_sent_again(
+    live_server: LiveServer, fleet: Fleet
+) -> None:
+    device_id, secret = fleet.imported[0]
+    # 20 events a second, not paced: beyond the cloud's 1 a second with bursts of 4.
+    async with running(
+        device_url(live_server), [(device_id, secret)], product_id=fleet.product.id,
+        rate=20.0, activities=TEMPERATURE_ONLY, event_rate=None,
+    ) as (task, snapshots):
+        await eventually(
+            lambda: _true(any(s.events_rate_limited >= 5 for s in snapshots)),
+            "events refused for the rate limit",
+        )
+    report = task.result()
+    stored = await stored_events([device_id])
+    assert len(stored) == report.events_acknowledged >= 4
+    assert report.events_published == (
+        report.events_acknowledged + report.events_rate_limited + report.events_pending)
+    assert report.events_retransmitted == 0
+    assert report.cloud_errors == report.events_rate_limited
+    # The cloud counted the same refusals on the device.
+    await eventually(
+        lambda: _count(Device.filter(id=device_id,
+                                     rate_limited_events=report.events_rate_limited), 1),
+        "the refusals counted on the device",
+    )
+
+
+def test_simulate_options() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--devices", "d.csv"])
+    assert (args.rate, args.event_rate, args.event_burst) == (None, 1.0, 4)
+    args = parser.parse_args(["--devices", "d.csv", "--rate", "max", "--event-rate", "50",
+                              "--event-burst", "10"])
+    assert (args.rate, args.event_rate, args.event_burst) == (math.inf, 50.0, 10)
+    assert parser.parse_args(["--devices", "d.csv", "--rate", "2.5"]).rate == 2.5
+    for bad in (["--rate", "-1"], ["--rate", "fast"], ["--event-burst", "0"],
+                ["--event-rate", "0"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--devices", "d.csv", *bad])
+
+
+def test_the_summary_counts_events_and_requests() -> None:
+    report = SimulationReport(
+        devices=2, connected=2, welcomed=2, events_published=9, events_acknowledged=6,
+        events_rate_limited=1, events_retransmitted=1, events_pending=2, calls_answered=3,
+        reads_answered=1,
+    )
+    assert report.summary() == (
+        "2 devices: 2 connected, 2 welcomed, 0 quarantined, 0 refused, 0 reconnects;"
+        " events: 9 published, 6 acknowledged, 1 rate-limited, 1 retransmitted, 2 pending;"
+        " answered 3 function calls, 1 variable reads"
+    )
 
 
 async def _reconnected(device_id: str, first_session: str | None) -> bool:

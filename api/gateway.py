@@ -34,7 +34,8 @@ from fleet.rate_limit import TokenBucket
 
 log = logging.getLogger("devicecloud.gateway")
 
-MAX_FRAME_BYTES = 16 * 1024
+# Room for an event at the largest data limit (16 KiB) even if every character is escaped.
+MAX_FRAME_BYTES = 128 * 1024
 HANDSHAKE_TIMEOUT = 10.0  # seconds from the upgrade to `hello`
 MAX_FRAME_ID = 2**31 - 1
 MAX_PRODUCT_ID = 2**63 - 1
@@ -75,6 +76,24 @@ def _frame_id(value: Any) -> int | None:
     return None
 
 
+def _is_text(value: Any) -> bool:
+    """Every string in a parsed frame can be stored: no NUL, no lone surrogate (JSON's
+    `\\ud800` escapes make them)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return False
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_is_text(key) and _is_text(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_is_text(item) for item in value)
+    return True
+
+
 def parse_frame(text: str) -> tuple[str, int, dict[str, Any]]:
     """The type, ID and body of one text frame; `BadFrame` if it is not a well-formed frame."""
     if len(text) > MAX_FRAME_BYTES or len(text.encode()) > MAX_FRAME_BYTES:
@@ -85,6 +104,11 @@ def parse_frame(text: str) -> tuple[str, int, dict[str, Any]]:
         raise BadFrame("The frame is not JSON.") from None
     if not isinstance(body, dict):
         raise BadFrame("A frame is a JSON object.")
+    if not _is_text(body):
+        raise BadFrame(
+            "Strings must be Unicode text without NUL characters or unpaired surrogates.",
+            reply_to=_frame_id(body.get("id")),
+        )
     if body.get("type") == "reply":  # the device's answer to one of the cloud's requests
         reply_to = _frame_id(body.get("replyTo"))
         if reply_to is None:

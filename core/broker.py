@@ -113,12 +113,13 @@ class RedisBroker(Broker):
 
         # Publishing must never hang the event writer: its connections time out. The
         # subscriber's connection blocks waiting for messages, so it has no read timeout.
-        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._subscriber = redis.Redis.from_url(url, socket_connect_timeout=5)
         self._prefix = prefix + ":"
         self._pubsub = self._subscriber.pubsub()
         self._changes = asyncio.Lock()  # subscription changes, one at a time
         self._confirmations: dict[str, asyncio.Future[None]] = {}
+        self._confirmed: set[str] = set()  # channels Redis confirmed it delivers to us
         self._reader: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
 
@@ -136,6 +137,7 @@ class RedisBroker(Broker):
             while True:
                 message = await self._pubsub.get_message(timeout=1.0)
                 if message is not None and message["type"] == "subscribe":
+                    self._confirmed.add(message["channel"].decode())
                     break
         self._reader = asyncio.create_task(self._read_forever(), name="broker-reader")
 
@@ -178,7 +180,7 @@ class RedisBroker(Broker):
             if (kind == "subscribe") != wanted:
                 return  # the local subscribers changed while this waited
             name = self._prefix + channel
-            if (kind == "subscribe") == (name.encode() in self._pubsub.channels):
+            if (kind == "subscribe") == (name in self._confirmed):
                 return
             confirmed = asyncio.get_running_loop().create_future()
             self._confirmations[name] = confirmed
@@ -200,8 +202,11 @@ class RedisBroker(Broker):
                 message = await self._pubsub.get_message(timeout=None)
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError):
-                log.exception("lost the connection to Redis; reconnecting")
+            except Exception as error:  # anything: this task must keep reading
+                if isinstance(error, RedisError | OSError):
+                    log.warning("lost the connection to Redis; reconnecting", exc_info=True)
+                else:
+                    log.exception("reading from Redis failed")
                 self._all_lost()
                 await asyncio.sleep(1)
                 continue
@@ -210,6 +215,10 @@ class RedisBroker(Broker):
             kind = message["type"]
             name = message["channel"].decode()
             if kind in ("subscribe", "unsubscribe"):
+                if kind == "subscribe":
+                    self._confirmed.add(name)
+                else:
+                    self._confirmed.discard(name)
                 confirmed = self._confirmations.get(name)
                 if confirmed is not None and not confirmed.done():
                     confirmed.set_result(None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import math
@@ -20,6 +21,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
+from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import RawSQL
 from tortoise.queryset import QuerySet
@@ -35,6 +37,7 @@ from fleet.device_ids import parse_device_id
 from fleet.organizations import as_member
 from fleet.permissions import Permission
 from fleet.products import ClientType
+from fleet.validation import parse_key
 from models.devices import Device, Event
 from models.products import Product
 
@@ -79,8 +82,18 @@ def check_name(name: str, *, field: str = "name") -> str:
 
 
 def check_data(data: str, limit: int, *, field: str = "data") -> str:
-    """Event data within the product's limit (in UTF-8 bytes), or `InvalidInput`."""
-    size = len(data.encode())
+    """Event data within the product's limit (in UTF-8 bytes), or `InvalidInput`. Text only:
+    no NUL character (databases cannot store it) and no lone surrogate (not Unicode)."""
+    try:
+        size = len(data.encode())
+    except UnicodeEncodeError:
+        size = -1
+    if size < 0 or "\x00" in data:
+        raise InvalidInput(
+            "Event data is text: no NUL characters and no unpaired surrogates.",
+            field=field,
+            code="INVALID_DATA",
+        )
     if size > limit:
         raise InvalidInput(
             f"The data is {size} bytes; this product's events carry at most {limit}.",
@@ -193,7 +206,10 @@ class EventLog:
         pending = [_Pending(event, loop.create_future()) for event in events]
         self._queue.extend(pending)
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_forever(), name="event-writer")
+            # A context of its own: the writer must not inherit a caller's transaction.
+            self._writer = asyncio.create_task(
+                self._write_forever(), name="event-writer", context=contextvars.Context()
+            )
         self._wake.set()
         # Shielded: a caller that goes away (a device disconnecting) leaves its event queued.
         return [await asyncio.shield(item.stored) for item in pending]
@@ -214,56 +230,72 @@ class EventLog:
             self._wake.clear()
             while self._queue:
                 batch, self._queue = self._queue[:BATCH_SIZE], self._queue[BATCH_SIZE:]
-                try:
-                    stored = await self._store([item.event for item in batch])
-                except Exception as error:
-                    log.exception("storing events failed", extra={"events": len(batch)})
-                    failure = EventsUnavailable(
-                        "The event could not be stored; publish it again."
-                    )
-                    failure.__cause__ = error
-                    for item in batch:
-                        if not item.stored.done():
-                            item.stored.set_exception(failure)
-                    continue
-                for item, event in zip(batch, stored, strict=True):
-                    if not item.stored.done():
-                        item.stored.set_result(event)
+                await self._write(batch)
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        """Store a batch and settle its callers. A batch that fails is split in halves and
+        retried, so one event the database refuses fails alone, not its neighbours."""
+        try:
+            stored = await self._store([item.event for item in batch])
+        except Exception as error:
+            if len(batch) > 1:
+                middle = len(batch) // 2
+                await self._write(batch[:middle])
+                await self._write(batch[middle:])
+                return
+            log.exception("storing an event failed", extra={"event_name": batch[0].event.name})
+            failure = EventsUnavailable("The event could not be stored; publish it again.")
+            failure.__cause__ = error
+            if not batch[0].stored.done():
+                batch[0].stored.set_exception(failure)
+            return
+        for item, event in zip(batch, stored, strict=True):
+            if not item.stored.done():
+                item.stored.set_result(event)
 
     async def _store(self, batch: list[NewEvent]) -> list[LiveEvent | None]:
-        """Insert `batch` in one transaction and publish the new events live.
+        """Insert `batch` in one transaction, commit, then publish the new events live.
 
-        IDs are taken by this writer, in order, under a lock that every process's writer takes
-        (PostgreSQL: a transaction-level advisory lock, SQLite: the database's write lock),
-        and the new events are handed to the broker before the lock is released. So events
-        are committed and delivered live in ID order across processes, and a stream that
-        resumes after an ID neither misses nor repeats an event. (The price: should the commit
-        itself fail after the hand-over, live streams have shown events that were not stored,
-        and their publishers, never acknowledged, send them again.)"""
+        Every process's writer does this under one lock (PostgreSQL: an advisory lock held
+        by a connection of its own; SQLite: one writer per process, whose database serializes
+        the inserts), taking its IDs inside it. So events are committed in ID order, and
+        published in that order once committed: a stream that subscribes, then reads history,
+        then resumes after an ID neither misses nor repeats an event."""
+        client = connections.get("default")
+        if client.capabilities.dialect != "postgres":
+            stored = await self._insert(batch, postgres=False)
+            await self._publish([event for event in stored if event is not None])
+            return stored
+        async with client.acquire_connection() as lock_holder, lock_holder.transaction():
+            await lock_holder.execute("SELECT pg_advisory_xact_lock(hashtext('events'))")
+            stored = await self._insert(batch, postgres=True)
+            await self._publish([event for event in stored if event is not None])
+        return stored
+
+    async def _insert(self, batch: list[NewEvent], *, postgres: bool) -> list[LiveEvent | None]:
+        """Take IDs for `batch` and insert it in one transaction: the stored events, None for
+        retransmissions."""
         async with in_transaction() as connection:
-            postgres = connection.capabilities.dialect == "postgres"
             ids = await (self._take_ids_postgres if postgres else self._take_ids_sqlite)(
                 connection, len(batch)
             )
             inserted = await (self._insert_postgres if postgres else self._insert_sqlite)(
                 connection, ids, batch
             )
-            stored = [
-                LiveEvent(
-                    id=event_id,
-                    product_id=event.product_id,
-                    device_id=event.device_id,
-                    name=event.name,
-                    data=event.data,
-                    published_at=event.published_at,
-                    private=event.private,
-                )
-                if event_id in inserted
-                else None
-                for event_id, event in zip(ids, batch, strict=True)
-            ]
-            await self._publish([event for event in stored if event is not None])
-        return stored
+        return [
+            LiveEvent(
+                id=event_id,
+                product_id=event.product_id,
+                device_id=event.device_id,
+                name=event.name,
+                data=event.data,
+                published_at=event.published_at,
+                private=event.private,
+            )
+            if event_id in inserted
+            else None
+            for event_id, event in zip(ids, batch, strict=True)
+        ]
 
     async def _publish(self, stored: list[LiveEvent]) -> None:
         messages: list[tuple[str, bytes]] = []
@@ -280,7 +312,6 @@ class EventLog:
             log.exception("publishing events live failed", extra={"events": len(stored)})
 
     async def _take_ids_postgres(self, connection: BaseDBAsyncClient, count: int) -> list[int]:
-        await connection.execute_query("SELECT pg_advisory_xact_lock(hashtext('events'))")
         if self._sequence is None:
             rows = await connection.execute_query_dict(
                 "SELECT pg_get_serial_sequence('events', 'id') AS name"
@@ -402,9 +433,8 @@ def _is_server_of(principal: AnyPrincipal, product_id: int | None) -> bool:
 
 
 async def _product(id_or_slug: int | str) -> Product:
-    product = None
-    if isinstance(id_or_slug, int) or id_or_slug.isdigit():
-        product = await Product.get_or_none(id=int(id_or_slug))
+    key = id_or_slug if isinstance(id_or_slug, int) else parse_key(id_or_slug)
+    product = await Product.get_or_none(id=key) if key is not None else None
     if product is None and isinstance(id_or_slug, str):
         product = await Product.get_or_none(slug=id_or_slug)
     if product is None:

@@ -330,17 +330,22 @@ async def _status_events(
     devices: Sequence[tuple[str, int | None]], data: str, at: datetime
 ) -> None:
     """Record `spark/status` events (the cloud's own: never data operations) for (device,
-    product) pairs, through the event log, so they are batched and streamed live."""
-    await events.record(
-        [
-            events.NewEvent(
-                product_id=product_id,
-                device_id=device_id,
-                name=STATUS_EVENT,
-                data=data,
-                published_at=at,
-                private=False,
-            )
-            for device_id, product_id in devices
-        ]
-    )
+    product) pairs, through the event log, so they are batched and streamed live. The presence
+    change they report is already committed: if they cannot be stored, they are logged and
+    the change stands."""
+    try:
+        await events.record(
+            [
+                events.NewEvent(
+                    product_id=product_id,
+                    device_id=device_id,
+                    name=STATUS_EVENT,
+                    data=data,
+                    published_at=at,
+                    private=False,
+                )
+                for device_id, product_id in devices
+            ]
+        )
+    except events.EventsUnavailable:
+        log.exception("recording spark/status events failed", extra={"events": len(devices)})

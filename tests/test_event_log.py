@@ -4,6 +4,7 @@ failures and retention."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import secrets
 from datetime import timedelta
 
@@ -102,6 +103,52 @@ async def test_a_failed_write_fails_its_batch_and_the_next_one_works(
     await log.close()
     assert stored is not None
     assert await Event.filter(device_id=device_id).count() == 1
+
+
+async def test_one_event_the_database_refuses_fails_alone(device_id: str) -> None:
+    log = EventLog(InProcessBroker())
+    refused = NewEvent(product_id=2**40, device_id=None, name="t", data="",
+                       published_at=clock.now())
+    results = await asyncio.gather(
+        log.append([new("before", device_id, "m1")]),
+        log.append([refused]),
+        log.append([new("after", device_id, "m2")]),
+        return_exceptions=True,
+    )
+    await log.close()
+    assert isinstance(results[1], EventsUnavailable)
+    assert sorted(await Event.filter(device_id=device_id).values_list("name", flat=True)) == [
+        "after", "before"]
+
+
+class CommittedCheckingBroker(InProcessBroker):
+    """A broker that checks, from another connection, that what it is asked to publish is
+    committed already."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.visible: list[bool] = []
+
+    async def publish_many(self, messages):
+        ids = {LiveEvent.decode(message).id for _, message in messages}
+        # Outside the writer's transaction (if it were still in one): a fresh context.
+        async def count() -> int:
+            return await Event.filter(id__in=ids).count()
+
+        committed = await asyncio.get_running_loop().create_task(
+            count(), context=contextvars.Context())
+        self.visible.append(committed == len(ids))
+        return await super().publish_many(messages)
+
+
+async def test_events_are_published_only_once_committed(device_id: str) -> None:
+    broker = CommittedCheckingBroker()
+    log = EventLog(broker)
+    async with broker.subscribed(events.device_channel(device_id), lambda m: None):
+        await asyncio.gather(*(log.append([new(f"e{i}", device_id, f"m{i}")])
+                               for i in range(30)))
+    await log.close()
+    assert broker.visible and all(broker.visible)
 
 
 async def test_closing_writes_what_is_queued() -> None:

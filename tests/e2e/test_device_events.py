@@ -89,6 +89,10 @@ async def test_the_same_message_id_from_two_devices_is_two_events(
         ({"data": "é" * 513}, "data_too_large",
          "The data is 1026 bytes; this product's events carry at most 1024."),
         ({"data": {"t": 1}}, "bad_frame", "`data` must be a string."),
+        ({"data": "a\x00b"}, "bad_frame",
+         "Strings must be Unicode text without NUL characters or unpaired surrogates."),
+        ({"data": "\ud800"}, "bad_frame",
+         "Strings must be Unicode text without NUL characters or unpaired surrogates."),
         ({"private": "yes"}, "bad_frame", "`private` must be true or false."),
         ({"messageId": None}, "bad_frame",
          "`messageId` is required: 1 to 64 letters, digits, '_', '-', '.' or ':', the same "
@@ -126,6 +130,17 @@ async def test_data_up_to_the_products_limit_is_accepted(
         frozen_clock.advance(seconds=5)
         assert await exchange(ws, publish(5, data="x" * 2000)) == {"type": "ack", "replyTo": 5}
     assert [row[5] for row in await device_events(device_id)] == [1, 2]
+
+
+async def test_data_at_the_largest_limit_fits_in_a_frame(url: str, fleet: Products) -> None:
+    await Product.filter(id=fleet.p.id).update(event_data_limit=16 * 1024)
+    device_id, secret = await make_device(fleet.p)
+    async with session(url, device_id, secret, fleet.p.id) as (ws, _):
+        # Every character escaped as \u0001 in JSON: about 96 KiB of frame.
+        assert await exchange(ws, publish(3, data="\x01" * 16384)) == {
+            "type": "ack", "replyTo": 3}
+        assert (await exchange(ws, publish(4, data="x" * 16385)))["code"] == "data_too_large"
+    assert [row[5] for row in await device_events(device_id)] == [16]
 
 
 async def test_the_fifth_event_of_a_burst_is_rate_limited(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from core.errors import Unauthenticated
 from models.accounts import User
+from models.customers import Customer
 from models.oauth import OAuthClient
 
 
@@ -30,7 +31,15 @@ class ClientPrincipal(Principal):
     """A confidential client acting for itself (client_credentials)."""
 
 
-AnyPrincipal = UserPrincipal | ClientPrincipal | None
+@dataclass(frozen=True, slots=True)
+class CustomerPrincipal(Principal):
+    """A product's customer, signed in through one of the product's clients (simple auth,
+    two-legged auth or Login with Device Cloud). It reaches only the customer's devices."""
+
+    customer: Customer
+
+
+AnyPrincipal = UserPrincipal | ClientPrincipal | CustomerPrincipal | None
 
 
 def require_user(principal: AnyPrincipal) -> UserPrincipal:

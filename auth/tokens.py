@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 
 from tortoise.transactions import in_transaction
 
-from auth.principals import ClientPrincipal, Principal, UserPrincipal
+from auth.principals import ClientPrincipal, CustomerPrincipal, Principal, UserPrincipal
 from core import clock
 from models.accounts import User
+from models.customers import Customer
 from models.oauth import OAuthClient, Token, TokenFamily
 
 ACCESS_PREFIX = "dc_at_"
@@ -66,6 +67,7 @@ async def issue(
     family: TokenFamily | None = None,
     user_agent: str = "",
     ip_address: str = "",
+    customer: Customer | None = None,
 ) -> IssuedToken:
     """Store a new token pair, in a new family or (on refresh) in the given one."""
     now = clock.now()
@@ -79,6 +81,7 @@ async def issue(
             family = await TokenFamily.create(
                 client=client,
                 user=user,
+                customer=customer,
                 scope=scope,
                 grant_type=grant_type,
                 created_at=now,
@@ -106,7 +109,7 @@ async def find_access_token_row(raw: str) -> Token | None:
         return None
     return (
         await Token.filter(access_hash=digest(raw))
-        .select_related("family__client", "family__user")
+        .select_related("family__client", "family__user", "family__customer")
         .first()
     )
 
@@ -125,7 +128,7 @@ async def find_refresh_token(raw: str) -> Token | None:
         return None
     return (
         await Token.filter(refresh_hash=digest(raw))
-        .select_related("family__client", "family__user")
+        .select_related("family__client", "family__user", "family__customer")
         .first()
     )
 
@@ -169,6 +172,13 @@ async def authenticate(raw: str) -> Principal | None:
     now = clock.now()
     if now - family.last_used_at >= LAST_USED_RESOLUTION:
         await TokenFamily.filter(id=family.id).update(last_used_at=now)
+        if family.customer is not None:
+            await Customer.filter(id=family.customer.id).update(last_active_at=now)
+    if family.customer is not None:
+        return CustomerPrincipal(
+            client=family.client, family_id=family.id, scope=family.scope,
+            customer=family.customer,
+        )
     if family.user is not None:
         return UserPrincipal(
             client=family.client, family_id=family.id, scope=family.scope, user=family.user

@@ -15,6 +15,7 @@ MODEL_MODULES = [
     "models.products",
     "models.outbox",
     "models.devices",
+    "models.customers",
 ]
 APP_LABEL = "models"
 

@@ -35,6 +35,10 @@ class Device(Model):
     session_id = fields.CharField(max_length=64, null=True)
     last_heard_at = fields.DatetimeField(null=True)
     first_online_at = fields.DatetimeField(null=True)
+    customer = fields.ForeignKeyField(
+        "models.Customer", related_name="devices", null=True, on_delete=fields.SET_NULL
+    )
+    claimed_at = fields.DatetimeField(null=True, description="when its customer claimed it")
     rate_limited_events = fields.IntField(
         default=0, db_default=0, description="publishes refused for going over the rate limit"
     )
@@ -49,6 +53,7 @@ class Device(Model):
             ("product_id", "first_online_at"),
             ("online", "last_heard_at"),
             ("session_id",),
+            ("customer_id",),
         ]
 
 

@@ -19,6 +19,13 @@ class OAuthClient(Model):
     kind = fields.CharField(
         max_length=20, default="PLATFORM", description="PLATFORM, WEB, MOBILE or SERVER"
     )
+    owner = fields.ForeignKeyField(
+        "models.User", related_name="apps", null=True, on_delete=fields.CASCADE,
+        description="the user who registered this third-party app",
+    )
+    max_token_lifetime = fields.IntField(
+        null=True, description="longest customer token it may mint, seconds (two-legged)"
+    )
     created_at = fields.DatetimeField()
     deleted_at = fields.DatetimeField(null=True)
 
@@ -35,6 +42,9 @@ class TokenFamily(Model):
     id = fields.BigIntField(primary_key=True)
     client = fields.ForeignKeyField("models.OAuthClient", related_name="token_families")
     user = fields.ForeignKeyField("models.User", related_name="token_families", null=True)
+    customer = fields.ForeignKeyField(
+        "models.Customer", related_name="token_families", null=True, on_delete=fields.CASCADE
+    )
     scope = fields.CharField(max_length=500, default="")
     grant_type = fields.CharField(max_length=40)
     created_at = fields.DatetimeField()
@@ -76,3 +86,43 @@ class ThrottleCounter(Model):
 
     class Meta:
         table = "throttle_counters"
+
+
+class AuthorizationCode(Model):
+    """An authorization code (RFC 6749 §4.1) with its PKCE challenge, stored hashed. Single
+    use: a replay revokes the token family it issued (`family`)."""
+
+    id = fields.BigIntField(primary_key=True)
+    code_hash = fields.CharField(max_length=64, unique=True)
+    client = fields.ForeignKeyField("models.OAuthClient", related_name="authorization_codes")
+    user = fields.ForeignKeyField("models.User", related_name="authorization_codes")
+    redirect_uri = fields.TextField()
+    scope = fields.CharField(max_length=500, default="")
+    code_challenge = fields.CharField(max_length=128)
+    code_challenge_method = fields.CharField(max_length=10)
+    created_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField()
+    used_at = fields.DatetimeField(null=True)
+    family = fields.ForeignKeyField(
+        "models.TokenFamily", related_name="authorization_codes", null=True,
+        on_delete=fields.SET_NULL,
+    )
+
+    class Meta:
+        table = "oauth_authorization_codes"
+
+
+class Consent(Model):
+    """A user's consent to a client acting for them with these scopes: remembered, so the
+    consent page is shown again only for new scopes, until the user revokes it."""
+
+    id = fields.BigIntField(primary_key=True)
+    user = fields.ForeignKeyField("models.User", related_name="consents")
+    client = fields.ForeignKeyField("models.OAuthClient", related_name="consents")
+    scope = fields.CharField(max_length=500, default="")
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "oauth_consents"
+        unique_together = [("user", "client")]

@@ -114,7 +114,7 @@ async def test_an_older_session_cannot_mark_the_device_offline() -> None:
         ('{"type": "ping", "id": 0}', "bad_frame", None),
         ('{"type": "", "id": 3}', "bad_frame", 3),
         ('{"type": 5, "id": 3}', "bad_frame", 3),
-        ("x" * 16385, "frame_too_large", None),
+        ("x" * 131073, "frame_too_large", None),
     ],
 )
 def test_malformed_frames(text: str, code: str, reply_to: int | None) -> None:

@@ -459,10 +459,12 @@ async def test_a_bad_frame_gets_an_error_and_the_connection_stays_open(
         assert await exchange(ws, {"type": "ping", "id": 3}) == {"type": "pong", "replyTo": 3}
 
 
-async def test_frames_over_16_kib_are_refused_and_the_connection_keeps_working(url: str) -> None:
+async def test_frames_over_128_kib_are_refused_and_the_connection_keeps_working(
+    url: str
+) -> None:
     device_id, secret = await make_device()
     too_large = {"type": "error", "code": "frame_too_large",
-                 "message": "A frame is at most 16384 bytes."}
+                 "message": "A frame is at most 131072 bytes."}
     async with session(url, device_id, secret, None) as (ws, _):
         assert await exchange(ws, "x" * 10_000_000) == too_large
         assert await exchange(ws, {"type": "ping", "id": 3}) == {"type": "pong", "replyTo": 3}
@@ -472,11 +474,11 @@ async def test_frames_over_16_kib_are_refused_and_the_connection_keeps_working(u
             room = size - len(head) - 2  # "é" is 2 bytes in UTF-8
             return head + "é" * (room // 2) + "e" * (room % 2) + '"}'
 
-        exactly = ping(4, 16384)
-        assert len(exactly.encode()) == 16384
+        exactly = ping(4, 131072)
+        assert len(exactly.encode()) == 131072
         assert await exchange(ws, exactly) == {"type": "pong", "replyTo": 4}
-        over = ping(5, 16386)
-        assert len(over) < 16384 < len(over.encode())
+        over = ping(5, 131074)
+        assert len(over) < 131072 < len(over.encode())
         assert await exchange(ws, over) == too_large
         assert await exchange(ws, {"type": "ping", "id": 6}) == {"type": "pong", "replyTo": 6}
 

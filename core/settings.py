@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     # How often a live stream checks that its subscriber may still watch (token, team).
     stream_access_check_interval: float = Field(5.0, gt=0, description="seconds")
     stream_buffer: int = Field(1000, ge=1, description="events queued per slow subscriber")
+    stream_buffer_bytes: int = Field(
+        1024 * 1024, gt=0, description="bytes of event names and data queued per slow subscriber"
+    )
     function_call_timeout: float = Field(10.0, gt=0, description="seconds")
 
     log_level: str = "INFO"

@@ -93,6 +93,34 @@ async def test_a_gap_keeps_its_place_among_the_events(watcher) -> None:
         assert await take(stream, 3) == [first[1], Missed(2), second[0]]
 
 
+async def publish_sized(watcher: Watcher, *specs: tuple[str, str]) -> list[LiveEvent]:
+    """Store and publish server events (name, data) of the watched product, one batch."""
+    now = clock.now()
+    stored = await events.record(
+        [NewEvent(product_id=watcher.product_id, device_id=None, name=name, data=data,
+                  published_at=now) for name, data in specs]
+    )
+    return [event for event in stored if event is not None]
+
+
+async def test_a_slow_subscriber_buffers_a_bounded_number_of_bytes(watcher) -> None:
+    # Each event counts its name and its data in UTF-8 bytes; 100 bytes fit.
+    stream = await watcher.stream(stream_buffer_bytes=100)
+    async with stream:
+        first = await publish_sized(
+            watcher, ("a", "x" * 40), ("b", "é" * 20), ("c", "x" * 20), ("d", "x" * 17),
+            ("e", ""))
+        # a: 41, b: 41 (82), c: 21 would make 103 (dropped), d: 18 makes 100, e: 1 (dropped).
+        assert await take(stream, 5) == [*first[:2], Missed(1), first[3], Missed(1)]
+        assert await stream.next(within=0) is None
+        # An event larger than the bound fits an empty buffer, and fills it.
+        second = await publish_sized(watcher, ("f", "x" * 500), ("g", ""))
+        assert await take(stream, 2) == [second[0], Missed(1)]
+        # Read, its bytes are free again.
+        third = await publish_sized(watcher, ("h", "x" * 99))
+        assert await take(stream, 1) == third
+
+
 async def test_messages_the_broker_lost_are_reported_as_an_unknown_number(watcher) -> None:
     stream = await watcher.stream()
     async with stream:

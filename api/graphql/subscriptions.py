@@ -30,13 +30,6 @@ class EventStreamItem:
         return cls(event=Event.from_live(item), missed=0)
 
 
-def _token(info: Info) -> str | None:
-    """The bearer token of connection_init, which the stream checks again periodically."""
-    params = info.context.connection_params or {}
-    header = params.get("authorization") or params.get("Authorization")
-    return None if header is None else str(header).partition(" ")[2].strip()
-
-
 def _settings(info: Info) -> Settings:
     return info.context.request.app.state.settings
 
@@ -57,7 +50,7 @@ class Subscription:
     ) -> AsyncGenerator[EventStreamItem, None]:
         stream = await live.product_stream(
             info.context.principal, decode_id(product_id, "Product", "productId"),
-            token=_token(info), settings=_settings(info), prefix=prefix,
+            token=info.context.token, settings=_settings(info), prefix=prefix,
         )
         return _items(stream)
 
@@ -68,7 +61,7 @@ class Subscription:
         self, info: Info, device_id: str, prefix: str | None = None
     ) -> AsyncGenerator[EventStreamItem, None]:
         stream = await live.device_stream(
-            info.context.principal, device_id, token=_token(info), settings=_settings(info),
+            info.context.principal, device_id, token=info.context.token, settings=_settings(info),
             prefix=prefix,
         )
         return _items(stream)

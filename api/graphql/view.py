@@ -13,6 +13,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from api.authentication import principal_of
+from api.graphql.authentication import bearer_token
 from api.graphql.context import Context
 from auth import tokens
 from core.settings import Settings
@@ -31,22 +32,28 @@ class GraphQLEndpoint(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
+        # An HTTP request's token was authenticated by BearerAuthentication; a WebSocket's
+        # comes in connection_init (`on_ws_connect`).
+        header = request.headers.get("authorization") if isinstance(request, Request) else None
         return Context(
             request=request,
             response=response,
             principal=principal_of(request),
             request_id=request.scope.get("state", {}).get("request_id", ""),
+            token=None if header is None else bearer_token(header),
         )
 
     async def on_ws_connect(self, context: Context) -> object:
-        """Subscriptions authenticate with `{"authorization": "Bearer …"}` in connection_init."""
+        """A socket authenticates with `{"authorization": "Bearer …"}` in connection_init; its
+        token is kept, and authenticated again by every operation (`WebSocketAuthentication`)."""
         params = context.connection_params or {}
         header = params.get("authorization") or params.get("Authorization")
         if header is None:
             return UNSET
-        scheme, _, raw = str(header).partition(" ")
-        principal = await tokens.authenticate(raw) if scheme.lower() == "bearer" else None
+        token = bearer_token(header)
+        principal = await tokens.authenticate(token) if token is not None else None
         if principal is None:
             raise ConnectionRejectionError({"message": "The access token is invalid."})
         context.principal = principal
+        context.token = token
         return UNSET

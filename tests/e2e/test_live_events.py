@@ -15,6 +15,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from auth import tokens
 from core import clock
 from core.settings import get_settings
 from fleet import events, live, products, team
@@ -526,3 +527,48 @@ async def test_completing_a_subscription_unsubscribes(live_server, world: Fleet)
         await until_subscribed(channel)
         await ws.send(json.dumps({"id": "1", "type": "complete"}))
         await until_subscribed(channel, 0)
+
+
+@pytest.mark.parametrize("how", ["revoked", "expired"])
+async def test_every_operation_on_a_socket_authenticates_again(
+    http, live_server, world: Fleet, frozen_clock: Clock, monkeypatch: pytest.MonkeyPatch,
+    how: str
+) -> None:
+    token = await world.token()
+    authenticated: list[str] = []
+    authenticate = tokens.authenticate
+
+    async def counted(raw: str) -> object:
+        authenticated.append(raw)
+        return await authenticate(raw)
+
+    monkeypatch.setattr(tokens, "authenticate", counted)
+    me = "{ me { email } }"
+    async with graphql_ws(live_server, token) as ws:
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": me}}))
+        assert await receive(ws) == {"id": "1", "type": "next", "payload": {
+            "data": {"me": {"email": world.acme.email("VIEWER")}},
+            "extensions": {"cost": {"requestedQueryCost": 2, "maximumAvailable": 1000}}}}
+        assert await receive(ws) == {"id": "1", "type": "complete"}
+        assert authenticated == [token, token]  # connection_init, then the operation
+        if how == "revoked":
+            assert (await revoke(http, token)).status_code == 200
+        else:
+            frozen_clock.advance(seconds=get_settings().access_token_lifetime + 1)
+        invalid = {"message": "The access token is invalid, expired or revoked.",
+                   "extensions": {"code": "INVALID_TOKEN"}}
+        await subscribe(ws, PRODUCT_EVENTS, id=gid("Product", world.product.id))
+        assert await receive(ws) == {"id": "1", "type": "next", "payload": {
+            "data": None, "errors": [invalid]}}
+        assert await receive(ws) == {"id": "1", "type": "complete"}
+        assert events.event_log().broker.local_subscribers(
+            events.product_channel(world.product.id)) == 0
+        await ws.send(json.dumps({"id": "2", "type": "subscribe", "payload": {"query": me}}))
+        assert await receive(ws) == {"id": "2", "type": "error", "payload": [invalid]}
+    # HTTP requests are authenticated once each, before the endpoint.
+    authenticated.clear()
+    fresh = await world.token()
+    response = await http.post("/graphql", json={"query": me},
+                               headers={"Authorization": f"Bearer {fresh}"})
+    assert response.json()["data"] == {"me": {"email": world.acme.email("VIEWER")}}
+    assert authenticated == [fresh]

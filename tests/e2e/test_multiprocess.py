@@ -360,6 +360,8 @@ class Publisher:
     deaf: bool
     sent: list[str] = field(default_factory=list)  # message IDs, in order
     acked: set[str] = field(default_factory=set)
+    # Set when a deaf device has stopped reading: no more acks will be counted for it.
+    stopped_reading: asyncio.Event = field(default_factory=asyncio.Event)
 
     def data(self, message_id: str) -> str:
         return f"{self.device_id}/{message_id}"
@@ -396,6 +398,7 @@ async def publish_until_cut(ws: ClientConnection, publisher: Publisher, burst: B
             burst.acks += 1
             if burst.acks >= KILL_AFTER:
                 burst.enough.set()
+        publisher.stopped_reading.set()
         await ws.wait_closed()
     except ConnectionClosed:
         return
@@ -446,9 +449,16 @@ async def test_a_process_killed_during_a_burst_loses_no_acknowledged_event(
                  for ws, publisher in zip(sockets, publishers, strict=True)]
         await first_of(burst.enough.wait(), tasks, within=30)
 
+        # Once the deaf devices read no more acks, what they sent and A stored beyond what they
+        # saw acknowledged grows only.
+        await first_of(asyncio.gather(*(p.stopped_reading.wait() for p in deaf)), tasks,
+                       within=30)
+
         async def stored_unacknowledged() -> bool:
-            stored = len(await stored_messages([publisher.device_id for publisher in deaf]))
-            return stored > sum(len(publisher.acked) for publisher in deaf)
+            stored = await stored_messages([publisher.device_id for publisher in deaf])
+            acked = {(p.device_id, message_id) for p in deaf for message_id in p.acked}
+            return bool({(device_id, message_id) for device_id, message_id, _, _ in stored}
+                        - acked)
 
         # The others are still publishing as fast as they can: A dies in the middle of that.
         await first_of(eventually(stored_unacknowledged), tasks, within=30)

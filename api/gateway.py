@@ -28,6 +28,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from core import clock
 from core.errors import InvalidInput
 from core.settings import Settings
+from core.text import storable as text_storable
 from fleet import events, gateway, rpc
 from fleet.gateway import DeviceDenied, Hello
 from fleet.rate_limit import TokenBucket
@@ -76,24 +77,6 @@ def _frame_id(value: Any) -> int | None:
     return None
 
 
-def _is_text(value: Any) -> bool:
-    """Every string in a parsed frame can be stored: no NUL, no lone surrogate (JSON's
-    `\\ud800` escapes make them)."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            return False
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return False
-        return True
-    if isinstance(value, dict):
-        return all(_is_text(key) and _is_text(item) for key, item in value.items())
-    if isinstance(value, list):
-        return all(_is_text(item) for item in value)
-    return True
-
-
 def parse_frame(text: str) -> tuple[str, int, dict[str, Any]]:
     """The type, ID and body of one text frame; `BadFrame` if it is not a well-formed frame."""
     if len(text) > MAX_FRAME_BYTES or len(text.encode()) > MAX_FRAME_BYTES:
@@ -104,7 +87,7 @@ def parse_frame(text: str) -> tuple[str, int, dict[str, Any]]:
         raise BadFrame("The frame is not JSON.") from None
     if not isinstance(body, dict):
         raise BadFrame("A frame is a JSON object.")
-    if not _is_text(body):
+    if not text_storable(body):
         raise BadFrame(
             "Strings must be Unicode text without NUL characters or unpaired surrogates.",
             reply_to=_frame_id(body.get("id")),
@@ -406,6 +389,7 @@ class DeviceGateway:
                 "productId": welcome.assignment.product_id,
                 "quarantined": welcome.assignment.quarantined,
                 "keepAlive": keepalive,
+                **({"claimed": True} if welcome.claimed else {}),
             }
         )
         return keepalive

@@ -1,4 +1,5 @@
-"""HTTP endpoints of the OAuth 2.0 server: token, revocation, introspection, metadata."""
+"""HTTP endpoints of the OAuth 2.0 server: token, revocation, introspection, metadata, and the
+authorization endpoint (api/authorize.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from api.authorize import routes as authorize_routes
 from api.middleware import BodyTooLarge
 from auth.oauth import ANY_METHOD, AuthorizationServer, FormRequest, respond
+from auth.scopes import Scope
+from core import text
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 CLIENT_ADDRESS_HEADER = "x-devicecloud-client-address"
@@ -44,6 +48,8 @@ async def _form_request(request: Request) -> FormRequest | JSONResponse:
             f"Parameters must not be repeated (RFC 6749 §3.2): {', '.join(repeated)}.",
         )
     values: dict[str, Any] = {key: value for key, value in form.items() if isinstance(value, str)}
+    if not text.storable(values):
+        return oauth_error(400, "invalid_request", text.REFUSAL)
     # Case-insensitive: Authlib reads `headers.get("Authorization")` for HTTP Basic.
     # Setting the address replaces any value the caller sent.
     headers = request.headers.mutablecopy()
@@ -72,11 +78,18 @@ async def metadata(request: Request) -> JSONResponse:
     return JSONResponse(
         {
             "issuer": issuer,
+            "authorization_endpoint": f"{issuer}/oauth/authorize",
             "token_endpoint": f"{issuer}/oauth/token",
             "revocation_endpoint": f"{issuer}/oauth/revoke",
             "introspection_endpoint": f"{issuer}/oauth/introspect",
-            "grant_types_supported": ["password", "refresh_token", "client_credentials"],
-            "response_types_supported": [],
+            "grant_types_supported": [
+                "authorization_code", "password", "refresh_token", "client_credentials"
+            ],
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": True,
+            "scopes_supported": [scope.value for scope in Scope],
             "token_endpoint_auth_methods_supported": ANY_METHOD,
             "revocation_endpoint_auth_methods_supported": ANY_METHOD,
             "introspection_endpoint_auth_methods_supported": [m for m in ANY_METHOD if m != "none"],
@@ -89,4 +102,5 @@ routes = [
     Route("/oauth/revoke", _endpoint("revocation"), methods=["POST"]),
     Route("/oauth/introspect", _endpoint("introspection"), methods=["POST"]),
     Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"]),
+    *authorize_routes,
 ]

@@ -116,7 +116,8 @@ class SimulationReport:
     still waiting in an outbox (`events_pending`, sent again after a reconnect).
     `events_retransmitted` counts the publish frames that sent an event again.
     `calls_answered` and `reads_answered` count the cloud's function calls and variable reads
-    the devices answered (with a value or `not_found`)."""
+    the devices answered (with a value or `not_found`). `claimed` counts the welcomes that
+    said the claim code made the device its customer's."""
 
     devices: int = 0
     connected: int = 0
@@ -140,6 +141,7 @@ class SimulationReport:
     events_retransmitted: int = 0
     calls_answered: int = 0
     reads_answered: int = 0
+    claimed: int = 0
     elapsed: float = 0.0
     all_welcomed_after: float | None = None  # seconds from start until every device not
     # refused had been welcomed once
@@ -156,6 +158,8 @@ class SimulationReport:
         )
         if self.replaced:
             line += f", {self.replaced} replaced"
+        if self.claimed:
+            line += f", {self.claimed} claimed"
         if self.failed_attempts:
             line += f", {self.failed_attempts} failed attempts"
         if self.errors_reported:
@@ -363,9 +367,11 @@ class _Simulation:
         activities: Sequence[Activity],
         event_rate: float | None,
         event_burst: int,
+        claim_code: str | None = None,
     ) -> None:
         self.url = url
         self.product_id = product_id
+        self.claim_code = claim_code
         self.firmware_version = firmware_version
         self.system_firmware_version = system_firmware_version
         # Fleet-wide activity rate split evenly: each device acts every device_count / rate s.
@@ -398,6 +404,7 @@ class _Simulation:
             "systemFirmwareVersion": self.system_firmware_version,
             "functions": list(FUNCTIONS),
             "variables": list(VARIABLES),
+            **({"claimCode": self.claim_code} if self.claim_code else {}),
         }
 
     def settled(self) -> bool:
@@ -596,6 +603,8 @@ class DeviceClient:
         report.welcomed += 1
         if self.quarantined:
             report.quarantined += 1
+        if welcome.get("claimed") is True:
+            report.claimed += 1
         if not self.ever_welcomed:
             self.ever_welcomed = True
             report.ever_welcomed += 1
@@ -822,6 +831,7 @@ async def simulate(
     activities: Sequence[Activity] = ACTIVITIES,
     event_rate: float | None = DEVICE_EVENT_RATE,
     event_burst: int = DEVICE_EVENT_BURST,
+    claim_code: str | None = None,
 ) -> SimulationReport:
     """Connect every device and keep it online for `duration` seconds (None: until `stop` is
     set or the task is cancelled), then close the connections and return the counts.
@@ -834,7 +844,8 @@ async def simulate(
     are opened at most `connects_per_second` a second, with at most `max_handshakes` devices
     waiting for their welcome at once. `progress` is called with a snapshot of the counts
     about once a second, and once at the end. When the simulation stops, each device waits
-    for the answer to the event it has in flight before closing its connection."""
+    for the answer to the event it has in flight before closing its connection. Every device
+    presents `claim_code` in its hello, if given (a code claims one device, once)."""
     if not devices:
         raise SimulatorError("no devices to simulate.")
     if not rate >= 0:
@@ -861,6 +872,7 @@ async def simulate(
         activities=activities,
         event_rate=event_rate,
         event_burst=event_burst,
+        claim_code=claim_code,
     )
     clients = [DeviceClient(sim, device_id, secret) for device_id, secret in devices]
     tasks = [asyncio.create_task(client.run()) for client in clients]
@@ -957,6 +969,12 @@ def raise_open_file_limit(wanted: int) -> int:
     return soft
 
 
+def _claim_code(text: str) -> str:
+    if not 1 <= len(text) <= 64:
+        raise argparse.ArgumentTypeError("a claim code is 1 to 64 characters")
+    return text
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -1023,6 +1041,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--system-firmware-version", default=DEFAULT_SYSTEM_FIRMWARE_VERSION)
     parser.add_argument("--connect-rate", type=_positive_float, default=CONNECTS_PER_SECOND,
                         metavar="N", help="new connections per second at most (default: 200)")
+    parser.add_argument("--claim-code", type=_claim_code, default=None, metavar="CODE",
+                        help="a customer's claim code, presented in every hello: the first"
+                             " device of the customer's product to present it becomes the"
+                             " customer's (use with a one-device CSV)")
 
 
 def run_from_args(args: argparse.Namespace) -> None:
@@ -1054,6 +1076,7 @@ def run_from_args(args: argparse.Namespace) -> None:
             stop=stop,
             event_rate=args.event_rate,
             event_burst=args.event_burst,
+            claim_code=getattr(args, "claim_code", None),
         )
 
     try:

@@ -15,21 +15,24 @@ import anyio.to_thread
 from authlib.oauth2 import AuthorizationServer as _AuthorizationServer
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import ClientMixin, OAuth2Request, TokenMixin, grants
-from authlib.oauth2.rfc6749.errors import InvalidGrantError
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, UnauthorizedClientError
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
-from auth import passwords, throttle, tokens
+from auth import customer_auth, passwords, throttle, tokens
 from auth.emails import normalize_email
 from core import clock
 from core.errors import InvalidInput
 from core.settings import Settings
+from fleet.products import CustomerAuth
 from models.accounts import User
+from models.customers import Customer
 from models.oauth import OAuthClient, Token
 
 P = ParamSpec("P")
 R = TypeVar("R")
+A = TypeVar("A", User, Customer)
 
 SECRET_METHODS = ["client_secret_basic", "client_secret_post"]
 ANY_METHOD = [*SECRET_METHODS, "none"]
@@ -93,8 +96,8 @@ class Client(ClientMixin):
     def check_grant_type(self, grant_type: str) -> bool:
         if grant_type == "client_credentials" and not self.confidential:
             return False
-        if grant_type == "password" and self.row.product_id is not None:
-            return False  # a product's client never signs in platform accounts
+        if grant_type == "password" and not (self.row.first_party or self.row.product_id):
+            return False  # passwords go only to our own clients and to products' apps
         return grant_type in self.row.grant_types
 
 
@@ -130,29 +133,66 @@ class IssuedCredential(TokenMixin):
 
 
 class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
+    """A platform user through a first-party client; a product's customer through one of the
+    product's apps (simple auth). A product's client never signs in a platform account."""
+
     TOKEN_ENDPOINT_AUTH_METHODS = ANY_METHOD
 
-    def authenticate_user(self, username: str, password: str) -> User:
+    def authenticate_token_endpoint_client(self) -> Client:
+        """Remember the client at once: `authenticate_user` looks among its product's
+        customers (Authlib sets `request.client` only after it)."""
+        client = super().authenticate_token_endpoint_client()
+        self.request.client = client
+        return client
+
+    def authenticate_user(self, username: str, password: str) -> User | Customer:
         address = self.request.headers.get("x-devicecloud-client-address", "")
+        product_id = self.request.client.row.product_id
+        if product_id is not None:
+            return _on_loop(_authenticate_customer, product_id, username, password, address)
         return _on_loop(_authenticate_user, username, password, address)
 
 
-async def _authenticate_user(username: str, password: str, address: str) -> User:
+def _username_email(username: str) -> str:
     try:
-        email = normalize_email(username, field="username")
+        return normalize_email(username, field="username")
     except InvalidInput:
-        email = username.strip().lower()[:254]
-    keys = throttle.SignInKeys.of(email, address)
+        return username.strip().lower()[:254]
+
+
+async def _authenticate_user(username: str, password: str, address: str) -> User:
+    email = _username_email(username)
+    return await _check_password(
+        throttle.SignInKeys.of(email, address), lambda: User.get_or_none(email=email), password
+    )
+
+
+async def _authenticate_customer(
+    product_id: int, username: str, password: str, address: str
+) -> Customer:
+    await customer_auth.require_method(product_id, CustomerAuth.SIMPLE, "a password")
+    email = _username_email(username)
+    return await _check_password(
+        customer_auth.sign_in_keys(product_id, email, address),
+        lambda: customer_auth.find(product_id, email),
+        password,
+    )
+
+
+async def _check_password(
+    keys: throttle.SignInKeys, find: Callable[[], Awaitable[A | None]], password: str
+) -> A:
+    """The account `find` returns, if the password is its own, under sign-in throttling."""
     try:
         await throttle.check(keys)
         await throttle.begin_attempt(keys)
     except throttle.Throttled as error:
         raise TooManyAttempts(error.retry_after, error.message) from None
-    user = await User.get_or_none(email=email)
-    if not await passwords.verify_password(user.password_hash if user else None, password):
+    found = await find()
+    if not await passwords.verify_password(found.password_hash if found else None, password):
         raise InvalidGrantError("The email or password is incorrect.")
     await throttle.record_success(keys)
-    return user
+    return found
 
 
 class RefreshGrant(grants.RefreshTokenGrant):
@@ -165,10 +205,12 @@ class RefreshGrant(grants.RefreshTokenGrant):
     def authenticate_refresh_token(self, refresh_token: str) -> IssuedCredential | None:
         return _on_loop(_authenticate_refresh_token, refresh_token)
 
-    def authenticate_user(self, refresh_token: IssuedCredential) -> User | None:
-        return refresh_token.row.family.user
+    def authenticate_user(self, refresh_token: IssuedCredential) -> User | Customer | None:
+        family = refresh_token.row.family
+        return family.customer or family.user
 
-    def issue_token(self, user: User, refresh_token: IssuedCredential) -> dict[str, Any]:
+    def issue_token(self, user: User | Customer, refresh_token: IssuedCredential
+                    ) -> dict[str, Any]:
         """Consume the refresh token once the request is valid (client, scope), just before
         its successor is issued: a request refused for bad input leaves it usable, and of two
         concurrent uses only one wins, the other revoking the family."""
@@ -198,7 +240,39 @@ async def _consume(row: Token) -> bool:
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    """A confidential client acting for itself; or, asked with `scope=customer=EMAIL` by a
+    product's SERVER client, an access token for that customer of its product (two-legged
+    auth): no refresh token (RFC 6749 §4.4.3), `expires_in` seconds up to the client's
+    maximum."""
+
     TOKEN_ENDPOINT_AUTH_METHODS = SECRET_METHODS
+
+    def validate_token_request(self) -> None:
+        client = self.authenticate_token_endpoint_client()
+        if not client.check_grant_type(self.GRANT_TYPE):
+            raise UnauthorizedClientError(
+                f"The client is not authorized to use 'grant_type={self.GRANT_TYPE}'"
+            )
+        self.request.client = client
+        scope = self.request.payload.scope
+        if not customer_auth.asks_for_customer(scope):
+            self.validate_requested_scope()
+            return
+        self.request.user = _on_loop(customer_auth.customer_for_scope, client.row, scope)
+        self.customer_token_lifetime = customer_auth.customer_token_lifetime(
+            client.row, self.request.form.get("expires_in"),
+            self.server.settings.access_token_lifetime,
+        )
+
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        if self.request.user is None:
+            return super().create_token_response()
+        token = self.generate_token(
+            user=self.request.user, expires_in=self.customer_token_lifetime,
+            include_refresh_token=False,
+        )
+        self.save_token(token)
+        return 200, token, self.TOKEN_RESPONSE_HEADER
 
 
 async def _find_credential(raw: str, hint: str | None) -> IssuedCredential | None:
@@ -258,7 +332,10 @@ class Introspection(IntrospectionEndpoint):
             "iat": int(token.row.issued_at.timestamp()),
             "iss": self.issuer,
         }
-        if family.user is not None:
+        if family.customer is not None:
+            body["sub"] = f"customer:{family.customer.id}"
+            body["username"] = family.customer.email
+        elif family.user is not None:
             body["sub"] = f"user:{family.user.id}"
             body["username"] = family.user.email
         else:
@@ -276,6 +353,9 @@ class AuthorizationServer(_AuthorizationServer):
         self.register_grant(PasswordGrant)
         self.register_grant(RefreshGrant)
         self.register_grant(ClientCredentialsGrant)
+        from auth.code_flow import AuthorizationCodeGrant, RequireS256  # builds on this module
+
+        self.register_grant(AuthorizationCodeGrant, [RequireS256()])
         self.register_endpoint(Revocation)
         self.register_endpoint(Introspection)
 
@@ -287,22 +367,24 @@ class AuthorizationServer(_AuthorizationServer):
         self, grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True
     ) -> dict[str, Any]:
         """Authlib's token generator hook. Tokens are stored (and only then shown) in
-        `save_token`, so this only records what to issue."""
+        `save_token`, so this only records what to issue. A customer's token is the
+        customer's whole access: it carries no scope."""
         return {
             "grant_type": grant_type,
-            "scope": scope or "",
+            "scope": "" if isinstance(user, Customer) else scope or "",
+            "expires_in": expires_in or self.settings.access_token_lifetime,
             "include_refresh_token": include_refresh_token and user is not None,
         }
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         previous: IssuedCredential | None = request.refresh_token
         issued = _on_loop(
-            tokens.issue,
+            _issue,
             client=request.client.row,
-            user=request.user,
+            account=request.user,
             scope=token["scope"],
             grant_type=token["grant_type"],
-            access_lifetime=self.settings.access_token_lifetime,
+            access_lifetime=token["expires_in"],
             refresh_lifetime=(
                 self.settings.refresh_token_lifetime if token["include_refresh_token"] else None
             ),
@@ -321,6 +403,15 @@ class AuthorizationServer(_AuthorizationServer):
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         """Authlib's signals are unused: revocation and sign-in are recorded in storage."""
+
+
+async def _issue(*, account: User | Customer | None, **issue: Any) -> tokens.IssuedToken:
+    """Store the tokens for a user, a customer (who is active now) or the client itself."""
+    if not isinstance(account, Customer):
+        return await tokens.issue(user=account, **issue)
+    issued = await tokens.issue(user=None, customer=account, **issue)
+    await customer_auth.record_activity(account)
+    return issued
 
 
 async def _query_client(client_id: str) -> OAuthClient | None:

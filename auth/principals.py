@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.errors import Unauthenticated
+from core.errors import PermissionDenied, Unauthenticated
 from models.accounts import User
 from models.customers import Customer
 from models.oauth import OAuthClient
@@ -42,8 +42,18 @@ class CustomerPrincipal(Principal):
 AnyPrincipal = UserPrincipal | ClientPrincipal | CustomerPrincipal | None
 
 
+def is_third_party_app(principal: AnyPrincipal) -> bool:
+    """The principal is a user acting through a third-party app (an OAuth client a user
+    registered), which may do only what its token's scopes allow."""
+    return isinstance(principal, UserPrincipal) and principal.client.owner_id is not None
+
+
 def require_user(principal: AnyPrincipal) -> UserPrincipal:
-    """The principal as a signed-in user, or `Unauthenticated`."""
+    """The principal as a signed-in user acting for themself, or `Unauthenticated` (not a
+    user) / `PermissionDenied` (a third-party app's token: account actions are no app's to
+    take, whatever its scopes)."""
     if not isinstance(principal, UserPrincipal):
         raise Unauthenticated("Sign in as a user to do this.")
+    if is_third_party_app(principal):
+        raise PermissionDenied("This app's token does not allow this.")
     return principal

@@ -171,10 +171,13 @@ async def import_devices(
     async with in_transaction() as connection:
         for chunk in _chunks(to_import):
             update = _Statement(connection)
-            assignments = ", ".join(
-                f"{column} = {update.value(column, value)}" for column, value in (
+            # A device moving in from another product leaves its customer behind there.
+            assignments = ", ".join([
+                *(f"{column} = CASE WHEN product_id = {update.value('product_id', product.id)} "
+                  f"THEN {column} END" for column in ("customer_id", "claimed_at")),
+                *(f"{column} = {update.value(column, value)}" for column, value in (
                     ("product_id", product.id), ("imported_at", now), ("import_forced", force),
-                    ("development", development), ("quarantine", "NONE")))
+                    ("development", development), ("quarantine", "NONE")))])
             # The conditions repeat the checks above, so a device claimed or moved since
             # cannot slip in; if any did, the whole import is undone.
             where = " AND ".join((

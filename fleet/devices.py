@@ -1,23 +1,44 @@
-"""Devices one by one: who sees a device, its settings, leaving a product, quarantine decisions."""
+"""Devices one by one: who may reach a device, its settings, its customer, leaving a product,
+quarantine decisions.
+
+Who reaches a device (`device_access`, the one place that decides it):
+- the team of the organization owning its product (quarantined and denied devices too, so the
+  team can decide), each role as `fleet.permissions` says;
+- for a device in no product, the platform user who claimed it;
+- the product's customer who claimed it (or to whom the team assigned it), while it is one of
+  that product's own devices: seeing it, its events, calling its functions and reading its
+  variables (`CUSTOMER_PERMISSIONS`), nothing else;
+- a user acting through a third-party app, as the user, within the scopes of the app's token.
+Anyone else gets `NotFound`, never a hint that the device exists.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
 from typing import Any
 
+from tortoise.exceptions import IntegrityError
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from auth.principals import AnyPrincipal, UserPrincipal
+from auth.principals import AnyPrincipal, CustomerPrincipal, UserPrincipal
+from auth.scopes import Scope
+from core import clock
 from core.errors import Conflict, InvalidInput, NotFound
 from fleet import audit
 from fleet.device_ids import parse_device_id
-from fleet.organizations import Member, as_member
+from fleet.organizations import Member, as_member, require_app_scope
 from fleet.permissions import Permission
+from models.customers import Customer
 from models.devices import Device
 from models.products import Product
 
 DEVICE_NAME_MAX = 100
 DEVICE_NOTES_MAX = 2000
+
+# What a customer may do with their own devices. Everything else (settings, removal,
+# quarantine decisions, anything product-wide) is `NotFound` to them.
+CUSTOMER_PERMISSIONS = frozenset({Permission.DEVICE_VIEW, Permission.DEVICE_CALL})
 
 
 class Quarantine(StrEnum):
@@ -32,9 +53,12 @@ def _missing() -> NotFound:
     return NotFound("No such device.", field="deviceId")
 
 
-async def _device_member(principal: AnyPrincipal, device: Device) -> Member:
+async def _device_member(
+    principal: AnyPrincipal, device: Device, app_scope: Scope | None
+) -> Member:
     product = await Product.get(id=device.product_id)
-    return await as_member(principal, product.organization_id, hidden=_missing())
+    return await as_member(principal, product.organization_id, hidden=_missing(),
+                           app_scope=app_scope)
 
 
 def _is_claimer(principal: AnyPrincipal, device: Device) -> bool:
@@ -45,6 +69,16 @@ def _is_claimer(principal: AnyPrincipal, device: Device) -> bool:
     )
 
 
+def is_customers_device(customer: Customer, device: Device) -> bool:
+    """The device is the customer's: claimed by (or assigned to) them, and one of their
+    product's own devices (not moved elsewhere, not in a quarantine)."""
+    return (
+        device.customer_id == customer.id
+        and device.product_id == customer.product_id
+        and device.quarantine == Quarantine.NONE
+    )
+
+
 async def find(device_id: str) -> Device:
     device = await Device.get_or_none(id=parse_device_id(device_id))
     if device is None:
@@ -52,30 +86,51 @@ async def find(device_id: str) -> Device:
     return device
 
 
-async def get_device(principal: AnyPrincipal, device_id: str) -> Device:
-    """A device, for members of the organization owning its product (quarantined and denied
-    devices too, so the team can decide), or, for a device in no product, for the user who
-    claimed it. Anyone else gets `NotFound`; a malformed ID, `InvalidInput`."""
-    device = await find(device_id)
+async def device_access(
+    principal: AnyPrincipal, device: Device, permission: Permission, app_scope: Scope | None
+) -> Member | None:
+    """Check that the principal may do `permission` on the device (see the module docstring);
+    through a third-party app, only with `app_scope` in the token (None: never). Returns the
+    member acting, or None for the device's customer or claimer. Raises `NotFound` for anyone
+    who may not reach the device, `PermissionDenied` for a member whose role (or app) does not
+    allow `permission`."""
+    if isinstance(principal, CustomerPrincipal):
+        if permission in CUSTOMER_PERMISSIONS and is_customers_device(principal.customer, device):
+            return None
+        raise _missing()
     if device.product_id is None:
         if not _is_claimer(principal, device):
             raise _missing()
-        return device
-    member = await _device_member(principal, device)
-    member.require(Permission.DEVICE_VIEW)
+        require_app_scope(principal, app_scope)
+        return None
+    member = await _device_member(principal, device, app_scope)
+    member.require(permission)
+    return member
+
+
+async def get_device(principal: AnyPrincipal, device_id: str) -> Device:
+    """A device, for whoever may see it (`device_access` with `DEVICE_VIEW`; third-party apps
+    with `devices:read`). Anyone else gets `NotFound`; a malformed ID, `InvalidInput`."""
+    device = await find(device_id)
+    await device_access(principal, device, Permission.DEVICE_VIEW, Scope.DEVICES_READ)
     return device
 
 
+def customer_devices(principal: AnyPrincipal) -> QuerySet[Device]:
+    """The signed-in customer's devices (`is_customers_device`). Anyone else: `NotFound`."""
+    if not isinstance(principal, CustomerPrincipal):
+        raise NotFound("Only a customer has devices of their own.")
+    customer = principal.customer
+    return Device.filter(
+        customer_id=customer.id, product_id=customer.product_id, quarantine=Quarantine.NONE
+    )
+
+
 async def _managed(principal: AnyPrincipal, device_id: str) -> tuple[Device, Member | None]:
-    """The device and the member managing it (None: the claimer of a device in no product)."""
+    """The device and the member managing it (None: the claimer of a device in no product).
+    Customers and third-party apps never manage devices."""
     device = await find(device_id)
-    if device.product_id is None:
-        if not _is_claimer(principal, device):
-            raise _missing()
-        return device, None
-    member = await _device_member(principal, device)
-    member.require(Permission.DEVICE_MANAGE)
-    return device, member
+    return device, await device_access(principal, device, Permission.DEVICE_MANAGE, None)
 
 
 async def _record(
@@ -137,11 +192,12 @@ async def update_device(
 
 
 async def remove_device_from_product(principal: AnyPrincipal, device_id: str) -> Device:
-    """The device leaves its product (or its quarantine): no product, no quarantine, and the
-    import's flags (forced, development) reset. Its ID, secret and claim stay."""
+    """The device leaves its product (or its quarantine): no product, no quarantine, the
+    import's flags (forced, development) reset, and no customer (customers are the product's).
+    Its ID, secret and a platform user's claim stay."""
     device, member = await _managed(principal, device_id)
     if device.product_id is None:
-        raise Conflict("The device is in no product.", field="deviceId", code="NOT_IN_PRODUCT")
+        raise _not_in_product()
     product_id = device.product_id
     cleared: dict[str, Any] = {
         "product_id": None,
@@ -149,11 +205,81 @@ async def remove_device_from_product(principal: AnyPrincipal, device_id: str) ->
         "imported_at": None,
         "import_forced": False,
         "development": False,
+        "customer_id": None,
+        "claimed_at": None,
     }
     async with in_transaction():
         await Device.filter(id=device.id).update(**cleared)
         device.update_from_dict(cleared)
         await _record(member, "device.remove", device, {"productId": product_id})
+    return device
+
+
+def _not_in_product() -> Conflict:
+    return Conflict("The device is in no product.", field="deviceId", code="NOT_IN_PRODUCT")
+
+
+async def _customer_email(customer_id: int | None) -> str | None:
+    if customer_id is None:
+        return None
+    emails = await Customer.filter(id=customer_id).values_list("email", flat=True)
+    return emails[0] if emails else None
+
+
+async def assign_device_customer(
+    principal: AnyPrincipal, device_id: str, customer_id: int
+) -> Device:
+    """Make one of the product's own devices (not one in its quarantine) a customer's
+    (developers and up), as if the customer had claimed it; any previous customer loses it."""
+    device, member = await _managed(principal, device_id)
+    if member is None:
+        raise _not_in_product()
+    if device.quarantine != Quarantine.NONE:
+        raise Conflict("Only the product's own devices have customers: approve the device "
+                       "first.", field="deviceId", code="NOT_PRODUCT_DEVICE")
+    customer = await Customer.get_or_none(id=customer_id, product_id=device.product_id)
+    if customer is None:
+        raise NotFound("No such customer.", field="customerId")
+    if device.customer_id == customer.id:
+        return device
+    previous = await _customer_email(device.customer_id)
+    now = clock.now()
+    try:
+        async with in_transaction():
+            # Conditional on the device still being the product's own (the gateway may move
+            # it meanwhile).
+            changed = await Device.filter(
+                id=device.id, product_id=device.product_id, quarantine=Quarantine.NONE.value
+            ).update(customer_id=customer.id, claimed_at=now)
+            if not changed:
+                raise Conflict("The device left the product meanwhile.", field="deviceId",
+                               code="NOT_PRODUCT_DEVICE")
+            device.customer_id, device.claimed_at = customer.id, now
+            await _record(member, "device.customer.assign", device,
+                          {"customer": [previous, customer.email]})
+    except IntegrityError:  # the customer was deleted meanwhile
+        raise NotFound("No such customer.", field="customerId") from None
+    return device
+
+
+async def remove_device_customer(principal: AnyPrincipal, device_id: str) -> Device:
+    """The device is no one's any more (developers and up): its customer loses it at once,
+    live streams included (they check access again every few seconds)."""
+    device, member = await _managed(principal, device_id)
+    if member is None:
+        raise _not_in_product()
+    no_customer = Conflict("The device has no customer.", field="deviceId", code="NO_CUSTOMER")
+    if device.customer_id is None:
+        raise no_customer
+    previous = await _customer_email(device.customer_id)
+    async with in_transaction():
+        changed = await Device.filter(id=device.id, customer_id=device.customer_id).update(
+            customer_id=None, claimed_at=None
+        )
+        if not changed:
+            raise no_customer
+        device.customer_id, device.claimed_at = None, None
+        await _record(member, "device.customer.remove", device, {"customer": [previous, None]})
     return device
 
 

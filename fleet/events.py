@@ -27,7 +27,8 @@ from tortoise.expressions import RawSQL
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from auth.principals import AnyPrincipal, ClientPrincipal
+from auth.principals import AnyPrincipal, ClientPrincipal, CustomerPrincipal
+from auth.scopes import Scope
 from core import clock
 from core.broker import Broker, BrokerUnavailable, InProcessBroker
 from core.errors import DomainError, InvalidInput, NotFound
@@ -444,7 +445,8 @@ async def _product(id_or_slug: int | str) -> Product:
 
 async def watchable_product(principal: AnyPrincipal, id_or_slug: int | str) -> Product:
     """A product whose events the principal may see (every team role, and the product's
-    SERVER client); anyone else gets `NotFound`."""
+    SERVER client); anyone else gets `NotFound` (customers too: a product's log is not
+    theirs), and a third-party app's token `PermissionDenied` (product-wide)."""
     product = await _product(id_or_slug)
     if not _is_server_of(principal, product.id):
         member = await as_member(
@@ -457,12 +459,15 @@ async def watchable_product(principal: AnyPrincipal, id_or_slug: int | str) -> P
 
 
 async def watchable_device(principal: AnyPrincipal, device_id: str) -> Device:
-    """A device whose events the principal may see: as `fleet.devices.get_device`, plus the
-    SERVER client of the device's product."""
+    """A device whose events the principal may see: whoever may see it (its team, its
+    customer, the claimer of a device in no product; see `fleet.devices.device_access`; a
+    third-party app's token with `events:read`), and the SERVER client of its product."""
     device = await devices.find(device_id)
-    if _is_server_of(principal, device.product_id):
-        return device
-    return await devices.get_device(principal, device_id)
+    if not _is_server_of(principal, device.product_id):
+        await devices.device_access(
+            principal, device, Permission.DEVICE_VIEW, Scope.EVENTS_READ
+        )
+    return device
 
 
 # --- publishing ------------------------------------------------------------------------
@@ -537,6 +542,28 @@ def product_history(product_id: int, where: EventFilter) -> QuerySet[Event]:
 
 def device_history(device_id: str, where: EventFilter) -> QuerySet[Event]:
     return _filtered(Event.filter(device_id=device_id), where)
+
+
+def watched_device_history(
+    principal: AnyPrincipal, device: Device, where: EventFilter
+) -> QuerySet[Event]:
+    """A device's events as `principal` (who may watch it) sees them: only those it published
+    in its current product (or in none), since what it published elsewhere is no business of
+    this product's team, and for its customer only those since they claimed it, since a
+    previous owner's are none of theirs."""
+    history = device_history(device.id, where).filter(product_id=device.product_id)
+    if isinstance(principal, CustomerPrincipal):
+        history = history.filter(published_at__gte=device.claimed_at or clock.now())
+    return history
+
+
+def sees_event_of(principal: AnyPrincipal, device: Device, event: Event) -> bool:
+    """Whether `event` of `device` is among `watched_device_history(principal, device, …)`."""
+    if event.product_id != device.product_id:
+        return False
+    if isinstance(principal, CustomerPrincipal):
+        return device.claimed_at is not None and event.published_at >= device.claimed_at
+    return True
 
 
 # --- retention -------------------------------------------------------------------------

@@ -29,10 +29,11 @@ from auth import tokens
 from core import clock
 from core.errors import PermissionDenied
 from core.settings import Settings
-from fleet import events
+from fleet import claim_codes, events
 from fleet.device_ids import normalize_device_id
 from fleet.devices import Quarantine
 from fleet.rpc import new_session_id
+from models.customers import Customer
 from models.devices import Device, DeviceError
 from models.products import Product
 
@@ -89,6 +90,7 @@ class Welcome:
     replaced_session_id: str | None  # the device's previous connection, if still open
     event_product_id: int | None  # where the device's events go
     event_data_limit: int
+    claimed: bool = False  # the hello's claim code made the device its customer's
 
 
 def assign_product(
@@ -140,8 +142,10 @@ async def authenticate(device_id: str, secret: str) -> Device | None:
 
 
 async def welcome(device_id: str, hello: Hello) -> Welcome:
-    """Apply a hello: assign the product, record the firmware, and mark the device online under
-    a new session ID (recording a `spark/status` online event). Raises `DeviceDenied`."""
+    """Apply a hello: assign the product, record the firmware, claim the device with the
+    hello's claim code (`fleet.claim_codes.redeem`), and mark the device online under a new
+    session ID (recording a `spark/status` online event; its customer is active now). Raises
+    `DeviceDenied`."""
     now = clock.now()
     session_id = new_session_id()
     reported_exists = hello.product_id is not None and await Product.exists(id=hello.product_id)
@@ -161,11 +165,13 @@ async def welcome(device_id: str, hello: Hello) -> Welcome:
             device.product_id if assignment.product_id is None else (assignment.product_id)
         )
         if stored_product != device.product_id:
-            # What the previous product's import said (force, development) is not the new
-            # product's to inherit.
+            # What the previous product's import said (force, development), and its customer,
+            # are not the new product's to inherit.
             await Device.filter(id=device_id).update(
-                imported_at=None, import_forced=False, development=False
+                imported_at=None, import_forced=False, development=False, customer_id=None,
+                claimed_at=None,
             )
+            device.customer_id = None
         await Device.filter(id=device_id).update(
             product_id=stored_product,
             quarantine=assignment.quarantine,
@@ -178,6 +184,17 @@ async def welcome(device_id: str, hello: Hello) -> Welcome:
             last_heard_at=now,
         )
         await Device.filter(id=device_id, first_online_at=None).update(first_online_at=now)
+        claimer = None
+        if hello.claim_code is not None:
+            claimer = await claim_codes.redeem(
+                hello.claim_code, device, product_id=stored_product,
+                quarantine=assignment.quarantine, now=now,
+            )
+    customer_id = claimer or device.customer_id
+    if customer_id is not None:
+        # A customer is active when their device is: once per connection is enough. After
+        # the commit: a customer's deletion locks the customer, then their devices.
+        await Customer.filter(id=customer_id).update(last_active_at=now)
     event_product = _event_product(stored_product, assignment.quarantine)
     await _status_events([(device_id, event_product)], ONLINE, now)
     return Welcome(
@@ -186,6 +203,7 @@ async def welcome(device_id: str, hello: Hello) -> Welcome:
         replaced_session_id=device.session_id if device.online else None,
         event_product_id=event_product,
         event_data_limit=await _data_limit(event_product),
+        claimed=claimer is not None,
     )
 
 

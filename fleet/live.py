@@ -6,14 +6,18 @@ the resume ID, then delivers what arrived live meanwhile, skipping what history 
 delivered. Events are published live in ID order (see `fleet.events.EventLog._store`), so an
 event is either in the history read or in the live buffer, never in neither.
 
-Slow subscribers: each stream has a buffer of `stream_buffer` events. The broker hands each
-event to it without waiting; when the buffer is full the event is dropped, and the subscriber
-gets a `Missed` item in the dropped events' place, with their number (`UNKNOWN` when the broker
-lost messages without knowing how many). Publishers and other subscribers never wait for it.
+Slow subscribers: each stream has a buffer of at most `stream_buffer` events and
+`stream_buffer_bytes` bytes of their names and data (UTF-8; an event's data may be 16 KiB, so the
+count alone would let a slow stream hold 16 MB). The broker hands each event to it without
+waiting; when the event does not fit the event is dropped, and the subscriber gets a `Missed`
+item in the dropped events' place, with their number (`UNKNOWN` when the broker lost messages
+without knowing how many). An event always fits an empty buffer, so that a stream whose byte
+bound is below one large event still moves. Publishers and other subscribers never wait for it.
 
 Access: every `stream_access_check_interval` seconds the stream authenticates its bearer token
-again and checks that its principal may still watch. When not (the token was revoked or expired,
-the member left the team, the device left the product), the stream raises the domain error
+again and checks that its principal may still watch (the same check as when it opened, which
+reads the device afresh). When not (the token was revoked or expired, the member left the team,
+the device left the product, or its customer lost it), the stream raises the domain error
 (`Unauthenticated` or `NotFound`) and the transport ends it.
 """
 
@@ -37,12 +41,12 @@ from fleet.events import (
     LiveEvent,
     check_prefix,
     device_channel,
-    device_history,
     event_log,
     product_channel,
     product_history,
     watchable_device,
     watchable_product,
+    watched_device_history,
 )
 from models.devices import Event
 
@@ -125,7 +129,9 @@ class EventStream:
         self._page: deque[LiveEvent] = deque()
         self._buffer: deque[LiveEvent | _Gap] = deque()
         self._buffered = 0  # events (not gaps) in the buffer
+        self._buffered_bytes = 0  # their `_size`s
         self._capacity = settings.stream_buffer
+        self._capacity_bytes = settings.stream_buffer_bytes
         self._check_interval = settings.stream_access_check_interval
         self._check_at = 0.0
         self._arrived = asyncio.Event()
@@ -185,12 +191,22 @@ class EventStream:
             event = LiveEvent.decode(message)
             if not self._wanted(event):
                 return
-            if self._buffered >= self._capacity:
+            size = _size(event)
+            if self._buffered and (
+                self._buffered >= self._capacity
+                or self._buffered_bytes + size > self._capacity_bytes
+            ):
                 self._gap().add(event.id)
             else:
                 self._buffer.append(event)
                 self._buffered += 1
+                self._buffered_bytes += size
         self._arrived.set()
+
+    def _unbuffered(self, event: LiveEvent) -> None:
+        """`event` left the buffer: count it out."""
+        self._buffered -= 1
+        self._buffered_bytes -= _size(event)
 
     def _gap(self) -> _Gap:
         """The gap at the end of the buffer, opened if there is none."""
@@ -216,7 +232,7 @@ class EventStream:
                 if missed is not None:
                     return missed
                 continue
-            self._buffered -= 1
+            self._unbuffered(item)
             if self._cursor is None or item.id > self._cursor:
                 self._cursor = item.id
                 return item
@@ -235,8 +251,9 @@ class EventStream:
         self._catching_up = len(page) == HISTORY_PAGE
         covered = page[-1].id if page else self._cursor
         while self._buffer and self._covers(covered, self._buffer[0]):
-            if isinstance(self._buffer.popleft(), LiveEvent):
-                self._buffered -= 1
+            item = self._buffer.popleft()
+            if isinstance(item, LiveEvent):
+                self._unbuffered(item)
 
     @staticmethod
     def _covers(history_id: int | None, item: LiveEvent | _Gap) -> bool:
@@ -254,6 +271,12 @@ class EventStream:
             )
         await self._source.may_watch(principal)
         self._check_at = asyncio.get_running_loop().time() + self._check_interval
+
+
+def _size(event: LiveEvent) -> int:
+    """What a buffered event counts against `stream_buffer_bytes`: its name (ASCII) and its
+    data, in UTF-8 bytes."""
+    return len(event.name) + len(event.data.encode())
 
 
 def parse_event_id(value: str, *, field: str) -> int:
@@ -298,15 +321,13 @@ async def device_stream(
     after: int | None = None,
 ) -> EventStream:
     """A stream of a device's events, for whoever may watch it (`watchable_device`), as
-    `product_stream`. Only the events it published in its current product (or in none) are
-    shown: what it published elsewhere is no business of this product's team."""
+    `product_stream`, with the history `watched_device_history` gives (live events: those of
+    its current product)."""
     prefix = check_prefix(prefix)
     device = await watchable_device(principal, device_id)
     source = _Source(
         channel=device_channel(device.id),
-        history=device_history(device.id, EventFilter(prefix=prefix)).filter(
-            product_id=device.product_id
-        ),
+        history=watched_device_history(principal, device, EventFilter(prefix=prefix)),
         product_id=device.product_id,
         may_watch=lambda again: watchable_device(again, device.id),
     )

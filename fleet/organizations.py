@@ -8,9 +8,11 @@ from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from auth.principals import AnyPrincipal, UserPrincipal, require_user
+from auth import scopes
+from auth.principals import AnyPrincipal, UserPrincipal, is_third_party_app, require_user
+from auth.scopes import Scope
 from core import clock
-from core.errors import Conflict, NotFound
+from core.errors import Conflict, NotFound, PermissionDenied
 from fleet import audit
 from fleet.permissions import Permission, Role, require
 from fleet.validation import clean_name, clean_slug, slugify
@@ -38,17 +40,38 @@ class Member:
         require(self.role, permission)
 
 
+def require_app_scope(principal: AnyPrincipal, scope: Scope | None) -> None:
+    """Raise `PermissionDenied` when the principal acts through a third-party app whose token
+    does not hold `scope` (None: something no app's token may do). Anyone else passes."""
+    if not isinstance(principal, UserPrincipal) or not is_third_party_app(principal):
+        return
+    granted = scopes.parse(principal.scope) or set()
+    if scope is None or scope not in granted:
+        raise PermissionDenied("This app's token does not allow this.")
+
+
 async def as_member(
-    principal: AnyPrincipal, organization_id: int, *, hidden: NotFound | None = None
+    principal: AnyPrincipal,
+    organization_id: int,
+    *,
+    hidden: NotFound | None = None,
+    app_scope: Scope | None = None,
 ) -> Member:
-    """The caller as a member of the organization. Anyone else (anonymous, clients, members of
-    other organizations) gets `NotFound` (`hidden`, when the caller asked about something inside
-    the organization), never a hint that it exists."""
+    """The caller as a member of the organization. Anyone else (anonymous, clients, customers,
+    members of other organizations) gets `NotFound` (`hidden`, when the caller asked about
+    something inside the organization), never a hint that it exists.
+
+    A member acting through a third-party app gets `PermissionDenied` unless the app's token
+    holds `app_scope`. Only the device-level paths name one (`fleet.devices.device_access`):
+    whatever else a member may do (the organization, its team, products and their settings,
+    OAuth clients, imports, publishing, managing devices, product-wide lists and logs, leaving
+    the team) no third-party app may do for them."""
     if isinstance(principal, UserPrincipal):
         membership = await Membership.get_or_none(
             user_id=principal.user.id, organization_id=organization_id
         )
         if membership is not None:
+            require_app_scope(principal, app_scope)
             return Member(principal, membership)
     raise hidden or NotFound("No such organization.", field="organizationId")
 

@@ -26,6 +26,7 @@ from models.products import Product
 
 DESCRIPTION_MAX = 2000
 MAX_REDIRECT_URIS = 10
+REDIRECT_URI_MAX = 2000
 _PLATFORM = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,39}")
 
 
@@ -41,14 +42,20 @@ class ClientType(StrEnum):
     SERVER = "SERVER"
 
 
-# What each kind of product client may do at the token endpoint: for now, act for itself.
-# Product clients never sign in platform accounts; signing in the product's customers (and
-# the code flow for WEB clients) comes with customers.
+# What each kind of product client may do at the token endpoint. Every one acts for itself
+# (client_credentials); the product's apps sign its customers in with their password (simple
+# auth) and refresh, and a web app also by the code flow (Login with Device Cloud). The SERVER
+# client mints customer tokens with client_credentials (two-legged auth). Product clients
+# never sign in platform accounts.
 CLIENT_GRANTS: dict[ClientType, list[str]] = {
-    ClientType.WEB: ["client_credentials"],
-    ClientType.MOBILE: ["client_credentials"],
+    ClientType.WEB: ["authorization_code", "password", "refresh_token", "client_credentials"],
+    ClientType.MOBILE: ["password", "refresh_token", "client_credentials"],
     ClientType.SERVER: ["client_credentials"],
 }
+
+# The longest lifetime a SERVER client may be allowed for the customer tokens it mints.
+MIN_TOKEN_LIFETIME = 60
+MAX_TOKEN_LIFETIME = 90 * 24 * 3600
 
 
 async def product_member(principal: AnyPrincipal, product_id: int) -> tuple[Member, Product]:
@@ -200,7 +207,11 @@ def validate_redirect_uri(uri: str, client_type: ClientType, field: str = "redir
         parts = urlsplit(uri)
     except ValueError:
         parts = None
-    if parts is None or not parts.scheme:
+    if len(uri) > REDIRECT_URI_MAX:
+        problem = f"is longer than {REDIRECT_URI_MAX} characters"
+    elif any(character.isspace() or not character.isprintable() for character in uri):
+        problem = "contains spaces or control characters"
+    elif parts is None or not parts.scheme:
         problem = "is not an absolute URI"
     elif "*" in uri:
         problem = "contains a wildcard; redirect URIs are matched exactly"
@@ -274,22 +285,40 @@ async def oauth_clients_of(principal: AnyPrincipal, product_ids: Sequence[int]
     return [grouped[i] for i in product_ids]
 
 
+def _clean_max_token_lifetime(seconds: int | None, client_type: ClientType) -> int | None:
+    if seconds is None:
+        return None
+    if client_type is not ClientType.SERVER:
+        raise InvalidInput("Only SERVER clients mint customer tokens, so only they take a "
+                           "maximum token lifetime.", field="maxTokenLifetime",
+                           code="NOT_ALLOWED")
+    if not MIN_TOKEN_LIFETIME <= seconds <= MAX_TOKEN_LIFETIME:
+        raise InvalidInput(f"The maximum token lifetime is {MIN_TOKEN_LIFETIME} to "
+                           f"{MAX_TOKEN_LIFETIME} seconds (90 days).",
+                           field="maxTokenLifetime", code="OUT_OF_RANGE")
+    return seconds
+
+
 async def create_oauth_client(
     principal: AnyPrincipal, product_id: int, *, name: str, client_type: str,
-    redirect_uris: list[str],
+    redirect_uris: list[str], max_token_lifetime: int | None = None,
 ) -> tuple[OAuthClient, str]:
-    """Register a client for the product's apps or servers. The secret is returned only now."""
+    """Register a client for the product's apps or servers. The secret is returned only now.
+    A SERVER client's `max_token_lifetime` caps the customer tokens it mints (None: the
+    access token lifetime)."""
     member, product = await product_member(principal, product_id)
     member.require(Permission.OAUTH_CLIENT_MANAGE)
     name = clean_name(name)
     kind = _parse_client_type(client_type)
     uris = _clean_redirect_uris(redirect_uris, kind)
+    max_lifetime = _clean_max_token_lifetime(max_token_lifetime, kind)
     secret = tokens.generate(tokens.CLIENT_SECRET_PREFIX)
     async with in_transaction():
         client = await OAuthClient.create(
             client_id=f"{product.slug[:40]}-{secrets.token_hex(6)}", name=name,
             secret_hash=tokens.digest(secret), grant_types=CLIENT_GRANTS[kind],
-            redirect_uris=uris, product=product, kind=kind, created_at=clock.now(),
+            redirect_uris=uris, product=product, kind=kind, max_token_lifetime=max_lifetime,
+            created_at=clock.now(),
         )
         await audit.record(member.principal, product.organization_id, "oauth_client.create",
                            client, label=name,

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -21,14 +22,13 @@ from enum import StrEnum
 from typing import Any
 
 from auth.principals import AnyPrincipal, ClientPrincipal
+from auth.scopes import Scope
 from core.broker import PROCESS_ID, Broker, BrokerUnavailable
 from core.errors import Conflict, DomainError, InvalidInput, NotFound
 from fleet import devices
-from fleet.organizations import as_member
 from fleet.permissions import Permission
 from fleet.products import ClientType
 from models.devices import Device
-from models.products import Product
 
 log = logging.getLogger("devicecloud.rpc")
 
@@ -240,24 +240,18 @@ def router() -> Router:
 
 async def _callable_device(principal: AnyPrincipal, device_id: str) -> Device:
     """The device, if the principal may call its functions and read its variables: support
-    and up in its product's team, the product's SERVER client, or for a device in no product,
-    the user who claimed it. Anyone else gets `NotFound`."""
+    and up in its product's team, the device's customer, the product's SERVER client, the user
+    who claimed a device in no product, or a third-party app's token with `devices:call`
+    (`fleet.devices.device_access`). Anyone else gets `NotFound`."""
     device = await devices.find(device_id)
-    if device.product_id is None:
-        return await devices.get_device(principal, device_id)
     if (
         isinstance(principal, ClientPrincipal)
+        and device.product_id is not None
         and principal.client.product_id == device.product_id
         and principal.client.kind == ClientType.SERVER
     ):
         return device
-    product = await Product.get(id=device.product_id)
-    member = await as_member(
-        principal,
-        product.organization_id,
-        hidden=NotFound("No such device.", field="deviceId"),
-    )
-    member.require(Permission.DEVICE_CALL)
+    await devices.device_access(principal, device, Permission.DEVICE_CALL, Scope.DEVICES_CALL)
     return device
 
 
@@ -271,7 +265,7 @@ async def _ask(device: Device, kind: Kind, name: str, argument: str = "") -> Val
         raise NotFound(f"The device has no {what} named {name!r}.", field="name",
                        code=missing_code)
     try:
-        return await router().request(
+        value = await router().request(
             Request(kind, device.id, device.session_id, name, argument)
         )
     except DeviceFailed as failed:
@@ -285,6 +279,12 @@ async def _ask(device: Device, kind: Kind, name: str, argument: str = "") -> Val
         raise DomainError(
             failed.message or f"The device could not answer the {what}.", code="DEVICE_FAILED"
         ) from None
+    # JSON has no NaN or Infinity, yet Python's json reads them from a device's reply (and
+    # writes them back, as no JSON client could read them).
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DomainError("The device answered with a value that is not a finite number.",
+                          code="DEVICE_FAILED")
+    return value
 
 
 async def call_function(

@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tortoise import Tortoise
+from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.migrations.api.migrate import migrate as run_migrations
 
 MODEL_MODULES = [
@@ -56,6 +57,9 @@ async def connect(database_url: str) -> None:
 async def migrate(database_url: str) -> None:
     """Apply every pending migration."""
     await run_migrations(config=tortoise_config(database_url))
+    # Data migrations (RunPython) use historical models, whose INSERT statements Tortoise
+    # caches per table: drop them, or this process would insert without the newer columns.
+    EXECUTOR_CACHE.clear()
 
 
 async def disconnect() -> None:

@@ -332,6 +332,31 @@ async def test_an_events_device_and_product(http, world: World) -> None:
         "name": "humidity", "product": {"slug": "thermostat"}, "device": None}
 
 
+async def test_a_moved_device_takes_no_history_to_its_new_organization(http, world: World
+                                                                         ) -> None:
+    (old,) = await record((D1, "temp", 1), product=world.product.id)
+    await Device.filter(id=D1).update(product_id=world.other.id)
+    (new,) = await record((D1, "boil", 2), product=world.other.id)
+    globex = await access_token("outsider@example.com")
+    query = """query($id: String!) { device(deviceId: $id) { events { edges { node {
+        id name product { slug } device { deviceId } } } } } }"""
+    body = await graphql(http, query, {"id": D1}, token=globex)
+    assert body["data"] == {"device": {"events": {"edges": [{"node": {
+        "id": gid("Event", new), "name": "boil", "product": {"slug": "kettle"},
+        "device": {"deviceId": D1}}}]}}}
+    node = "query($id: ID!) { node(id: $id) { ... on Event { name } } }"
+    assert (await graphql(http, node, {"id": gid("Event", old)}, token=globex))["data"] == {
+        "node": None}
+    assert (await graphql(http, node, {"id": gid("Event", new)}, token=globex))["data"] == {
+        "node": {"name": "boil"}}
+    # Acme's team still reads the event in its product's log, not the one published since.
+    acme = await world.token("VIEWER")
+    assert (await graphql(http, node, {"id": gid("Event", old)}, token=acme))["data"] == {
+        "node": {"name": "temp"}}
+    assert (await graphql(http, node, {"id": gid("Event", new)}, token=acme))["data"] == {
+        "node": None}
+
+
 async def test_event_connections_are_costed_like_other_connections(http, world: World) -> None:
     query = """query($first: Int!) { product(idOrSlug: "thermostat") { events(first: $first) {
         edges { node { name device { events(first: $first) { edges { node { name } } } } } }

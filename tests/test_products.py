@@ -259,7 +259,7 @@ async def test_a_client_secret_is_shown_once_and_stored_only_as_a_hash(http, acm
     assert {k: v for k, v in entry.items() if k != "createdAt"} == client
     fields = await graphql(http, '{ __type(name: "OAuthClient") { fields { name } } }')
     names = [f["name"] for f in fields["data"]["__type"]["fields"]]
-    assert names == ["clientId", "name", "type", "redirectUris", "createdAt"]
+    assert names == ["clientId", "name", "type", "redirectUris", "maxTokenLifetime", "createdAt"]
     assert secret not in repr(listed)
 
     owner = await access_token(acme.email("OWNER"))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 from strawberry import relay
 
+from api.graphql.apps import ViewerApps
 from api.graphql.context import Info
 from api.graphql.errors import UserError
 from api.graphql.ids import decode_id
@@ -57,14 +58,14 @@ class Session(relay.Node):
         principal = info.context.principal
         wanted = [key for i in node_ids if (key := parse_key(i)) is not None]
         found = {}
-        if info.context.user is not None and wanted:
+        if info.context.account_holder is not None and wanted:
             rows = await accounts.live_sessions(principal).filter(id__in=wanted)
             found = {str(r.id): cls.from_model(r, principal.family_id) for r in rows}
         return [found.get(i) for i in node_ids]
 
 
 @strawberry.type(description="A platform account.")
-class User(relay.Node):
+class User(relay.Node, ViewerApps):
     id: relay.NodeID[int]
     email: str
     created_at: datetime
@@ -121,6 +122,7 @@ class User(relay.Node):
     def _require_viewer(self, info: Info) -> None:
         if info.context.user is None or info.context.user.id != self.id:
             raise PermissionDenied("Only the account holder sees this.")
+        info.context.require_user()  # and not through a third-party app
 
 
 @strawberry.input

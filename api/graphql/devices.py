@@ -12,7 +12,6 @@ from strawberry import relay
 
 from api.graphql.context import Info
 from api.graphql.errors import UserError, client_error, mutate
-from api.graphql.loaders import loader
 from api.graphql.pagination import DEFAULT_PAGE_SIZE, paginate, paginate_nulls_last
 from core.errors import InvalidInput, NotFound
 from fleet import devices, fleet_queries
@@ -54,6 +53,9 @@ class Device(relay.Node):
     variables: list[str] = strawberry.field(description="Names of the variables it exposes.")
     rate_limited_events: int = strawberry.field(
         description="Publishes refused for going over the rate limit.")
+    claimed_at: datetime | None = strawberry.field(
+        description="When its customer claimed it (or the team assigned it to them); null "
+                    "while it has no customer.")
     product_pk: strawberry.Private[int | None]
 
     @classmethod
@@ -69,6 +71,7 @@ class Device(relay.Node):
             functions=[str(name) for name in device.functions or ()],
             variables=[str(name) for name in device.variables or ()],
             rate_limited_events=device.rate_limited_events,
+            claimed_at=device.claimed_at if device.customer_id is not None else None,
             product_pk=device.product_id,
         )
 
@@ -77,15 +80,19 @@ class Device(relay.Node):
                             ) -> list[Device | None]:
         return [await _visible_device(info, node_id) for node_id in node_ids]
 
-    @strawberry.field(description="The product it belongs to, or whose quarantine it is in.")
+    @strawberry.field(description="The product it belongs to, or whose quarantine it is in, "
+                                  "if you can see the product (its team can; its customers "
+                                  "cannot).")
     async def product(self, info: Info) -> Annotated[
         Product, strawberry.lazy("api.graphql.products")
     ] | None:
+        from api.graphql.events import visible_products
         from api.graphql.products import Product
 
         if self.product_pk is None:
             return None
-        return Product.from_model(await loader(info.context, "product").load(self.product_pk))
+        product = await visible_products(info).load(self.product_pk)
+        return None if product is None else Product.from_model(product)
 
     @strawberry.field(description="The events it published, newest first.")
     async def events(
@@ -293,13 +300,26 @@ class DevicePayload:
 @strawberry.type
 class DeviceQueries:
     @strawberry.field(description="A device you can see: one of your organization's products' "
-                                  "(or in their quarantine), or one you claimed.")
+                                  "(or in their quarantine), one you claimed, or, with a "
+                                  "customer token, one of the customer's devices.")
     async def device(self, info: Info, device_id: str) -> Device | None:
         try:
             return Device.from_model(await devices.get_device(info.context.principal,
                                                               device_id))
         except NotFound:
             return None
+
+    @strawberry.field(description="The signed-in customer's devices (claimed with a claim code "
+                                  "or assigned by the team), by device ID; null unless you use "
+                                  "a customer token.")
+    async def customer_devices(self, info: Info, first: int = DEFAULT_PAGE_SIZE,
+                               after: str | None = None) -> relay.Connection[Device] | None:
+        try:
+            queryset = devices.customer_devices(info.context.principal)
+        except NotFound:
+            return None
+        return await paginate(queryset, order=("id",), first=first, after=after,
+                              to_node=Device.from_model, parse=_text_cursor)
 
 
 @strawberry.type

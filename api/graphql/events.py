@@ -18,7 +18,7 @@ from api.graphql.errors import UserError, mutate
 from api.graphql.ids import decode_id
 from api.graphql.pagination import DEFAULT_PAGE_SIZE, paginate
 from core.errors import DomainError, NotFound
-from fleet import events, products, rpc
+from fleet import devices, events, products, rpc
 from fleet.validation import parse_key
 from models.devices import Device as DeviceModel
 from models.devices import Event as EventModel
@@ -47,10 +47,11 @@ def _devices(info: Info) -> DataLoader[str, DeviceModel | None]:
     return _loader(info.context, "event_devices", load)
 
 
-def _visible_products(info: Info) -> DataLoader[int, ProductModel | None]:
+def visible_products(info: Info) -> DataLoader[int, ProductModel | None]:
     """Products by ID, None where the caller may not see the product (only its team may: its
-    SERVER client reads the log but not the product). A page of a log names one product (or
-    few), so this is an access check or a few per request."""
+    SERVER client reads the log but not the product, customers see their devices but not the
+    product). A page names one product (or few), so this is an access check or a few per
+    request."""
     principal = info.context.principal
 
     async def load(ids: Sequence[int]) -> list[ProductModel | None]:
@@ -63,6 +64,17 @@ def _visible_products(info: Info) -> DataLoader[int, ProductModel | None]:
         return found
 
     return _loader(info.context, "event_products", load)
+
+
+def _visible_devices(info: Info) -> DataLoader[str, bool]:
+    """Whether the caller may see each device (its customer may, without seeing its product):
+    an access check per distinct device of a page."""
+    principal = info.context.principal
+
+    async def load(ids: Sequence[str]) -> list[bool]:
+        return [await _allowed(devices.get_device(principal, device_id)) for device_id in ids]
+
+    return _loader(info.context, "event_visible_devices", load)
 
 
 @strawberry.type(description="An event in a product's log: published by one of its devices or "
@@ -102,11 +114,12 @@ class Event(relay.Node):
 
         if self.product_pk is None:
             return None
-        product = await _visible_products(info).load(self.product_pk)
+        product = await visible_products(info).load(self.product_pk)
         return None if product is None else Product.from_model(product)
 
     @strawberry.field(description="The device that published it, while it is still in the "
-                                  "event's product and you can see that product.")
+                                  "event's product and you can see that product or the "
+                                  "device.")
     async def device(self, info: Info) -> Device | None:
         if self.device_id is None:
             return None
@@ -115,8 +128,10 @@ class Event(relay.Node):
             return None  # it has moved on: no business of the old product's team
         if self.product_pk is None:  # reached through the device itself, by its claimer
             return Device.from_model(device)
-        visible = await _visible_products(info).load(self.product_pk)
-        return None if visible is None else Device.from_model(device)
+        if (await visible_products(info).load(self.product_pk) is not None
+                or await _visible_devices(info).load(device.id)):
+            return Device.from_model(device)
+        return None
 
 
 async def _allowed(check: Awaitable[object]) -> bool:
@@ -128,17 +143,24 @@ async def _allowed(check: Awaitable[object]) -> bool:
 
 
 async def _visible_event(info: Info, node_id: str) -> Event | None:
-    """The event if the caller may watch its product's log or its device's events."""
+    """The event if the caller may watch its product's log, or its device's events while the
+    device is still in the event's product."""
     key = parse_key(node_id)
     event = None if key is None else await EventModel.get_or_none(id=key)
     if event is None:
         return None
     principal = info.context.principal
-    if (event.product_id is not None
-            and await _allowed(events.watchable_product(principal, event.product_id))) or (
-            event.device_id is not None
-            and await _allowed(events.watchable_device(principal, event.device_id))):
+    if event.product_id is not None and await _allowed(
+        events.watchable_product(principal, event.product_id)
+    ):
         return Event.from_model(event)
+    if event.device_id is not None:
+        try:
+            device = await events.watchable_device(principal, event.device_id)
+        except DomainError:
+            return None
+        if events.sees_event_of(principal, device, event):  # as `Device.events`
+            return Event.from_model(event)
     return None
 
 
@@ -187,9 +209,13 @@ async def product_events(info: Info, product_id: int, first: int, after: str | N
 
 async def device_events(info: Info, device_id: str, first: int, after: str | None,
                         criteria: DeviceEventFilter | None) -> relay.Connection[Event]:
-    """`Device.events`: whoever may watch the device."""
-    device = await events.watchable_device(info.context.principal, device_id)
-    return await _page(events.device_history(device.id, _where(criteria)), first, after)
+    """`Device.events`: whoever may watch the device, as `events.watched_device_history`
+    (and `fleet.live.device_stream`)."""
+    principal = info.context.principal
+    device = await events.watchable_device(principal, device_id)
+    return await _page(
+        events.watched_device_history(principal, device, _where(criteria)), first, after
+    )
 
 
 # --- functions and variables ---------------------------------------------------------------

@@ -24,8 +24,11 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    StringValueNode,
+    Visitor,
     get_named_type,
     value_from_ast,
+    visit,
 )
 from graphql.type.definition import GraphQLInterfaceType
 from strawberry.extensions import (
@@ -39,6 +42,7 @@ from strawberry.extensions.max_aliases import create_validator as aliases_valida
 from strawberry.extensions.query_depth_limiter import IgnoreContext
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 
+from core import text
 from core.settings import Settings
 
 MAX_PAGE_SIZE = 100
@@ -168,8 +172,34 @@ def limit_extensions(settings: Settings) -> list[Any]:
         LimitRules,
         lambda: ValidationCache(maxsize=256),
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
+        StorableText,
         CostLimit,
     ]
+
+
+class StorableText(SchemaExtension):
+    """Refuse an operation whose text input (variables or string literals) holds a NUL
+    character or a lone surrogate: no database can store it (see `core.text`)."""
+
+    def on_execute(self) -> Iterator[None]:
+        ctx = self.execution_context
+        literals = _StringLiterals()
+        visit(ctx.graphql_document, literals)
+        if not (text.storable(ctx.variables or {}) and text.storable(literals.values)):
+            ctx.result = ExecutionResult(
+                data=None,
+                errors=[GraphQLError(text.REFUSAL, extensions={"code": "INVALID_TEXT"})],
+            )
+        yield
+
+
+class _StringLiterals(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: list[str] = []
+
+    def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
+        self.values.append(node.value)
 
 
 def _operation(definitions: tuple[Any, ...], name: str | None) -> OperationDefinitionNode | None:

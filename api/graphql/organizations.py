@@ -104,11 +104,12 @@ class Invitation(relay.Node):
         wanted = [k for k in map(parse_key, node_ids) if k is not None]
         principal = info.context.principal
         found: dict[str, Invitation] = {}
-        if info.context.user is not None:
+        holder = info.context.account_holder
+        if holder is not None:
             for invitation in await InvitationModel.filter(id__in=wanted):
                 visible = await _visible(lambda i=invitation: team.list_invitations(
                     principal, i.organization_id))
-                mine = invitation.email == info.context.user.email
+                mine = invitation.email == holder.email
                 if visible is not None or mine:
                     await invitation.fetch_related("invited_by", "organization")
                     found[str(invitation.id)] = cls.from_model(invitation)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 from strawberry import relay
 
-from api.graphql import devices, events
+from api.graphql import customers, devices, events
 from api.graphql.context import Info
 from api.graphql.errors import UserError, mutate
 from api.graphql.ids import decode_id
@@ -47,12 +47,16 @@ class OAuthClient:
     name: str
     type: OAuthClientType
     redirect_uris: list[str]
+    max_token_lifetime: int | None = strawberry.field(
+        description="SERVER clients: the longest lifetime, in seconds, of the customer tokens "
+                    "it mints; null: the access token lifetime (1 hour unless configured).")
     created_at: datetime
 
     @classmethod
     def from_model(cls, client: OAuthClientModel) -> OAuthClient:
         return cls(client_id=client.client_id, name=client.name,
                    type=OAuthClientType(client.kind), redirect_uris=client.redirect_uris,
+                   max_token_lifetime=client.max_token_lifetime,
                    created_at=client.created_at)
 
 
@@ -142,6 +146,16 @@ class Product(relay.Node):
                             ) -> list[devices.ErrorCount]:
         return await devices.product_error_summary(info, self.id, since)
 
+    @strawberry.field(description="Its customers with the devices they claimed, newest first.")
+    async def customers(
+        self,
+        info: Info,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        filter: customers.CustomerFilter | None = None,
+    ) -> relay.Connection[customers.Customer]:
+        return await customers.product_customers(info, self.id, first, after, filter)
+
     @strawberry.field(description="Its log: events from its devices and its server, newest "
                                   "first.")
     async def events(
@@ -187,6 +201,10 @@ class CreateOAuthClientInput:
     name: str
     type: OAuthClientType
     redirect_uris: list[str] = strawberry.field(default_factory=list)
+    max_token_lifetime: int | None = strawberry.field(
+        default=None, description="SERVER clients only: the longest lifetime, in seconds (60 "
+                                  "to 7776000, 90 days), of the customer tokens it mints "
+                                  "(two-legged auth). Default: the access token lifetime.")
 
 
 @strawberry.input
@@ -260,7 +278,7 @@ class ProductMutations:
             return _with_secret(await products.create_oauth_client(
                 info.context.principal, decode_id(input.product_id, "Product", "productId"),
                 name=input.name, client_type=input.type.value,
-                redirect_uris=input.redirect_uris,
+                redirect_uris=input.redirect_uris, max_token_lifetime=input.max_token_lifetime,
             ))
 
         return await mutate(OAuthClientSecretPayload, work)

@@ -10,7 +10,11 @@ from strawberry import relay
 from strawberry.types import ExecutionContext
 
 from api.graphql.accounts import AccountMutations, AccountQueries
+from api.graphql.apps import AppMutations
+from api.graphql.authentication import WebSocketAuthentication
+from api.graphql.claims import ClaimMutations
 from api.graphql.context import Info
+from api.graphql.customers import CustomerMutations
 from api.graphql.device_import import DeviceImportMutations
 from api.graphql.devices import DeviceMutations, DeviceQueries
 from api.graphql.errors import MaskUnexpectedErrors, log_errors
@@ -39,6 +43,9 @@ class Mutation(
     DeviceMutations,
     DeviceImportMutations,
     EventMutations,
+    CustomerMutations,
+    ClaimMutations,
+    AppMutations,
 ):
     pass
 
@@ -55,7 +62,7 @@ def build_schema(settings: Settings) -> Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=[*limit_extensions(settings), MaskUnexpectedErrors],
+        extensions=[WebSocketAuthentication, *limit_extensions(settings), MaskUnexpectedErrors],
     )
 
 

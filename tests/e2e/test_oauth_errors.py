@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from auth import accounts
+from core.text import REFUSAL
 from models.oauth import Token, TokenFamily
 from tests.conftest import FIRST_PARTY_CLIENT_ID, PASSWORD
 from tests.e2e.support import (
@@ -71,7 +72,7 @@ async def test_a_missing_grant_type_is_unsupported_grant_type(http, unchanged):
 
 @pytest.mark.parametrize(
     "grant_type",
-    ["authorization_code", "urn:ietf:params:oauth:grant-type:device_code", "PASSWORD", ""],
+    ["urn:ietf:params:oauth:grant-type:device_code", "PASSWORD", "", "implicit"],
 )
 async def test_an_unknown_grant_type_is_unsupported_grant_type(http, unchanged, grant_type):
     response = await http.post(TOKEN, data={**LOGIN, "grant_type": grant_type})
@@ -202,7 +203,6 @@ async def test_a_form_with_too_many_fields_is_invalid_request(http, unchanged):
     "body",
     [
         b"this is not a form",
-        b"\x00\xff\xfe\x80binary",
         b"grant_type%3Dpassword%26client_id%3Ddevicecloud",  # the whole body percent-encoded
         b"grant_type=password;client_id=devicecloud;username=ada@example.com",  # ; separators
         b"grant_type=%zz&client_id=devicecloud",
@@ -212,6 +212,11 @@ async def test_a_malformed_form_body_carries_no_grant(http, unchanged, body):
     # The form parser is lenient: what it makes of these holds no valid grant_type.
     response = await http.post(TOKEN, content=body, headers=FORM)
     assert_oauth_error(response, 400, "unsupported_grant_type")
+
+
+async def test_a_binary_body_is_an_invalid_request(http, unchanged):
+    response = await http.post(TOKEN, content=b"\x00\xff\xfe\x80binary", headers=FORM)
+    assert_oauth_error(response, 400, "invalid_request", REFUSAL)
 
 
 async def test_undecodable_credentials_are_wrong_credentials(http):

@@ -283,11 +283,18 @@ async def test_authorization_server_metadata(http):
     assert response.status_code == 200
     assert response.json() == {
         "issuer": "http://127.0.0.1",
+        "authorization_endpoint": "http://127.0.0.1/oauth/authorize",
         "token_endpoint": "http://127.0.0.1/oauth/token",
         "revocation_endpoint": "http://127.0.0.1/oauth/revoke",
         "introspection_endpoint": "http://127.0.0.1/oauth/introspect",
-        "grant_types_supported": ["password", "refresh_token", "client_credentials"],
-        "response_types_supported": [],
+        "grant_types_supported": [
+            "authorization_code", "password", "refresh_token", "client_credentials"
+        ],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,
+        "scopes_supported": ["devices:read", "events:read", "devices:call"],
         "token_endpoint_auth_methods_supported": [
             "client_secret_basic",
             "client_secret_post",

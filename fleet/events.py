@@ -447,6 +447,13 @@ async def watchable_product(principal: AnyPrincipal, id_or_slug: int | str) -> P
     """A product whose events the principal may see (every team role, and the product's
     SERVER client); anyone else gets `NotFound` (customers too: a product's log is not
     theirs), and a third-party app's token `PermissionDenied` (product-wide)."""
+    return await _product_for(principal, id_or_slug, Permission.DEVICE_VIEW)
+
+
+async def _product_for(
+    principal: AnyPrincipal, id_or_slug: int | str, permission: Permission
+) -> Product:
+    """The product, if the principal is its SERVER client or a member with `permission`."""
     product = await _product(id_or_slug)
     if not _is_server_of(principal, product.id):
         member = await as_member(
@@ -454,7 +461,7 @@ async def watchable_product(principal: AnyPrincipal, id_or_slug: int | str) -> P
             product.organization_id,
             hidden=NotFound("No such product.", field="productId"),
         )
-        member.require(Permission.DEVICE_VIEW)
+        member.require(permission)
     return product
 
 
@@ -478,14 +485,7 @@ async def publish_from_server(
 ) -> LiveEvent:
     """Publish an event into a product's log as the product (developers and up, or the
     product's SERVER client). The data limit is the product's."""
-    product = await _product(product_id)
-    if not _is_server_of(principal, product.id):
-        member = await as_member(
-            principal,
-            product.organization_id,
-            hidden=NotFound("No such product.", field="productId"),
-        )
-        member.require(Permission.EVENT_PUBLISH)
+    product = await _product_for(principal, product_id, Permission.EVENT_PUBLISH)
     event = NewEvent(
         product_id=product.id,
         device_id=None,

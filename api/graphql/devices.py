@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import strawberry
 from strawberry import relay
@@ -13,9 +13,9 @@ from strawberry import relay
 from api.graphql.context import Info
 from api.graphql.errors import UserError, client_error, mutate
 from api.graphql.pagination import DEFAULT_PAGE_SIZE, paginate, paginate_nulls_last
+from auth.principals import CustomerPrincipal
 from core.errors import InvalidInput, NotFound
 from fleet import devices, fleet_queries
-from fleet.devices import Quarantine
 from models.devices import Device as DeviceModel
 from models.devices import DeviceError as DeviceErrorModel
 
@@ -38,41 +38,61 @@ class Device(relay.Node):
     id: relay.NodeID[str]
     device_id: str = strawberry.field(description="24 lower-case hexadecimal characters.")
     name: str
-    notes: str
     platform: str
     online: bool = strawberry.field(description="Connected to the device gateway right now.")
     last_heard_at: datetime | None
     first_online_at: datetime | None
     firmware_version: str | None
     system_firmware_version: str | None
-    development: bool
-    quarantined: bool = strawberry.field(description="Awaits approval in its product's "
-                                                     "quarantine.")
-    quarantine: DeviceQuarantineEnum
     functions: list[str] = strawberry.field(description="Names of the functions it exposes.")
     variables: list[str] = strawberry.field(description="Names of the variables it exposes.")
-    rate_limited_events: int = strawberry.field(
-        description="Publishes refused for going over the rate limit.")
     claimed_at: datetime | None = strawberry.field(
         description="When its customer claimed it (or the team assigned it to them); null "
                     "while it has no customer.")
     product_pk: strawberry.Private[int | None]
+    # The product team's own view of the device: `_team_only` hides it from its customer.
+    team_notes: strawberry.Private[str]
+    team_development: strawberry.Private[bool]
+    team_quarantine: strawberry.Private[DeviceQuarantineEnum]
+    team_rate_limited_events: strawberry.Private[int]
+
+    @strawberry.field(description="The team's notes; null for the device's customer.")
+    def notes(self, info: Info) -> str | None:
+        return _team_only(info, self.team_notes)
+
+    @strawberry.field(description="Marked for development; null for the device's customer.")
+    def development(self, info: Info) -> bool | None:
+        return _team_only(info, self.team_development)
+
+    @strawberry.field(description="Awaits approval in its product's quarantine; null for the "
+                                  "device's customer.")
+    def quarantined(self, info: Info) -> bool | None:
+        return _team_only(info, self.team_quarantine is DeviceQuarantineEnum.QUARANTINED)
+
+    @strawberry.field(description="Where it stands with its product; null for the device's "
+                                  "customer.")
+    def quarantine(self, info: Info) -> DeviceQuarantineEnum | None:
+        return _team_only(info, self.team_quarantine)
+
+    @strawberry.field(description="Publishes refused for going over the rate limit; null for "
+                                  "the device's customer.")
+    def rate_limited_events(self, info: Info) -> int | None:
+        return _team_only(info, self.team_rate_limited_events)
 
     @classmethod
     def from_model(cls, device: DeviceModel) -> Device:
         return cls(
-            id=device.id, device_id=device.id, name=device.name, notes=device.notes,
+            id=device.id, device_id=device.id, name=device.name,
             platform=device.platform, online=device.online, last_heard_at=device.last_heard_at,
             first_online_at=device.first_online_at, firmware_version=device.firmware_version,
             system_firmware_version=device.system_firmware_version,
-            development=device.development,
-            quarantined=device.quarantine == Quarantine.QUARANTINED,
-            quarantine=DeviceQuarantineEnum(device.quarantine),
             functions=[str(name) for name in device.functions or ()],
             variables=[str(name) for name in device.variables or ()],
-            rate_limited_events=device.rate_limited_events,
             claimed_at=device.claimed_at if device.customer_id is not None else None,
             product_pk=device.product_id,
+            team_notes=device.notes, team_development=device.development,
+            team_quarantine=DeviceQuarantineEnum(device.quarantine),
+            team_rate_limited_events=device.rate_limited_events,
         )
 
     @classmethod
@@ -114,6 +134,15 @@ class Device(relay.Node):
         from api.graphql.events import read_variable
 
         return await read_variable(info, self.device_id, name)
+
+
+_T = TypeVar("_T")
+
+
+def _team_only(info: Info, value: _T) -> _T | None:
+    """`value`, or None for a customer token: the device's customer sees its state, not what
+    its product's team keeps about it."""
+    return None if isinstance(info.context.principal, CustomerPrincipal) else value
 
 
 async def _visible_device(info: Info, device_id: str) -> Device | None:

@@ -16,6 +16,7 @@ from tortoise import connections
 
 from api import logs
 from api.authentication import BearerAuthentication
+from api.authorize import SecureErrors
 from api.gateway import DeviceGateway
 from api.graphql.schema import build_schema
 from api.graphql.view import GraphQLEndpoint
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         ],
         middleware=[
             Middleware(RequestContext),
+            Middleware(SecureErrors),
             Middleware(
                 BodyLimit,
                 max_bytes=settings.max_body_bytes,

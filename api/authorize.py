@@ -5,7 +5,9 @@ The request's parameters always travel in the query string; the login and consen
 back to the same URL with only their own fields, so every step validates the request again.
 An untrusted client or redirect URI gets an error page, never a redirect. Forms carry a CSRF
 token bound to a cookie (and, for consent, to the browser session); the browser session is a
-signed cookie holding the user's ID. Every answer forbids framing, caching and referrers.
+signed cookie holding the user's ID and when it was issued: revoking all of the user's sessions
+voids the cookies issued until then. Every answer, 413 and 500 included, forbids framing,
+caching and referrers.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import html
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Error
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.middleware import BodyTooLarge
 from auth import code_flow, scopes, throttle
@@ -52,6 +56,8 @@ _STYLE = (
 )
 _STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
 _HOST = re.compile(r"[A-Za-z0-9.-]+")
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -68,22 +74,29 @@ def _mac(settings: Settings, purpose: str, message: str) -> str:
 
 
 def _session_cookie(settings: Settings, user: User) -> str:
-    """`<user id>.<expiry, Unix seconds>.<nonce>.<signature>`."""
-    expires = int(clock.now().timestamp()) + SESSION_LIFETIME
-    message = f"{user.id}.{expires}.{secrets.token_urlsafe(16)}"
+    """`<user id>.<issued at, Unix microseconds>.<nonce>.<signature>`. (Cookies of the former
+    `<user id>.<expiry, Unix seconds>...` format read as issued in 1970: expired.)"""
+    issued = (clock.now() - _UNIX_EPOCH) // _MICROSECOND
+    message = f"{user.id}.{issued}.{secrets.token_urlsafe(16)}"
     return f"{message}.{_mac(settings, 'browser-session', message)}"
 
 
 async def _browser_session(request: Request, settings: Settings) -> BrowserSession | None:
-    """The signed-in user of a valid, unexpired session cookie whose account still exists."""
+    """The signed-in user of a valid, unexpired session cookie whose account still exists
+    and was issued after the user last revoked all sessions (at the same instant: revoked)."""
     message, _, signature = request.cookies.get(SESSION_COOKIE, "").rpartition(".")
     if not _same(signature, _mac(settings, "browser-session", message)):
         return None
-    user_id, expires, nonce = message.split(".")
-    if int(expires) <= clock.now().timestamp():
+    user_id, issued, nonce = message.split(".")
+    issued_at = _UNIX_EPOCH + int(issued) * _MICROSECOND
+    if clock.now() - issued_at >= timedelta(seconds=SESSION_LIFETIME):
         return None
     user = await User.get_or_none(id=int(user_id))
-    return BrowserSession(user, nonce) if user else None
+    if user is None:
+        return None
+    if user.sessions_valid_after is not None and issued_at <= user.sessions_valid_after:
+        return None
+    return BrowserSession(user, nonce)
 
 
 def _csrf_token(settings: Settings, csrf_cookie: str, session: BrowserSession | None) -> str:
@@ -118,8 +131,8 @@ def _form_action(pending: PendingAuthorization | None) -> str:
     return f"'self' {target.scheme}:"
 
 
-def _secure(response: Response, pending: PendingAuthorization | None) -> Response:
-    response.headers.update({
+def _security_headers(pending: PendingAuthorization | None) -> dict[str, str]:
+    return {
         "X-Frame-Options": "DENY",
         "Content-Security-Policy": (
             f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; "
@@ -129,7 +142,11 @@ def _secure(response: Response, pending: PendingAuthorization | None) -> Respons
         "X-Content-Type-Options": "nosniff",
         "Cache-Control": "no-store",
         "Pragma": "no-cache",
-    })
+    }
+
+
+def _secure(response: Response, pending: PendingAuthorization | None) -> Response:
+    response.headers.update(_security_headers(pending))
     return response
 
 
@@ -328,6 +345,43 @@ def _forbidden(settings: Settings) -> HTMLResponse:
         "The form was not sent from this page, or it has expired. Go back, reload the page "
         "and try again.",
     )
+
+
+class SecureErrors:
+    """Middleware (outside the body limit): the 413 and 500 answers of this endpoint forbid
+    framing, caching and referrers like its pages; a 500 is an error page, not plain text."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != COOKIE_PATH:
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def secure_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                missing = [  # a page's own headers (its CSP's form-action) stay
+                    (name.lower().encode(), value.encode())
+                    for name, value in _security_headers(None).items()
+                    if name.lower().encode() not in present
+                ]
+                message["headers"] = [*headers, *missing]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, secure_send)
+        except Exception:
+            if not started:  # the server error middleware re-raises it after, and logs it
+                settings: Settings = scope["app"].state.settings
+                await _error_page(settings, 500, "Something went wrong",
+                                  "Try again later.")(scope, receive, send)
+            raise
 
 
 routes = [Route("/oauth/authorize", authorize, methods=["GET", "POST"])]

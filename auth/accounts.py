@@ -54,8 +54,11 @@ async def revoke_session(actor: UserPrincipal, session_id: int) -> TokenFamily:
 
 
 async def revoke_all_sessions(actor: UserPrincipal, *, keep_current: bool) -> int:
-    """End every session of the actor (but the one making the request, if asked)."""
+    """End every session of the actor (but the one making the request, if asked). The
+    hosted login page's browser sessions end too: they are never the current one."""
+    now = clock.now()
+    await User.filter(id=actor.user.id).update(sessions_valid_after=now)
     sessions = TokenFamily.filter(user_id=actor.user.id, revoked_at=None)
     if keep_current:
         sessions = sessions.exclude(id=actor.family_id)
-    return await sessions.update(revoked_at=clock.now())
+    return await sessions.update(revoked_at=now)

@@ -499,6 +499,50 @@ async def test_a_session_expires_after_12_hours(browser, user, app, frozen_clock
                 "Sign in with Device Cloud")
 
 
+@pytest.mark.parametrize("keep_current", [False, True])
+async def test_revoking_all_sessions_signs_the_browser_out(browser, http, user, app,
+                                                           frozen_clock, keep_current):
+    callback(await browser.submit(await sign_in(browser, await browser.open(
+        authorize_url(app.client_id, pkce()[1]))), "allow"))
+    assert callback(await browser.open(authorize_url(app.client_id, pkce()[1])))["code"]
+
+    frozen_clock.advance(seconds=5)
+    mine = await access_token(EMAIL)
+    revoked = await run_mutation(http, "revokeAllSessions", "RevokeAllSessionsInput",
+                                 {"keepCurrent": keep_current}, "revokedCount", token=mine)
+    assert revoked["userErrors"] == []
+    # The browser session is not the current API session: it ends either way, no silent code.
+    codes = await AuthorizationCode.all().count()
+    login = await browser.open(authorize_url(app.client_id, pkce()[1]))
+    assert_page(login, 200, "Sign in with Device Cloud")
+    assert await AuthorizationCode.all().count() == codes
+
+    # A sign-in at the very instant of the revocation is void too (issued at or before it)...
+    posted = await browser.submit(login, "sign_in", email=EMAIL, password=PASSWORD)
+    assert_page(await browser.follow(posted), 200, "Sign in with Device Cloud")
+    # ...one a microsecond later lasts: the consent is remembered, the code comes at once.
+    frozen_clock.advance(microseconds=1)
+    assert callback(await sign_in(browser, login))["code"]
+    assert callback(await browser.open(authorize_url(app.client_id, pkce()[1])))["code"]
+
+
+async def test_413_and_500_forbid_framing_caching_and_referrers(browser, user, app,
+                                                                 monkeypatch):
+    url = authorize_url(app.client_id, pkce()[1])
+    too_large = await browser.http.post(url, content=b"x" * (get_settings().max_body_bytes + 1),
+                                        headers={"content-type": "application/octet-stream"})
+    assert too_large.status_code == 413
+    assert_secure(too_large)
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(authorize.code_flow, "check_request", broken)
+    failed = await browser.open(url)
+    assert_page(failed, 500, "Something went wrong")
+    assert "boom" not in failed.text
+
+
 async def test_deny_sends_access_denied_back(browser, user, app):
     page = await sign_in(browser, await browser.open(authorize_url(app.client_id, pkce()[1])))
     returned = callback(await browser.submit(page, "deny"))

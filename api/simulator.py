@@ -41,7 +41,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from fleet.device_ids import normalize_device_id
+from core.device_ids import normalize_device_id
 
 DEFAULT_URL = "ws://127.0.0.1:8000/device/v1"
 DEFAULT_FIRMWARE_VERSION = "1"

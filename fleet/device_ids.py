@@ -1,18 +1,9 @@
-"""Device IDs: 24 hexadecimal characters, stored lower-case, never changing."""
+"""Device IDs given as input: parsed to their canonical form or refused as `InvalidInput`."""
 
 from __future__ import annotations
 
-import re
-
+from core.device_ids import normalize_device_id
 from core.errors import InvalidInput
-
-_DEVICE_ID = re.compile(r"[0-9a-f]{24}")
-
-
-def normalize_device_id(raw: str) -> str | None:
-    """The canonical (lower-case, trimmed) form of a device ID, or None if it is not one."""
-    candidate = raw.strip().lower()
-    return candidate if _DEVICE_ID.fullmatch(candidate) else None
 
 
 def parse_device_id(raw: str, field: str = "deviceId") -> str:

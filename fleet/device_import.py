@@ -12,9 +12,9 @@ from tortoise.transactions import in_transaction
 
 from auth.principals import AnyPrincipal
 from core import clock
+from core.device_ids import normalize_device_id
 from core.errors import Conflict, InvalidInput
 from fleet import audit
-from fleet.device_ids import normalize_device_id
 from fleet.permissions import Permission
 from fleet.products import product_member
 from models.devices import Device

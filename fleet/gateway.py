@@ -27,10 +27,10 @@ from tortoise.transactions import in_transaction
 
 from auth import tokens
 from core import clock
+from core.device_ids import normalize_device_id
 from core.errors import PermissionDenied
 from core.settings import Settings
 from fleet import claim_codes, events
-from fleet.device_ids import normalize_device_id
 from fleet.devices import Quarantine
 from fleet.rpc import new_session_id
 from models.customers import Customer

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from core.settings import DATA_DIR, get_settings
 from models import db
+from simulator import cli as simulator_cli
 
 DEMO_EMAIL = "demo@devicecloud.example"
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - a published development login, never in production
@@ -159,12 +160,6 @@ def cmd_devices_provision(args: argparse.Namespace) -> None:
     )
 
 
-def cmd_simulate(args: argparse.Namespace) -> None:
-    from api.simulator import run_from_args
-
-    run_from_args(args)
-
-
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="devicecloud", description="Device Cloud: run and manage the service."
@@ -215,13 +210,12 @@ def parser() -> argparse.ArgumentParser:
     provision.add_argument("--platform", required=True, help="the hardware platform, e.g. Photon")
     provision.add_argument("--out", required=True, help="the CSV file to create")
     provision.set_defaults(run=cmd_devices_provision)
-    from api import simulator
 
     simulate = commands.add_parser(
         "simulate", help="connect simulated devices (the reference device client)"
     )
-    simulator.add_arguments(simulate)
-    simulate.set_defaults(run=cmd_simulate)
+    simulator_cli.add_arguments(simulate)
+    simulate.set_defaults(run=simulator_cli.run_from_args)
     return root
 
 

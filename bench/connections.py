@@ -1,6 +1,6 @@
 """Connected devices one app process holds: for each N in BENCH_CONNECTIONS (default
 "1000,10000"; "0" skips the scenario), a fresh database with N provisioned devices imported
-into a product, one uvicorn process, and N simulated devices (api/simulator.py) connected to
+into a product, one uvicorn process, and N simulated devices (simulator/) connected to
 it from a separate process, so that the server's memory is measured alone.
 
 Reported: the time until all N devices are welcomed (connections are opened at most
@@ -23,11 +23,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from api.simulator import SimulationReport, load_devices_csv, raise_open_file_limit, simulate
 from bench import BenchError
 from bench.database import BENCH_EMAIL, create_fixtures, temporary_database
 from bench.server import PROJECT_ROOT, running_server
 from models import db
+from simulator.report import SimulationReport
+from simulator.runner import load_devices_csv, raise_open_file_limit, simulate
 
 DEFAULT_COUNTS = "1000,10000"
 DEFAULT_CONNECT_RATE = 1000.0

@@ -1,7 +1,7 @@
 """What the event scenarios (bench.ingestion, bench.live_events, bench.function_calls) share:
 a fresh database (SQLite, or PostgreSQL with BENCH_DATABASE_URL) holding the bench user's
 product with N provisioned devices, an access token for that user, one uvicorn process serving
-it, and the simulator (api/simulator.py) running those devices in this process.
+it, and the simulator (simulator/) running those devices in this process.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from api.simulator import SimulationReport, load_devices_csv, raise_open_file_limit, simulate
 from auth import tokens
 from bench import BenchError
 from bench.database import BENCH_EMAIL, create_fixtures, temporary_database
@@ -26,6 +25,8 @@ from core.settings import get_settings
 from models import db
 from models.accounts import User
 from models.oauth import OAuthClient
+from simulator.report import SimulationReport
+from simulator.runner import load_devices_csv, raise_open_file_limit, simulate
 
 FIRST_PARTY_CLIENT_ID = "devicecloud"
 FILES_MARGIN = 256

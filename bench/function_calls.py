@@ -2,7 +2,7 @@
 each on its own keep-alive HTTP connection, repeat the GraphQL `callFunction` mutation
 (`setTemp`) on a simulated device of their own for BENCH_SECONDS, then `device.variable`
 (`temperature`): HTTP → GraphQL → the broker → the device's gateway connection → the simulated
-device (api/simulator.py, in this process) → back. Beside them, the same callers on the bench's
+device (simulator/, in this process) → back. Beside them, the same callers on the bench's
 bare baseline route. Round trips per second, p50/p99 per call, and the ratio to the baseline.
 
 `python -m bench.function_calls` runs this scenario alone.

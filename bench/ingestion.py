@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from tortoise import Tortoise
 from tortoise.transactions import in_transaction
 
-from api.simulator import ACTIVITIES
 from bench import BenchError, measured_seconds
 from bench.fleet import (
     Fleet,
@@ -33,6 +32,7 @@ from bench.fleet import (
 )
 from core import clock
 from models.devices import Event
+from simulator.activities import ACTIVITIES
 
 DEFAULT_DEVICES = 1000
 MAX_DEVICES = 20_000

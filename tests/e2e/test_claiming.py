@@ -18,10 +18,10 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from api.simulator import add_arguments
 from fleet.events import LiveEvent
 from models.customers import ClaimCode, Customer
 from models.devices import Device, Event
+from simulator.cli import add_arguments
 from tests.conftest import Clock
 from tests.customer_helpers import customer_token, make_customer
 from tests.e2e.conftest import Products

@@ -1,4 +1,4 @@
-"""The simulator (api/simulator.py), the reference device client, against the real gateway."""
+"""The simulator (simulator/), the reference device client, against the real gateway."""
 
 from __future__ import annotations
 
@@ -13,15 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from api.simulator import (
-    ACTIVITIES,
-    SimulationReport,
-    SimulatorError,
-    add_arguments,
-    load_devices_csv,
-    simulate,
-    temperature_event,
-)
 from auth import tokens
 from auth.principals import UserPrincipal
 from core import clock
@@ -30,6 +21,10 @@ from fleet.demo import seed_demo_fleet
 from fleet.products import create_product
 from models.devices import Device, Event
 from models.products import Product
+from simulator.activities import ACTIVITIES, temperature_event
+from simulator.cli import add_arguments
+from simulator.report import SimulationReport
+from simulator.runner import SimulatorError, load_devices_csv, simulate
 from tests.conftest import LiveServer
 from tests.helpers import (
     access_token,

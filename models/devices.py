@@ -1,7 +1,16 @@
 """Devices, the errors they report, and the events they (and the cloud) publish."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from models.accounts import User
+    from models.customers import ClaimCode, Customer
+    from models.products import Product
 
 
 class Device(Model):
@@ -14,34 +23,43 @@ class Device(Model):
     secret_hash = fields.CharField(max_length=64)
     platform = fields.CharField(max_length=40)
     provisioned_at = fields.DatetimeField()
-    claimed_by = fields.ForeignKeyField(
+    claimed_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="claimed_devices", null=True, on_delete=fields.SET_NULL
     )
-    product = fields.ForeignKeyField(
+    claimed_by_id: int | None
+    product: fields.ForeignKeyNullableRelation[Product] = fields.ForeignKeyField(
         "models.Product", related_name="devices", null=True, on_delete=fields.SET_NULL
     )
+    product_id: int | None
     imported_at = fields.DatetimeField(null=True)
     import_forced = fields.BooleanField(default=False)
     development = fields.BooleanField(default=False)
     quarantine = fields.CharField(max_length=12, default="NONE")
-    denied_by = fields.JSONField(default=list, description="IDs of products that denied it")
+    denied_by: fields.JSONField[list[int]] = fields.JSONField(
+        default=list, description="IDs of products that denied it"
+    )
     name = fields.CharField(max_length=100, default="")
     notes = fields.TextField(default="")
     firmware_version = fields.CharField(max_length=64, null=True)
     system_firmware_version = fields.CharField(max_length=64, null=True)
-    functions = fields.JSONField(default=list)
-    variables = fields.JSONField(default=list)
+    functions: fields.JSONField[list[str]] = fields.JSONField(default=list)
+    variables: fields.JSONField[list[str]] = fields.JSONField(default=list)
     online = fields.BooleanField(default=False)
     session_id = fields.CharField(max_length=64, null=True)
     last_heard_at = fields.DatetimeField(null=True)
     first_online_at = fields.DatetimeField(null=True)
-    customer = fields.ForeignKeyField(
+    customer: fields.ForeignKeyNullableRelation[Customer] = fields.ForeignKeyField(
         "models.Customer", related_name="devices", null=True, on_delete=fields.SET_NULL
     )
+    customer_id: int | None
     claimed_at = fields.DatetimeField(null=True, description="when its customer claimed it")
     rate_limited_events = fields.IntField(
         default=0, db_default=0, description="publishes refused for going over the rate limit"
     )
+
+    errors: fields.ReverseRelation[DeviceError]
+    events: fields.ReverseRelation[Event]
+    claim_codes: fields.ReverseRelation[ClaimCode]
 
     class Meta:
         table = "devices"
@@ -61,8 +79,14 @@ class DeviceError(Model):
     """An error a device reported (code, message, optional reset reason)."""
 
     id = fields.BigIntField(primary_key=True)
-    device = fields.ForeignKeyField("models.Device", related_name="errors")
-    product = fields.ForeignKeyField("models.Product", related_name="device_errors", null=True)
+    device: fields.ForeignKeyRelation[Device] = fields.ForeignKeyField(
+        "models.Device", related_name="errors"
+    )
+    device_id: str
+    product: fields.ForeignKeyNullableRelation[Product] = fields.ForeignKeyField(
+        "models.Product", related_name="device_errors", null=True
+    )
+    product_id: int | None
     code = fields.CharField(max_length=64)
     message = fields.TextField(default="")
     reset_reason = fields.CharField(max_length=64, default="")
@@ -81,8 +105,14 @@ class Event(Model):
     device's own ID for the publish, so that a retransmission is stored once."""
 
     id = fields.BigIntField(primary_key=True)
-    product = fields.ForeignKeyField("models.Product", related_name="events", null=True)
-    device = fields.ForeignKeyField("models.Device", related_name="events", null=True)
+    product: fields.ForeignKeyNullableRelation[Product] = fields.ForeignKeyField(
+        "models.Product", related_name="events", null=True
+    )
+    product_id: int | None
+    device: fields.ForeignKeyNullableRelation[Device] = fields.ForeignKeyField(
+        "models.Device", related_name="events", null=True
+    )
+    device_id: str | None
     name = fields.CharField(max_length=64)
     data = fields.TextField(default="")
     published_at = fields.DatetimeField()

@@ -1,7 +1,16 @@
 """OAuth 2.0 clients, issued tokens and sign-in throttling counters."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from models.accounts import User
+    from models.customers import Customer
+    from models.products import Product
 
 
 class OAuthClient(Model):
@@ -11,23 +20,31 @@ class OAuthClient(Model):
     client_id = fields.CharField(max_length=64, unique=True)
     name = fields.CharField(max_length=100)
     secret_hash = fields.CharField(max_length=64, null=True)
-    grant_types = fields.JSONField(default=list)
-    redirect_uris = fields.JSONField(default=list)
+    grant_types: fields.JSONField[list[str]] = fields.JSONField(default=list)
+    redirect_uris: fields.JSONField[list[str]] = fields.JSONField(default=list)
     scope = fields.CharField(max_length=500, default="")
     first_party = fields.BooleanField(default=False)
-    product = fields.ForeignKeyField("models.Product", related_name="oauth_clients", null=True)
+    product: fields.ForeignKeyNullableRelation[Product] = fields.ForeignKeyField(
+        "models.Product", related_name="oauth_clients", null=True
+    )
+    product_id: int | None
     kind = fields.CharField(
         max_length=20, default="PLATFORM", description="PLATFORM, WEB, MOBILE or SERVER"
     )
-    owner = fields.ForeignKeyField(
+    owner: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="apps", null=True, on_delete=fields.CASCADE,
         description="the user who registered this third-party app",
     )
+    owner_id: int | None
     max_token_lifetime = fields.IntField(
         null=True, description="longest customer token it may mint, seconds (two-legged)"
     )
     created_at = fields.DatetimeField()
     deleted_at = fields.DatetimeField(null=True)
+
+    token_families: fields.ReverseRelation[TokenFamily]
+    authorization_codes: fields.ReverseRelation[AuthorizationCode]
+    consents: fields.ReverseRelation[Consent]
 
     class Meta:
         table = "oauth_clients"
@@ -40,11 +57,18 @@ class TokenFamily(Model):
     """
 
     id = fields.BigIntField(primary_key=True)
-    client = fields.ForeignKeyField("models.OAuthClient", related_name="token_families")
-    user = fields.ForeignKeyField("models.User", related_name="token_families", null=True)
-    customer = fields.ForeignKeyField(
+    client: fields.ForeignKeyRelation[OAuthClient] = fields.ForeignKeyField(
+        "models.OAuthClient", related_name="token_families"
+    )
+    client_id: int
+    user: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="token_families", null=True
+    )
+    user_id: int | None
+    customer: fields.ForeignKeyNullableRelation[Customer] = fields.ForeignKeyField(
         "models.Customer", related_name="token_families", null=True, on_delete=fields.CASCADE
     )
+    customer_id: int | None
     scope = fields.CharField(max_length=500, default="")
     grant_type = fields.CharField(max_length=40)
     created_at = fields.DatetimeField()
@@ -53,6 +77,9 @@ class TokenFamily(Model):
     revoked_at = fields.DatetimeField(null=True)
     user_agent = fields.CharField(max_length=255, default="")
     ip_address = fields.CharField(max_length=45, default="")
+
+    tokens: fields.ReverseRelation[Token]
+    authorization_codes: fields.ReverseRelation[AuthorizationCode]
 
     class Meta:
         table = "oauth_token_families"
@@ -63,7 +90,10 @@ class Token(Model):
     """An access token and (optionally) its refresh token, stored only as SHA-256 hashes."""
 
     id = fields.BigIntField(primary_key=True)
-    family = fields.ForeignKeyField("models.TokenFamily", related_name="tokens")
+    family: fields.ForeignKeyRelation[TokenFamily] = fields.ForeignKeyField(
+        "models.TokenFamily", related_name="tokens"
+    )
+    family_id: int
     access_hash = fields.CharField(max_length=64, unique=True)
     access_expires_at = fields.DatetimeField()
     refresh_hash = fields.CharField(max_length=64, unique=True, null=True)
@@ -94,8 +124,14 @@ class AuthorizationCode(Model):
 
     id = fields.BigIntField(primary_key=True)
     code_hash = fields.CharField(max_length=64, unique=True)
-    client = fields.ForeignKeyField("models.OAuthClient", related_name="authorization_codes")
-    user = fields.ForeignKeyField("models.User", related_name="authorization_codes")
+    client: fields.ForeignKeyRelation[OAuthClient] = fields.ForeignKeyField(
+        "models.OAuthClient", related_name="authorization_codes"
+    )
+    client_id: int
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="authorization_codes"
+    )
+    user_id: int
     redirect_uri = fields.TextField()
     scope = fields.CharField(max_length=500, default="")
     code_challenge = fields.CharField(max_length=128)
@@ -103,10 +139,11 @@ class AuthorizationCode(Model):
     created_at = fields.DatetimeField()
     expires_at = fields.DatetimeField()
     used_at = fields.DatetimeField(null=True)
-    family = fields.ForeignKeyField(
+    family: fields.ForeignKeyNullableRelation[TokenFamily] = fields.ForeignKeyField(
         "models.TokenFamily", related_name="authorization_codes", null=True,
         on_delete=fields.SET_NULL,
     )
+    family_id: int | None
 
     class Meta:
         table = "oauth_authorization_codes"
@@ -117,8 +154,14 @@ class Consent(Model):
     consent page is shown again only for new scopes, until the user revokes it."""
 
     id = fields.BigIntField(primary_key=True)
-    user = fields.ForeignKeyField("models.User", related_name="consents")
-    client = fields.ForeignKeyField("models.OAuthClient", related_name="consents")
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="consents"
+    )
+    user_id: int
+    client: fields.ForeignKeyRelation[OAuthClient] = fields.ForeignKeyField(
+        "models.OAuthClient", related_name="consents"
+    )
+    client_id: int
     scope = fields.CharField(max_length=500, default="")
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()

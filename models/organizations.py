@@ -1,7 +1,15 @@
 """Organizations, their team (memberships and invitations) and their audit log."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from models.accounts import User
+    from models.products import Product
 
 
 class Organization(Model):
@@ -12,6 +20,11 @@ class Organization(Model):
     slug = fields.CharField(max_length=63, unique=True)
     created_at = fields.DatetimeField()
 
+    memberships: fields.ReverseRelation[Membership]
+    invitations: fields.ReverseRelation[Invitation]
+    audit_entries: fields.ReverseRelation[AuditEntry]
+    products: fields.ReverseRelation[Product]
+
     class Meta:
         table = "organizations"
 
@@ -20,8 +33,14 @@ class Membership(Model):
     """A user on an organization's team, with one role. A user has at most one membership."""
 
     id = fields.BigIntField(primary_key=True)
-    organization = fields.ForeignKeyField("models.Organization", related_name="memberships")
-    user = fields.OneToOneField("models.User", related_name="membership")
+    organization: fields.ForeignKeyRelation[Organization] = fields.ForeignKeyField(
+        "models.Organization", related_name="memberships"
+    )
+    organization_id: int
+    user: fields.OneToOneRelation[User] = fields.OneToOneField(
+        "models.User", related_name="membership"
+    )
+    user_id: int
     role = fields.CharField(max_length=20)
     joined_at = fields.DatetimeField()
 
@@ -34,10 +53,16 @@ class Invitation(Model):
     """An invitation to join a team, addressed to the email of an existing account."""
 
     id = fields.BigIntField(primary_key=True)
-    organization = fields.ForeignKeyField("models.Organization", related_name="invitations")
+    organization: fields.ForeignKeyRelation[Organization] = fields.ForeignKeyField(
+        "models.Organization", related_name="invitations"
+    )
+    organization_id: int
     email = fields.CharField(max_length=254, db_index=True)
     role = fields.CharField(max_length=20)
-    invited_by = fields.ForeignKeyField("models.User", related_name="sent_invitations")
+    invited_by: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="sent_invitations"
+    )
+    invited_by_id: int
     status = fields.CharField(max_length=20, default="PENDING")
     created_at = fields.DatetimeField()
     last_sent_at = fields.DatetimeField()
@@ -53,14 +78,20 @@ class AuditEntry(Model):
     """Who did what to what, when and from where, inside one organization."""
 
     id = fields.BigIntField(primary_key=True)
-    organization = fields.ForeignKeyField("models.Organization", related_name="audit_entries")
-    actor = fields.ForeignKeyField("models.User", related_name="audit_entries", null=True)
+    organization: fields.ForeignKeyRelation[Organization] = fields.ForeignKeyField(
+        "models.Organization", related_name="audit_entries"
+    )
+    organization_id: int
+    actor: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="audit_entries", null=True
+    )
+    actor_id: int | None
     actor_label = fields.CharField(max_length=300)
     action = fields.CharField(max_length=60)
     target_type = fields.CharField(max_length=40)
     target_id = fields.CharField(max_length=64)
     target_label = fields.CharField(max_length=300)
-    details = fields.JSONField(default=dict)
+    details: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     ip_address = fields.CharField(max_length=45, default="")
     created_at = fields.DatetimeField()
 

@@ -1,7 +1,17 @@
 """Products: an organization's fleets."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from models.customers import Customer
+    from models.devices import Device, DeviceError, Event
+    from models.oauth import OAuthClient
+    from models.organizations import Organization
 
 
 class Product(Model):
@@ -9,7 +19,10 @@ class Product(Model):
     own sequence (identity on PostgreSQL, AUTOINCREMENT on SQLite), so it is never reused."""
 
     id = fields.BigIntField(primary_key=True)
-    organization = fields.ForeignKeyField("models.Organization", related_name="products")
+    organization: fields.ForeignKeyRelation[Organization] = fields.ForeignKeyField(
+        "models.Organization", related_name="products"
+    )
+    organization_id: int
     name = fields.CharField(max_length=100)
     slug = fields.CharField(max_length=63, unique=True)
     description = fields.TextField(default="")
@@ -19,6 +32,12 @@ class Product(Model):
     event_data_limit = fields.IntField(
         default=1024, db_default=1024, description="bytes of data an event may carry"
     )
+
+    customers: fields.ReverseRelation[Customer]
+    devices: fields.ReverseRelation[Device]
+    device_errors: fields.ReverseRelation[DeviceError]
+    events: fields.ReverseRelation[Event]
+    oauth_clients: fields.ReverseRelation[OAuthClient]
 
     class Meta:
         table = "products"

@@ -20,6 +20,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Error
@@ -58,6 +59,7 @@ _STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode(
 _HOST = re.compile(r"[A-Za-z0-9.-]+")
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+_R = TypeVar("_R", bound=Response)
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ def _security_headers(pending: PendingAuthorization | None) -> dict[str, str]:
     }
 
 
-def _secure(response: Response, pending: PendingAuthorization | None) -> Response:
+def _secure(response: _R, pending: PendingAuthorization | None) -> _R:
     response.headers.update(_security_headers(pending))
     return response
 
@@ -324,10 +326,10 @@ async def _sign_in(request: Request, settings: Settings, pending: PendingAuthori
     try:
         user = await code_flow.sign_in(email, fields.get("password", ""), address)
     except throttle.Throttled as error:
-        response = _login_page(settings, request, pending, csrf_cookie, email=email,
-                               error=error.message, status=429)
-        response.headers["Retry-After"] = str(error.retry_after)
-        return response
+        throttled = _login_page(settings, request, pending, csrf_cookie, email=email,
+                                error=error.message, status=429)
+        throttled.headers["Retry-After"] = str(error.retry_after)
+        return throttled
     except InvalidInput as error:
         return _login_page(settings, request, pending, csrf_cookie, email=email,
                            error=error.message, status=400)

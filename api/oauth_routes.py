@@ -3,6 +3,7 @@ authorization endpoint (api/authorize.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -58,7 +59,7 @@ async def _form_request(request: Request) -> FormRequest | JSONResponse:
     return FormRequest(request.method, uri, headers, values)
 
 
-def _endpoint(name: str | None):
+def _endpoint(name: str | None) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         parsed = await _form_request(request)
         if isinstance(parsed, JSONResponse):

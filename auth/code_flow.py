@@ -18,7 +18,7 @@ from typing import Any
 import anyio.to_thread
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, OAuth2Request, grants
+from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin, OAuth2Request, grants
 from authlib.oauth2.rfc6749.errors import (
     AccessDeniedError,
     InvalidGrantError,
@@ -34,7 +34,7 @@ from tortoise.transactions import in_transaction
 
 from auth import passwords, scopes, throttle, tokens
 from auth.emails import normalize_email
-from auth.oauth import SECRET_METHODS, AuthorizationServer, Client, _on_loop
+from auth.oauth import SECRET_METHODS, AuthorizationServer, FormRequest, _on_loop, as_client
 from core import clock
 from core.errors import Conflict, InvalidInput
 from fleet.products import CustomerAuth
@@ -68,14 +68,18 @@ class AuthorizeRequest(OAuth2Request):
     """An authorization request. Its parameters are always the query string's, also when the
     login and consent forms post back to the same URL with only their own fields."""
 
+    headers: Mapping[str, str]
+    payload: _QueryPayload
+
     def __init__(
         self, method: str, uri: str, headers: Mapping[str, str], params: list[tuple[str, str]]
     ):
         super().__init__(method, uri, headers=headers)
         self.payload = _QueryPayload(params)
 
+    # The stub's dict[str, str | None] is invariant; these values are all strings.
     @property
-    def args(self) -> dict[str, str]:
+    def args(self) -> dict[str, str]:  # type: ignore[override]
         return self.payload.data
 
     @property
@@ -90,7 +94,7 @@ class RequireS256(CodeChallenge):
 
     SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
 
-    def validate_code_challenge(self, grant: grants.BaseGrant, redirect_uri: str) -> None:
+    def validate_code_challenge(self, grant: AuthorizationCodeGrant, redirect_uri: str) -> None:
         data = grant.request.payload.data
         if not data.get("code_challenge"):
             raise InvalidRequestError(
@@ -121,6 +125,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     endpoint; PKCE (`RequireS256`) is registered with the grant."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = SECRET_METHODS
+    request: AuthorizeRequest | FormRequest
 
     def __init__(self, request: OAuth2Request, server: AuthorizationServer):
         super().__init__(request, server)
@@ -131,8 +136,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         )
 
     @staticmethod
-    def validate_authorization_redirect_uri(request: OAuth2Request, client: Client) -> str:
+    def validate_authorization_redirect_uri(request: OAuth2Request, client: ClientMixin) -> str:
         """The redirect URI is required and must be one the client registered, exactly."""
+        assert request.payload is not None  # an `AuthorizeRequest`: it carries its query
         redirect_uri = request.payload.redirect_uri
         if not redirect_uri:
             raise InvalidRequestError("Missing 'redirect_uri' in request.")
@@ -147,7 +153,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         if requested is None:
             known = ", ".join(scopes.Scope)
             raise InvalidScopeError(f"Unknown scope; the scopes are {known}.")
-        allowed = set(self.request.client.row.scope.split())
+        allowed = set(as_client(self.request.client).row.scope.split())
         if not requested <= allowed:
             raise InvalidScopeError("The client is not registered for the requested scope.")
 
@@ -155,11 +161,13 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return tokens.generate(CODE_PREFIX)
 
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+        assert request.payload is not None  # an `AuthorizeRequest`: it carries its query
+        assert isinstance(request.user, User)  # who approved, given to `approve`
         payload = request.payload.data
         _on_loop(
             _store_code,
             code,
-            client=request.client.row,
+            client=as_client(request.client).row,
             user=request.user,
             redirect_uri=payload["redirect_uri"],
             scope=request.scope,
@@ -167,8 +175,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             code_challenge_method=payload["code_challenge_method"],
         )
 
-    def query_authorization_code(self, code: str, client: Client) -> IssuedCode | None:
-        return _on_loop(_find_code, code, client.row)
+    def query_authorization_code(self, code: str, client: ClientMixin) -> IssuedCode | None:
+        return _on_loop(_find_code, code, as_client(client).row)
 
     def authenticate_user(self, authorization_code: IssuedCode) -> User:
         return authorization_code.row.user
@@ -177,10 +185,12 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         """Redeem the code and issue its tokens in one transaction; of two concurrent uses
         only one wins, and the other revokes what the winner got."""
         settings = self.server.settings
+        code = self.request.authorization_code
+        assert isinstance(code, IssuedCode)  # what `query_authorization_code` found
         try:
             issued = _on_loop(
                 _redeem,
-                self.request.authorization_code.row,
+                code.row,
                 scope=token["scope"],
                 access_lifetime=settings.access_token_lifetime,
                 refresh_lifetime=(
@@ -203,7 +213,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 def _client_may_sign_in_users(grant: AuthorizationCodeGrant, redirect_uri: str) -> None:
     """A product's client signs in the product's customers, which it may do with this flow
     only when the product's customers log in with their platform account."""
-    row: OAuthClient = grant.request.client.row
+    row = as_client(grant.request.client).row
     if row.product_id is None:
         return
     grant.product = _on_loop(_product, row.product_id)
@@ -369,7 +379,7 @@ async def check_request(server: AuthorizationServer, request: AuthorizeRequest
     )
     return PendingAuthorization(
         grant=grant,
-        client=grant.request.client.row,
+        client=as_client(grant.request.client).row,
         product=grant.product,
         redirect_uri=grant.redirect_uri,
         scope=canonical_scope(grant.request.scope or ""),
@@ -445,5 +455,6 @@ async def sign_in(email: str, password: str, address: str) -> User:
     user = await User.get_or_none(email=normalized)
     if not await passwords.verify_password(user.password_hash if user else None, password):
         raise InvalidInput(BAD_CREDENTIALS, code="BAD_CREDENTIALS")
+    assert user is not None  # no account: `verify_password` refused
     await throttle.record_success(keys)
     return user

@@ -7,7 +7,8 @@ Authlib's hooks are synchronous, so each request is handled in a worker thread
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
+from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 import anyio.from_thread
@@ -38,7 +39,7 @@ SECRET_METHODS = ["client_secret_basic", "client_secret_post"]
 ANY_METHOD = [*SECRET_METHODS, "none"]
 
 
-def _on_loop(fn: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs) -> R:
+def _on_loop(fn: Callable[P, Coroutine[Any, Any, R]], *args: P.args, **kwargs: P.kwargs) -> R:
     """Run an async storage call on the event loop from an Authlib hook's worker thread."""
     return anyio.from_thread.run(lambda: fn(*args, **kwargs))
 
@@ -53,7 +54,7 @@ class TooManyAttempts(OAuth2Error):
         super().__init__(description=description)
         self.retry_after = retry_after
 
-    def get_headers(self):
+    def get_headers(self) -> list[tuple[str, str]]:
         return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
 
 
@@ -70,10 +71,12 @@ class Client(ClientMixin):
     def get_client_id(self) -> str:
         return self.row.client_id
 
-    def get_default_redirect_uri(self) -> str | None:
+    # The stub says str; Authlib takes None for "no default" and then requires redirect_uri.
+    def get_default_redirect_uri(self) -> str | None:  # type: ignore[override]
         return self.row.redirect_uris[0] if self.row.redirect_uris else None
 
-    def get_allowed_scope(self, scope: str) -> str:
+    # The stub widens `scope` to a collection; Authlib passes the requested scope string.
+    def get_allowed_scope(self, scope: str) -> str:  # type: ignore[override]
         if not scope:
             return ""
         allowed = set(self.row.scope.split())
@@ -101,6 +104,12 @@ class Client(ClientMixin):
         return grant_type in self.row.grant_types
 
 
+def as_client(client: ClientMixin | None) -> Client:
+    """A client Authlib hands back: always one that `query_client` made."""
+    assert isinstance(client, Client)
+    return client
+
+
 class IssuedCredential(TokenMixin):
     """Authlib's view of a stored token row, remembering which of its two tokens was shown."""
 
@@ -109,7 +118,7 @@ class IssuedCredential(TokenMixin):
         self.kind = kind
 
     @property
-    def expires_at(self):
+    def expires_at(self) -> datetime | None:
         if self.kind == "access_token":
             return self.row.access_expires_at
         return self.row.refresh_expires_at
@@ -121,7 +130,9 @@ class IssuedCredential(TokenMixin):
         return self.row.family.scope
 
     def get_expires_in(self) -> int:
-        return int((self.expires_at - self.row.issued_at).total_seconds())
+        expires_at = self.expires_at
+        assert expires_at is not None  # every token issued has an expiry
+        return int((expires_at - self.row.issued_at).total_seconds())
 
     def is_expired(self) -> bool:
         return self.expires_at is None or self.expires_at <= clock.now()
@@ -137,17 +148,18 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
     product's apps (simple auth). A product's client never signs in a platform account."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = ANY_METHOD
+    request: FormRequest
 
     def authenticate_token_endpoint_client(self) -> Client:
         """Remember the client at once: `authenticate_user` looks among its product's
         customers (Authlib sets `request.client` only after it)."""
-        client = super().authenticate_token_endpoint_client()
+        client = as_client(super().authenticate_token_endpoint_client())
         self.request.client = client
         return client
 
     def authenticate_user(self, username: str, password: str) -> User | Customer:
         address = self.request.headers.get("x-devicecloud-client-address", "")
-        product_id = self.request.client.row.product_id
+        product_id = as_client(self.request.client).row.product_id
         if product_id is not None:
             return _on_loop(_authenticate_customer, product_id, username, password, address)
         return _on_loop(_authenticate_user, username, password, address)
@@ -191,6 +203,7 @@ async def _check_password(
     found = await find()
     if not await passwords.verify_password(found.password_hash if found else None, password):
         raise InvalidGrantError("The email or password is incorrect.")
+    assert found is not None  # no account: `verify_password` refused
     await throttle.record_success(keys)
     return found
 
@@ -202,15 +215,19 @@ class RefreshGrant(grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ANY_METHOD
     INCLUDE_NEW_REFRESH_TOKEN = True
 
-    def authenticate_refresh_token(self, refresh_token: str) -> IssuedCredential | None:
+    # The stub returns TokenMixin; Authlib takes None for an unknown token.
+    def authenticate_refresh_token(  # type: ignore[override]
+        self, refresh_token: str
+    ) -> IssuedCredential | None:
         return _on_loop(_authenticate_refresh_token, refresh_token)
 
     def authenticate_user(self, refresh_token: IssuedCredential) -> User | Customer | None:
         family = refresh_token.row.family
         return family.customer or family.user
 
-    def issue_token(self, user: User | Customer, refresh_token: IssuedCredential
-                    ) -> dict[str, Any]:
+    # Authlib passes back what `authenticate_refresh_token` returned: an IssuedCredential.
+    def issue_token(self, user: User | Customer,  # type: ignore[override]
+                    refresh_token: IssuedCredential) -> dict[str, Any]:
         """Consume the refresh token once the request is valid (client, scope), just before
         its successor is issued: a request refused for bad input leaves it usable, and of two
         concurrent uses only one wins, the other revoking the family."""
@@ -218,7 +235,10 @@ class RefreshGrant(grants.RefreshTokenGrant):
             raise InvalidGrantError("The refresh token was already used.")
         return super().issue_token(user, refresh_token)
 
-    def revoke_old_credential(self, refresh_token: IssuedCredential) -> None:
+    # Authlib passes back what `authenticate_refresh_token` returned: an IssuedCredential.
+    def revoke_old_credential(  # type: ignore[override]
+        self, refresh_token: IssuedCredential
+    ) -> None:
         """Nothing to do: `issue_token` consumed the token atomically."""
 
 
@@ -246,9 +266,10 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     maximum."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = SECRET_METHODS
+    request: FormRequest
 
     def validate_token_request(self) -> None:
-        client = self.authenticate_token_endpoint_client()
+        client = as_client(self.authenticate_token_endpoint_client())
         if not client.check_grant_type(self.GRANT_TYPE):
             raise UnauthorizedClientError(
                 f"The client is not authorized to use 'grant_type={self.GRANT_TYPE}'"
@@ -264,7 +285,10 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
             self.server.settings.access_token_lifetime,
         )
 
-    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+    # The stub types the body as str; Authlib's grants return the token as a dict.
+    def create_token_response(  # type: ignore[override]
+        self,
+    ) -> tuple[int, dict[str, Any], Collection[tuple[str, str]]]:
         if self.request.user is None:
             return super().create_token_response()
         token = self.generate_token(
@@ -295,7 +319,8 @@ class Revocation(RevocationEndpoint):
 
     CLIENT_AUTH_METHODS = ANY_METHOD
 
-    def query_token(self, token_string: str, token_type_hint: str | None):
+    def query_token(self, token_string: str, token_type_hint: str | None
+                    ) -> IssuedCredential | None:
         return _on_loop(_find_credential, token_string, token_type_hint)
 
     def revoke_token(self, token: IssuedCredential, request: OAuth2Request) -> None:
@@ -315,20 +340,25 @@ class Introspection(IntrospectionEndpoint):
         super().__init__(server)
         self.issuer = server.settings.issuer
 
-    def query_token(self, token_string: str, token_type_hint: str | None):
+    def query_token(self, token_string: str, token_type_hint: str | None
+                    ) -> IssuedCredential | None:
         return _on_loop(_find_credential, token_string, token_type_hint)
 
-    def check_permission(self, token: IssuedCredential, client: Client, request) -> bool:
+    def check_permission(
+        self, token: IssuedCredential, client: Client, request: OAuth2Request
+    ) -> bool:
         return client.row.first_party or token.check_client(client)
 
     def introspect_token(self, token: IssuedCredential) -> dict[str, Any]:
         family = token.row.family
+        expires_at = token.expires_at
+        assert expires_at is not None  # Authlib introspects only unexpired tokens
         body: dict[str, Any] = {
             "active": True,
             "client_id": family.client.client_id,
             "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
             "scope": family.scope,
-            "exp": int(token.expires_at.timestamp()),
+            "exp": int(expires_at.timestamp()),
             "iat": int(token.row.issued_at.timestamp()),
             "iss": self.issuer,
         }
@@ -349,7 +379,8 @@ class AuthorizationServer(_AuthorizationServer):
     def __init__(self, settings: Settings):
         super().__init__(scopes_supported=None)
         self.settings = settings
-        self.register_token_generator("default", self._mint)
+        # The stub asks for a BearerTokenGenerator; Authlib calls any generator function.
+        self.register_token_generator("default", self._mint)  # type: ignore[arg-type]
         self.register_grant(PasswordGrant)
         self.register_grant(RefreshGrant)
         self.register_grant(ClientCredentialsGrant)
@@ -359,12 +390,19 @@ class AuthorizationServer(_AuthorizationServer):
         self.register_endpoint(Revocation)
         self.register_endpoint(Introspection)
 
-    def query_client(self, client_id: str) -> Client | None:
+    # The stub returns ClientMixin; Authlib takes None for an unknown client.
+    def query_client(self, client_id: str) -> Client | None:  # type: ignore[override]
         row = _on_loop(_query_client, client_id)
         return Client(row) if row else None
 
     def _mint(
-        self, grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True
+        self,
+        grant_type: str,
+        client: Client,
+        user: User | Customer | None = None,
+        scope: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
     ) -> dict[str, Any]:
         """Authlib's token generator hook. Tokens are stored (and only then shown) in
         `save_token`, so this only records what to issue. A customer's token is the
@@ -378,9 +416,10 @@ class AuthorizationServer(_AuthorizationServer):
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         previous: IssuedCredential | None = request.refresh_token
+        headers = request.headers or {}
         issued = _on_loop(
             _issue,
-            client=request.client.row,
+            client=as_client(request.client).row,
             account=request.user,
             scope=token["scope"],
             grant_type=token["grant_type"],
@@ -389,8 +428,8 @@ class AuthorizationServer(_AuthorizationServer):
                 self.settings.refresh_token_lifetime if token["include_refresh_token"] else None
             ),
             family=previous.row.family if previous else None,
-            user_agent=request.headers.get("user-agent", ""),
-            ip_address=request.headers.get("x-devicecloud-client-address", ""),
+            user_agent=headers.get("user-agent", ""),
+            ip_address=headers.get("x-devicecloud-client-address", ""),
         )
         token.clear()
         token.update(issued.as_response())
@@ -398,7 +437,10 @@ class AuthorizationServer(_AuthorizationServer):
     def create_oauth2_request(self, request: OAuth2Request) -> OAuth2Request:
         return request
 
-    def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]):
+    # The stub types `headers` as a mapping; Authlib passes the list of pairs it built.
+    def handle_response(  # type: ignore[override]
+        self, status: int, body: Any, headers: list[tuple[str, str]]
+    ) -> Outcome:
         return status, body, headers
 
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
@@ -421,13 +463,16 @@ async def _query_client(client_id: str) -> OAuthClient | None:
 class FormRequest(OAuth2Request):
     """An OAuth2Request over an already-parsed form body (the transport reads it async)."""
 
+    headers: Mapping[str, str]
+    payload: BasicOAuth2Payload
+
     def __init__(self, method: str, uri: str, headers: Mapping[str, str], form: dict[str, str]):
         super().__init__(method, uri, headers=headers)
         self._form = form
         self.payload = BasicOAuth2Payload(form)
 
     @property
-    def args(self) -> dict[str, str]:
+    def args(self) -> dict[str, str | None]:
         return {}
 
     @property

@@ -37,9 +37,10 @@ def hash_password_sync(password: str) -> str:
 
 def verify_password_sync(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        _hasher.verify(password_hash or _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
         return False
+    return password_hash is not None
 
 
 async def hash_password(password: str) -> str:

@@ -42,7 +42,8 @@ class SignInKeys:
 async def check(keys: SignInKeys) -> None:
     """Raise `Throttled` while either the account or the address is locked out."""
     now = clock.now()
-    locked = await ThrottleCounter.filter(
+    # Tortoise types the rows of `values_list(flat=True)` as tuples; they are the values.
+    locked: list[datetime] = await ThrottleCounter.filter(  # type: ignore[assignment]
         key__in=[keys.account, keys.address], locked_until__gt=now
     ).values_list("locked_until", flat=True)
     if locked:

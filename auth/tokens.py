@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from tortoise.transactions import in_transaction
 
-from auth.principals import ClientPrincipal, CustomerPrincipal, Principal, UserPrincipal
+from auth.principals import AnyPrincipal, ClientPrincipal, CustomerPrincipal, UserPrincipal
 from core import clock
 from models.accounts import User
 from models.customers import Customer
@@ -163,7 +163,7 @@ async def revoke_token(token: Token) -> None:
     await Token.filter(id=token.id, revoked_at=None).update(revoked_at=clock.now())
 
 
-async def authenticate(raw: str) -> Principal | None:
+async def authenticate(raw: str) -> AnyPrincipal:
     """Resolve a bearer access token to its principal, or None if it is not live."""
     token = await find_access_token(raw)
     if token is None:

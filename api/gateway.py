@@ -516,7 +516,7 @@ class DeviceGateway:
                 rpc.Failure.NOT_FOUND if code == "not_found" else rpc.Failure.FAILED,
                 str(message)[:MAX_ERROR_MESSAGE] if isinstance(message, str) else "",
             )
-        value = reply.get("value")
+        value: Any = reply.get("value")  # untrusted JSON, checked here
         if request.kind is rpc.Kind.CALL:
             valid = isinstance(value, int) and not isinstance(value, bool) and (
                 -MAX_INT32 - 1 <= value <= MAX_INT32

@@ -75,7 +75,9 @@ async def create_customer(
     member, product = await _acting_for(
         principal, product_id, _APPS | _SERVER, NotFound("No such product.", field="productId")
     )
-    by_app = member is None and principal.client.kind in _APPS
+    by_app = member is None and isinstance(principal, ClientPrincipal) and (
+        principal.client.kind in _APPS
+    )
     simple = product.customer_auth == CustomerAuth.SIMPLE
     if by_app and not simple:
         raise Conflict(f"This product's customers sign in with {product.customer_auth}, not "
@@ -191,6 +193,7 @@ async def devices_of(customers: Sequence[tuple[int, int]]) -> list[list[Device]]
     wanted = dict(customers)
     found: dict[int, list[Device]] = {customer_id: [] for customer_id in wanted}
     for device in await Device.filter(customer_id__in=list(wanted)).order_by("id"):
+        assert device.customer_id is not None  # filtered on it
         if device.product_id == wanted[device.customer_id]:
             found[device.customer_id].append(device)
     return [found[customer_id] for customer_id, _product_id in customers]

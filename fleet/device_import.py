@@ -106,6 +106,7 @@ def _entries(device_ids: Iterable[str] | None, file_bytes: bytes | None) -> list
                            code="FILE_OR_LIST")
     source = "deviceIds" if file_bytes is None else "file"
     lines = _decode_file(file_bytes) if file_bytes is not None else device_ids
+    assert lines is not None  # exactly one source was given
     entries = [entry for entry in (line.strip() for line in lines) if entry]
     if len(entries) > MAX_DEVICE_IDS:
         raise InvalidInput(f"At most {MAX_DEVICE_IDS:,} device IDs per import; split the "
@@ -140,10 +141,13 @@ async def import_devices(
         device_id = normalize_device_id(entry)
         distinct.setdefault(entry if device_id is None else device_id, device_id is not None)
 
-    team = set(await Membership.filter(organization_id=member.organization_id)
-               .values_list("user_id", flat=True))
-    own_products = set(await Product.filter(organization_id=member.organization_id)
-                       .values_list("id", flat=True))
+    # Tortoise types the rows of `values_list(flat=True)` as tuples; they are the values.
+    team: set[int] = set(await Membership.filter(  # type: ignore[arg-type]
+        organization_id=member.organization_id
+    ).values_list("user_id", flat=True))
+    own_products: set[int] = set(await Product.filter(  # type: ignore[arg-type]
+        organization_id=member.organization_id
+    ).values_list("id", flat=True))
     found: dict[str, tuple[int | None, int | None, str]] = {}
     for chunk in _chunks([key for key, valid in distinct.items() if valid]):
         query = _Statement(Device._meta.db)

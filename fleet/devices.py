@@ -222,7 +222,10 @@ def _not_in_product() -> Conflict:
 async def _customer_email(customer_id: int | None) -> str | None:
     if customer_id is None:
         return None
-    emails = await Customer.filter(id=customer_id).values_list("email", flat=True)
+    # Tortoise types the rows of `values_list(flat=True)` as tuples; they are the values.
+    emails: list[str] = await Customer.filter(  # type: ignore[assignment]
+        id=customer_id
+    ).values_list("email", flat=True)
     return emails[0] if emails else None
 
 
@@ -289,6 +292,7 @@ async def _decide(
     device, member = await _managed(principal, device_id)
     if member is None or device.quarantine != Quarantine.QUARANTINED:
         raise _not_quarantined()
+    assert device.product_id is not None  # a member manages it: it is in their product
     async with in_transaction():
         # Conditional on the state read above, so two concurrent decisions cannot both win.
         denied_by = list(device.denied_by)

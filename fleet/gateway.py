@@ -210,7 +210,10 @@ async def welcome(device_id: str, hello: Hello) -> Welcome:
 async def _data_limit(product_id: int | None) -> int:
     if product_id is None:
         return events.DEFAULT_DATA_LIMIT
-    limits = await Product.filter(id=product_id).values_list("event_data_limit", flat=True)
+    # Tortoise types the rows of `values_list(flat=True)` as tuples; they are the values.
+    limits: list[int] = await Product.filter(  # type: ignore[assignment]
+        id=product_id
+    ).values_list("event_data_limit", flat=True)
     return limits[0] if limits else events.DEFAULT_DATA_LIMIT
 
 

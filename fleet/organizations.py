@@ -114,7 +114,7 @@ async def create_organization(
     actor = require_user(principal)
     name = clean_name(name)
     explicit = slug is not None
-    base = clean_slug(slug) if explicit else slugify(name)
+    base = clean_slug(slug) if slug is not None else slugify(name)
     if await Membership.exists(user_id=actor.user.id):
         raise _already_in_organization()
     for attempt in range(1 if explicit else _SLUG_ATTEMPTS):

@@ -232,8 +232,8 @@ def _connect(url: str) -> smtplib.SMTP:
 
 def _describe(error: Exception) -> str:
     if isinstance(error, smtplib.SMTPRecipientsRefused):
-        code, reply = next(iter(error.recipients.values()))
-        return f"{code} {reply.decode(errors='replace')}"
+        code, refusal = next(iter(error.recipients.values()))
+        return f"{code} {refusal.decode(errors='replace')}"
     if isinstance(error, smtplib.SMTPResponseException):
         reply = error.smtp_error
         text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)

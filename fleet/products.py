@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Sequence
 from enum import StrEnum
 from ipaddress import ip_address
+from typing import Any
 from urllib.parse import urlsplit
 
 from tortoise.exceptions import IntegrityError
@@ -136,7 +137,7 @@ async def create_product(
                 "ID.", field="slug", code="INVALID_SLUG",
             )
         chosen_slug = f"product-{chosen_slug}"[:63]
-    fields = {
+    fields: dict[str, Any] = {
         "name": name,
         "description": _clean_description(description),
         "platform": clean_platform(platform),
@@ -176,7 +177,7 @@ async def update_product(
 
     member, product = await product_member(principal, product_id)
     member.require(Permission.PRODUCT_UPDATE)
-    changes = {}
+    changes: dict[str, str | int] = {}
     if name is not None:
         changes["name"] = clean_name(name)
     if description is not None:
@@ -281,6 +282,7 @@ async def oauth_clients_of(principal: AnyPrincipal, product_ids: Sequence[int]
     for client in await OAuthClient.filter(
         product_id__in=list(product_ids), deleted_at=None
     ).order_by("id"):
+        assert client.product_id is not None  # filtered on it
         grouped[client.product_id].append(client)
     return [grouped[i] for i in product_ids]
 

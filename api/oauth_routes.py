@@ -12,7 +12,8 @@ from starlette.routing import Route
 
 from api.authorize import routes as authorize_routes
 from api.middleware import BodyTooLarge
-from auth.oauth import ANY_METHOD, AuthorizationServer, FormRequest, respond
+from auth.oauth import ANY_METHOD, AuthorizationServer, respond
+from auth.oauth_common import FormRequest
 from auth.scopes import Scope
 from core import text
 

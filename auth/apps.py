@@ -16,12 +16,12 @@ from tortoise.transactions import in_transaction
 from auth import tokens
 from auth.code_flow import canonical_scope
 from auth.principals import AnyPrincipal, UserPrincipal, require_user
+from auth.redirect_uris import clean_redirect_uris
 from auth.scopes import Scope
 from core import clock
 from core.errors import InvalidInput, LimitReached, NotFound
-from fleet.products import MAX_REDIRECT_URIS, ClientType, validate_redirect_uri
-from fleet.validation import clean_name
-from models.oauth import AuthorizationCode, Consent, OAuthClient, TokenFamily
+from core.text import clean_name
+from models.oauth import AuthorizationCode, ClientType, Consent, OAuthClient, TokenFamily
 
 MAX_APPS = 20
 APP_GRANTS = ["authorization_code", "refresh_token"]
@@ -36,10 +36,7 @@ def _clean_redirect_uris(uris: list[str]) -> list[str]:
     if not uris:
         raise InvalidInput("An app needs at least one redirect URI.", field="redirectUris",
                            code="REQUIRED")
-    if len(uris) > MAX_REDIRECT_URIS:
-        raise InvalidInput(f"At most {MAX_REDIRECT_URIS} redirect URIs.", field="redirectUris",
-                           code="TOO_MANY")
-    return list(dict.fromkeys(validate_redirect_uri(u.strip(), ClientType.WEB) for u in uris))
+    return clean_redirect_uris(uris, ClientType.WEB)
 
 
 def _clean_scopes(names: list[str]) -> str:

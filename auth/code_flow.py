@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from authlib.common.urls import add_params_to_uri
@@ -34,14 +34,16 @@ from tortoise.transactions import in_transaction
 
 from auth import passwords, scopes, throttle, tokens
 from auth.emails import normalize_email
-from auth.oauth import SECRET_METHODS, AuthorizationServer, FormRequest, _on_loop, as_client
+from auth.oauth_common import SECRET_METHODS, FormRequest, as_client, on_loop
 from core import clock
 from core.errors import Conflict, InvalidInput
-from fleet.products import CustomerAuth
 from models.accounts import User
 from models.customers import Customer
 from models.oauth import AuthorizationCode, Consent, OAuthClient, Token
-from models.products import Product
+from models.products import CustomerAuth, Product
+
+if TYPE_CHECKING:
+    from auth.oauth import AuthorizationServer
 
 CODE_PREFIX = "dc_ac_"
 CODE_LIFETIME = timedelta(seconds=60)
@@ -164,7 +166,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         assert request.payload is not None  # an `AuthorizeRequest`: it carries its query
         assert isinstance(request.user, User)  # who approved, given to `approve`
         payload = request.payload.data
-        _on_loop(
+        on_loop(
             _store_code,
             code,
             client=as_client(request.client).row,
@@ -176,7 +178,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         )
 
     def query_authorization_code(self, code: str, client: ClientMixin) -> IssuedCode | None:
-        return _on_loop(_find_code, code, as_client(client).row)
+        return on_loop(_find_code, code, as_client(client).row)
 
     def authenticate_user(self, authorization_code: IssuedCode) -> User:
         return authorization_code.row.user
@@ -188,7 +190,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         code = self.request.authorization_code
         assert isinstance(code, IssuedCode)  # what `query_authorization_code` found
         try:
-            issued = _on_loop(
+            issued = on_loop(
                 _redeem,
                 code.row,
                 scope=token["scope"],
@@ -216,7 +218,7 @@ def _client_may_sign_in_users(grant: AuthorizationCodeGrant, redirect_uri: str) 
     row = as_client(grant.request.client).row
     if row.product_id is None:
         return
-    grant.product = _on_loop(_product, row.product_id)
+    grant.product = on_loop(_product, row.product_id)
     if grant.product.customer_auth != CustomerAuth.LOGIN_WITH_PLATFORM:
         raise UnauthorizedClientError(
             f"The customers of this product sign in with {grant.product.customer_auth}, "

@@ -22,10 +22,9 @@ from auth import throttle
 from auth.emails import normalize_email
 from core import clock
 from core.errors import InvalidInput
-from fleet.products import CustomerAuth
 from models.customers import Customer
 from models.oauth import OAuthClient
-from models.products import Product
+from models.products import CustomerAuth, Product
 
 CUSTOMER_SCOPE = "customer="
 SERVER = "SERVER"  # OAuthClient.kind of a product's server

@@ -7,41 +7,33 @@ Authlib's hooks are synchronous, so each request is handled in a worker thread
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
-import anyio.from_thread
 import anyio.to_thread
 from authlib.oauth2 import AuthorizationServer as _AuthorizationServer
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import ClientMixin, OAuth2Request, TokenMixin, grants
+from authlib.oauth2.rfc6749 import OAuth2Request, TokenMixin, grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, UnauthorizedClientError
-from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
 from auth import customer_auth, passwords, throttle, tokens
+from auth.code_flow import AuthorizationCodeGrant, RequireS256
 from auth.emails import normalize_email
+from auth.oauth_common import SECRET_METHODS, Client, FormRequest, as_client, on_loop
 from core import clock
 from core.errors import InvalidInput
 from core.settings import Settings
-from fleet.products import CustomerAuth
 from models.accounts import User
 from models.customers import Customer
 from models.oauth import OAuthClient, Token
+from models.products import CustomerAuth
 
-P = ParamSpec("P")
-R = TypeVar("R")
 A = TypeVar("A", User, Customer)
 
-SECRET_METHODS = ["client_secret_basic", "client_secret_post"]
 ANY_METHOD = [*SECRET_METHODS, "none"]
-
-
-def _on_loop(fn: Callable[P, Coroutine[Any, Any, R]], *args: P.args, **kwargs: P.kwargs) -> R:
-    """Run an async storage call on the event loop from an Authlib hook's worker thread."""
-    return anyio.from_thread.run(lambda: fn(*args, **kwargs))
 
 
 class TooManyAttempts(OAuth2Error):
@@ -56,58 +48,6 @@ class TooManyAttempts(OAuth2Error):
 
     def get_headers(self) -> list[tuple[str, str]]:
         return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
-
-
-class Client(ClientMixin):
-    """Authlib's view of an `OAuthClient` row."""
-
-    def __init__(self, row: OAuthClient):
-        self.row = row
-
-    @property
-    def confidential(self) -> bool:
-        return self.row.secret_hash is not None
-
-    def get_client_id(self) -> str:
-        return self.row.client_id
-
-    # The stub says str; Authlib takes None for "no default" and then requires redirect_uri.
-    def get_default_redirect_uri(self) -> str | None:  # type: ignore[override]
-        return self.row.redirect_uris[0] if self.row.redirect_uris else None
-
-    # The stub widens `scope` to a collection; Authlib passes the requested scope string.
-    def get_allowed_scope(self, scope: str) -> str:  # type: ignore[override]
-        if not scope:
-            return ""
-        allowed = set(self.row.scope.split())
-        return " ".join(s for s in scope.split() if s in allowed)
-
-    def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return redirect_uri in self.row.redirect_uris
-
-    def check_client_secret(self, client_secret: str) -> bool:
-        return tokens.secret_matches(self.row.secret_hash, client_secret)
-
-    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        if self.confidential:
-            return method in SECRET_METHODS
-        return method == "none"
-
-    def check_response_type(self, response_type: str) -> bool:
-        return response_type == "code" and "authorization_code" in self.row.grant_types
-
-    def check_grant_type(self, grant_type: str) -> bool:
-        if grant_type == "client_credentials" and not self.confidential:
-            return False
-        if grant_type == "password" and not (self.row.first_party or self.row.product_id):
-            return False  # passwords go only to our own clients and to products' apps
-        return grant_type in self.row.grant_types
-
-
-def as_client(client: ClientMixin | None) -> Client:
-    """A client Authlib hands back: always one that `query_client` made."""
-    assert isinstance(client, Client)
-    return client
 
 
 class IssuedCredential(TokenMixin):
@@ -161,8 +101,8 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
         address = self.request.headers.get("x-devicecloud-client-address", "")
         product_id = as_client(self.request.client).row.product_id
         if product_id is not None:
-            return _on_loop(_authenticate_customer, product_id, username, password, address)
-        return _on_loop(_authenticate_user, username, password, address)
+            return on_loop(_authenticate_customer, product_id, username, password, address)
+        return on_loop(_authenticate_user, username, password, address)
 
 
 def _username_email(username: str) -> str:
@@ -219,7 +159,7 @@ class RefreshGrant(grants.RefreshTokenGrant):
     def authenticate_refresh_token(  # type: ignore[override]
         self, refresh_token: str
     ) -> IssuedCredential | None:
-        return _on_loop(_authenticate_refresh_token, refresh_token)
+        return on_loop(_authenticate_refresh_token, refresh_token)
 
     def authenticate_user(self, refresh_token: IssuedCredential) -> User | Customer | None:
         family = refresh_token.row.family
@@ -231,7 +171,7 @@ class RefreshGrant(grants.RefreshTokenGrant):
         """Consume the refresh token once the request is valid (client, scope), just before
         its successor is issued: a request refused for bad input leaves it usable, and of two
         concurrent uses only one wins, the other revoking the family."""
-        if not _on_loop(_consume, refresh_token.row):
+        if not on_loop(_consume, refresh_token.row):
             raise InvalidGrantError("The refresh token was already used.")
         return super().issue_token(user, refresh_token)
 
@@ -279,7 +219,7 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
         if not customer_auth.asks_for_customer(scope):
             self.validate_requested_scope()
             return
-        self.request.user = _on_loop(customer_auth.customer_for_scope, client.row, scope)
+        self.request.user = on_loop(customer_auth.customer_for_scope, client.row, scope)
         self.customer_token_lifetime = customer_auth.customer_token_lifetime(
             client.row, self.request.form.get("expires_in"),
             self.server.settings.access_token_lifetime,
@@ -321,13 +261,13 @@ class Revocation(RevocationEndpoint):
 
     def query_token(self, token_string: str, token_type_hint: str | None
                     ) -> IssuedCredential | None:
-        return _on_loop(_find_credential, token_string, token_type_hint)
+        return on_loop(_find_credential, token_string, token_type_hint)
 
     def revoke_token(self, token: IssuedCredential, request: OAuth2Request) -> None:
         if token.kind == "refresh_token":
-            _on_loop(tokens.revoke_family, token.row.family_id)
+            on_loop(tokens.revoke_family, token.row.family_id)
         else:
-            _on_loop(tokens.revoke_token, token.row)
+            on_loop(tokens.revoke_token, token.row)
 
 
 class Introspection(IntrospectionEndpoint):
@@ -342,7 +282,7 @@ class Introspection(IntrospectionEndpoint):
 
     def query_token(self, token_string: str, token_type_hint: str | None
                     ) -> IssuedCredential | None:
-        return _on_loop(_find_credential, token_string, token_type_hint)
+        return on_loop(_find_credential, token_string, token_type_hint)
 
     def check_permission(
         self, token: IssuedCredential, client: Client, request: OAuth2Request
@@ -384,15 +324,13 @@ class AuthorizationServer(_AuthorizationServer):
         self.register_grant(PasswordGrant)
         self.register_grant(RefreshGrant)
         self.register_grant(ClientCredentialsGrant)
-        from auth.code_flow import AuthorizationCodeGrant, RequireS256  # builds on this module
-
         self.register_grant(AuthorizationCodeGrant, [RequireS256()])
         self.register_endpoint(Revocation)
         self.register_endpoint(Introspection)
 
     # The stub returns ClientMixin; Authlib takes None for an unknown client.
     def query_client(self, client_id: str) -> Client | None:  # type: ignore[override]
-        row = _on_loop(_query_client, client_id)
+        row = on_loop(_query_client, client_id)
         return Client(row) if row else None
 
     def _mint(
@@ -417,7 +355,7 @@ class AuthorizationServer(_AuthorizationServer):
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         previous: IssuedCredential | None = request.refresh_token
         headers = request.headers or {}
-        issued = _on_loop(
+        issued = on_loop(
             _issue,
             client=as_client(request.client).row,
             account=request.user,
@@ -458,26 +396,6 @@ async def _issue(*, account: User | Customer | None, **issue: Any) -> tokens.Iss
 
 async def _query_client(client_id: str) -> OAuthClient | None:
     return await OAuthClient.get_or_none(client_id=client_id, deleted_at=None)
-
-
-class FormRequest(OAuth2Request):
-    """An OAuth2Request over an already-parsed form body (the transport reads it async)."""
-
-    headers: Mapping[str, str]
-    payload: BasicOAuth2Payload
-
-    def __init__(self, method: str, uri: str, headers: Mapping[str, str], form: dict[str, str]):
-        super().__init__(method, uri, headers=headers)
-        self._form = form
-        self.payload = BasicOAuth2Payload(form)
-
-    @property
-    def args(self) -> dict[str, str | None]:
-        return {}
-
-    @property
-    def form(self) -> dict[str, str]:
-        return self._form
 
 
 Outcome = tuple[int, Any, list[tuple[str, str]]]

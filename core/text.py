@@ -1,15 +1,25 @@
-"""Text the databases can store: Unicode without NUL characters or lone surrogates.
+"""Text rules every layer shares: what the databases can store, names, slugs and keys.
 
-PostgreSQL refuses NUL in text, and a lone surrogate (which JSON's `\\ud800` escapes and
-percent-decoding can produce) cannot be encoded at all: either would fail deep inside a write
-as an internal error. Transports check their input with `storable` and refuse it at the edge.
+Storable text is Unicode without NUL characters or lone surrogates. PostgreSQL refuses NUL in
+text, and a lone surrogate (which JSON's `\\ud800` escapes and percent-decoding can produce)
+cannot be encoded at all: either would fail deep inside a write as an internal error.
+Transports check their input with `storable` and refuse it at the edge.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Any
 
+from core.errors import InvalidInput
+
 REFUSAL = "Text must be Unicode without NUL characters or unpaired surrogates."
+NAME_MAX = 100
+SLUG_MIN, SLUG_MAX = 3, 63
+_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_KEY = re.compile(r"[0-9]{1,19}")
+KEY_MAX = 2**63 - 1  # BIGINT
 
 
 def storable(value: Any) -> bool:
@@ -28,3 +38,44 @@ def storable(value: Any) -> bool:
     if isinstance(value, list | tuple):
         return all(storable(item) for item in value)
     return True
+
+
+def parse_key(value: str) -> int | None:
+    """A primary key from client text (a node ID, a numeric product ID): ASCII digits within
+    BIGINT range, else None. `str.isdigit` also accepts digits like '²' that `int` refuses, and
+    a larger number makes the database driver fail."""
+    if not _KEY.fullmatch(value):
+        return None
+    key = int(value)
+    return key if key <= KEY_MAX else None
+
+
+def clean_name(value: str, field: str = "name") -> str:
+    name = " ".join(value.split())
+    if not name:
+        raise InvalidInput("Enter a name.", field=field, code="REQUIRED")
+    if len(name) > NAME_MAX:
+        raise InvalidInput(
+            f"The name is {len(name)} characters long; the limit is {NAME_MAX}.",
+            field=field,
+            code="TOO_LONG",
+        )
+    return name
+
+
+def clean_slug(value: str, field: str = "slug") -> str:
+    if not SLUG_MIN <= len(value) <= SLUG_MAX or not _SLUG.fullmatch(value):
+        raise InvalidInput(
+            f"A slug is {SLUG_MIN} to {SLUG_MAX} lowercase letters, digits and single hyphens "
+            f"between them (like 'acme-sensors'); '{value[:80]}' is not.",
+            field=field,
+            code="INVALID_SLUG",
+        )
+    return value
+
+
+def slugify(name: str) -> str:
+    """A slug derived from a name ('Acme Sensors, Inc.' → 'acme-sensors-inc')."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:SLUG_MAX].strip("-")
+    return slug if len(slug) >= SLUG_MIN else (slug + "-org").strip("-")

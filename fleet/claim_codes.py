@@ -27,9 +27,8 @@ from auth import tokens
 from auth.principals import AnyPrincipal, CustomerPrincipal
 from core import clock
 from core.errors import NotFound, Unauthenticated
-from fleet.devices import Quarantine
 from models.customers import ClaimCode, Customer
-from models.devices import Device
+from models.devices import Device, Quarantine
 
 CLAIM_CODE_LIFETIME = timedelta(hours=24)
 CODE_PREFIX = "dc_cc_"  # 49 characters in all: within the 64 a hello's `claimCode` may have

@@ -30,10 +30,10 @@ from core.errors import Conflict, InvalidInput, NotFound
 from fleet import audit
 from fleet.organizations import Member, as_member
 from fleet.permissions import Permission
-from fleet.products import ClientType, CustomerAuth
 from models.customers import Customer
 from models.devices import Device
-from models.products import Product
+from models.oauth import ClientType
+from models.products import CustomerAuth, Product
 
 SEARCH_MAX = 100
 _APPS = frozenset({ClientType.MOBILE, ClientType.WEB})

@@ -14,7 +14,6 @@ Anyone else gets `NotFound`, never a hint that the device exists.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
@@ -30,7 +29,7 @@ from fleet.device_ids import parse_device_id
 from fleet.organizations import Member, as_member, require_app_scope
 from fleet.permissions import Permission
 from models.customers import Customer
-from models.devices import Device
+from models.devices import Device, Quarantine
 from models.products import Product
 
 DEVICE_NAME_MAX = 100
@@ -39,14 +38,6 @@ DEVICE_NOTES_MAX = 2000
 # What a customer may do with their own devices. Everything else (settings, removal,
 # quarantine decisions, anything product-wide) is `NotFound` to them.
 CUSTOMER_PERMISSIONS = frozenset({Permission.DEVICE_VIEW, Permission.DEVICE_CALL})
-
-
-class Quarantine(StrEnum):
-    """Where a device stands with the product in `Device.product`."""
-
-    NONE = "NONE"  # the product's device
-    QUARANTINED = "QUARANTINED"  # reported the product's ID unannounced; awaits a decision
-    DENIED = "DENIED"  # refused by the product's team; the gateway turns it away
 
 
 def _missing() -> NotFound:

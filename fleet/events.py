@@ -33,13 +33,13 @@ from core import clock
 from core.broker import Broker, BrokerUnavailable, InProcessBroker
 from core.errors import DomainError, InvalidInput, NotFound
 from core.settings import Settings
+from core.text import parse_key
 from fleet import devices
 from fleet.device_ids import parse_device_id
 from fleet.organizations import as_member
 from fleet.permissions import Permission
-from fleet.products import ClientType
-from fleet.validation import parse_key
 from models.devices import Device, Event
+from models.oauth import ClientType
 from models.products import Product
 
 log = logging.getLogger("devicecloud.events")

@@ -18,10 +18,9 @@ from tortoise.queryset import QuerySet
 from auth.principals import AnyPrincipal
 from core.errors import InvalidInput
 from fleet.device_ids import parse_device_id
-from fleet.devices import Quarantine
 from fleet.permissions import Permission
 from fleet.products import product_member
-from models.devices import Device, DeviceError
+from models.devices import Device, DeviceError, Quarantine
 
 SEARCH_MAX = 100
 _HEX = re.compile(r"[0-9a-f]+")

@@ -31,10 +31,9 @@ from core.device_ids import normalize_device_id
 from core.errors import PermissionDenied
 from core.settings import Settings
 from fleet import claim_codes, events
-from fleet.devices import Quarantine
 from fleet.rpc import new_session_id
 from models.customers import Customer
-from models.devices import Device, DeviceError
+from models.devices import Device, DeviceError, Quarantine
 from models.products import Product
 
 log = logging.getLogger("devicecloud.gateway")

@@ -13,10 +13,10 @@ from auth.principals import AnyPrincipal, UserPrincipal, is_third_party_app, req
 from auth.scopes import Scope
 from core import clock
 from core.errors import Conflict, NotFound, PermissionDenied
+from core.text import clean_name, clean_slug, slugify
 from fleet import audit
-from fleet.permissions import Permission, Role, require
-from fleet.validation import clean_name, clean_slug, slugify
-from models.organizations import AuditEntry, Membership, Organization
+from fleet.permissions import Permission, require
+from models.organizations import AuditEntry, Membership, Organization, Role
 
 _SLUG_ATTEMPTS = 20
 

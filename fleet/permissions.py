@@ -5,14 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from core.errors import PermissionDenied
-
-
-class Role(StrEnum):
-    OWNER = "OWNER"
-    ADMINISTRATOR = "ADMINISTRATOR"
-    DEVELOPER = "DEVELOPER"
-    SUPPORT = "SUPPORT"
-    VIEWER = "VIEWER"
+from models.organizations import Role
 
 
 class Permission(StrEnum):

@@ -5,10 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Sequence
-from enum import StrEnum
-from ipaddress import ip_address
 from typing import Any
-from urllib.parse import urlsplit
 
 from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySet
@@ -16,31 +13,19 @@ from tortoise.transactions import in_transaction
 
 from auth import tokens
 from auth.principals import AnyPrincipal
+from auth.redirect_uris import clean_redirect_uris
 from core import clock
 from core.errors import Conflict, InvalidInput, NotFound
+from core.text import clean_name, clean_slug, parse_key, slugify
 from fleet import audit
+from fleet.events import check_data_limit
 from fleet.organizations import Member, as_member
 from fleet.permissions import Permission
-from fleet.validation import clean_name, clean_slug, parse_key, slugify
-from models.oauth import OAuthClient, TokenFamily
-from models.products import Product
+from models.oauth import ClientType, OAuthClient, TokenFamily
+from models.products import CustomerAuth, Product
 
 DESCRIPTION_MAX = 2000
-MAX_REDIRECT_URIS = 10
-REDIRECT_URI_MAX = 2000
 _PLATFORM = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,39}")
-
-
-class CustomerAuth(StrEnum):
-    SIMPLE = "SIMPLE"
-    TWO_LEGGED = "TWO_LEGGED"
-    LOGIN_WITH_PLATFORM = "LOGIN_WITH_PLATFORM"
-
-
-class ClientType(StrEnum):
-    WEB = "WEB"
-    MOBILE = "MOBILE"
-    SERVER = "SERVER"
 
 
 # What each kind of product client may do at the token endpoint. Every one acts for itself
@@ -173,8 +158,6 @@ async def update_product(
     event_data_limit: int | None = None,
 ) -> Product:
     """Change a product's settings. Its ID, slug and customer auth method are fixed."""
-    from fleet.events import check_data_limit  # fleet.events imports this module
-
     member, product = await product_member(principal, product_id)
     member.require(Permission.PRODUCT_UPDATE)
     changes: dict[str, str | int] = {}
@@ -200,52 +183,6 @@ async def update_product(
     return product
 
 
-def validate_redirect_uri(uri: str, client_type: ClientType, field: str = "redirectUris") -> str:
-    """RFC 9700: exact, absolute URIs without fragments or wildcards; https, or http only to a
-    loopback address; MOBILE apps may also use a private-use scheme (RFC 8252 §7.1)."""
-    problem = None
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        parts = None
-    if len(uri) > REDIRECT_URI_MAX:
-        problem = f"is longer than {REDIRECT_URI_MAX} characters"
-    elif any(character.isspace() or not character.isprintable() for character in uri):
-        problem = "contains spaces or control characters"
-    elif parts is None or not parts.scheme:
-        problem = "is not an absolute URI"
-    elif "*" in uri:
-        problem = "contains a wildcard; redirect URIs are matched exactly"
-    elif parts.fragment or uri.endswith("#"):
-        problem = "has a fragment, which redirect URIs must not have"
-    elif parts.scheme == "https":
-        problem = None if parts.hostname else "has no host"
-    elif parts.scheme == "http":
-        problem = None if _is_loopback(parts.hostname) else (
-            "uses plain http to a public host; use https (http is allowed only for "
-            "127.0.0.1, [::1] or localhost)"
-        )
-    elif client_type is ClientType.MOBILE and "." in parts.scheme:
-        problem = None
-    else:
-        problem = f"uses the scheme '{parts.scheme}'; use https"
-    if problem:
-        raise InvalidInput(f"The redirect URI '{uri[:200]}' {problem}.", field=field,
-                           code="INVALID_REDIRECT_URI")
-    return uri
-
-
-def _is_loopback(host: str | None) -> bool:
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _clean_redirect_uris(uris: list[str], client_type: ClientType) -> list[str]:
     if client_type is ClientType.SERVER and uris:
         raise InvalidInput("SERVER clients authenticate with their secret and take no "
@@ -253,10 +190,7 @@ def _clean_redirect_uris(uris: list[str], client_type: ClientType) -> list[str]:
     if client_type is ClientType.WEB and not uris:
         raise InvalidInput("A WEB client needs at least one redirect URI.",
                            field="redirectUris", code="REQUIRED")
-    if len(uris) > MAX_REDIRECT_URIS:
-        raise InvalidInput(f"At most {MAX_REDIRECT_URIS} redirect URIs.",
-                           field="redirectUris", code="TOO_MANY")
-    return list(dict.fromkeys(validate_redirect_uri(u.strip(), client_type) for u in uris))
+    return clean_redirect_uris(uris, client_type)
 
 
 def _parse_client_type(value: str) -> ClientType:

@@ -27,8 +27,8 @@ from core.broker import PROCESS_ID, Broker, BrokerUnavailable
 from core.errors import Conflict, DomainError, InvalidInput, NotFound
 from fleet import devices
 from fleet.permissions import Permission
-from fleet.products import ClientType
 from models.devices import Device
+from models.oauth import ClientType
 
 log = logging.getLogger("devicecloud.rpc")
 

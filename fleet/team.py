@@ -15,19 +15,11 @@ from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.settings import get_settings
 from fleet import audit, outbox
 from fleet.organizations import Member, as_member
-from fleet.permissions import ASSIGNABLE_ROLES, Permission, Role
+from fleet.permissions import ASSIGNABLE_ROLES, Permission
 from models.accounts import User
-from models.organizations import Invitation, Membership, Organization
+from models.organizations import Invitation, InvitationStatus, Membership, Organization, Role
 
 INVITATION_LIFETIME = timedelta(days=7)
-
-
-class InvitationStatus:
-    PENDING = "PENDING"
-    ACCEPTED = "ACCEPTED"
-    DECLINED = "DECLINED"
-    REVOKED = "REVOKED"
-    EXPIRED = "EXPIRED"
 
 
 def status_of(invitation: Invitation) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from tortoise import fields
@@ -11,6 +12,14 @@ if TYPE_CHECKING:
     from models.accounts import User
     from models.customers import ClaimCode, Customer
     from models.products import Product
+
+
+class Quarantine(StrEnum):
+    """Where a device stands with the product in `Device.product` (`Device.quarantine`)."""
+
+    NONE = "NONE"  # the product's device
+    QUARANTINED = "QUARANTINED"  # reported the product's ID unannounced; awaits a decision
+    DENIED = "DENIED"  # refused by the product's team; the gateway turns it away
 
 
 class Device(Model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from tortoise import fields
@@ -11,6 +12,15 @@ if TYPE_CHECKING:
     from models.accounts import User
     from models.customers import Customer
     from models.products import Product
+
+
+class ClientType(StrEnum):
+    """The kind of an OAuth client (`OAuthClient.kind`): a product's WEB, MOBILE or SERVER
+    client, or a user's third-party app (WEB). Our own clients are of kind PLATFORM."""
+
+    WEB = "WEB"
+    MOBILE = "MOBILE"
+    SERVER = "SERVER"
 
 
 class OAuthClient(Model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
@@ -10,6 +11,28 @@ from tortoise.models import Model
 if TYPE_CHECKING:
     from models.accounts import User
     from models.products import Product
+
+
+class Role(StrEnum):
+    """A team member's role (`Membership.role`, `Invitation.role`); what each may do is
+    `fleet.permissions`' table."""
+
+    OWNER = "OWNER"
+    ADMINISTRATOR = "ADMINISTRATOR"
+    DEVELOPER = "DEVELOPER"
+    SUPPORT = "SUPPORT"
+    VIEWER = "VIEWER"
+
+
+class InvitationStatus(StrEnum):
+    """Where an invitation stands (`Invitation.status`). EXPIRED is never stored: a PENDING
+    invitation past its `expires_at` is expired (`fleet.team.status_of`)."""
+
+    PENDING = "PENDING"
+    ACCEPTED = "ACCEPTED"
+    DECLINED = "DECLINED"
+    REVOKED = "REVOKED"
+    EXPIRED = "EXPIRED"
 
 
 class Organization(Model):

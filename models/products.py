@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from tortoise import fields
@@ -12,6 +13,14 @@ if TYPE_CHECKING:
     from models.devices import Device, DeviceError, Event
     from models.oauth import OAuthClient
     from models.organizations import Organization
+
+
+class CustomerAuth(StrEnum):
+    """How a product's customers sign in (`Product.customer_auth`)."""
+
+    SIMPLE = "SIMPLE"
+    TWO_LEGGED = "TWO_LEGGED"
+    LOGIN_WITH_PLATFORM = "LOGIN_WITH_PLATFORM"
 
 
 class Product(Model):

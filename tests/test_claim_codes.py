@@ -14,7 +14,7 @@ from auth import tokens
 from fleet import claim_codes, devices, gateway, organizations, products
 from fleet.gateway import Hello
 from models.customers import ClaimCode, Customer
-from models.devices import Device
+from models.devices import Device, Quarantine
 from models.organizations import AuditEntry
 from models.products import Product
 from tests.conftest import Clock
@@ -189,7 +189,7 @@ async def test_an_unknown_code_claims_nothing(world: World) -> None:
     welcome = await gateway.welcome(SPARE, hello(world.thermostat.id, "dc_cc_not-a-code"))
     assert welcome.claimed is False
     assert welcome.assignment == gateway.Assignment(world.thermostat.id,
-                                                    devices.Quarantine.NONE)
+                                                    Quarantine.NONE)
     assert await owner_of(SPARE) == (None, None)
     assert await ClaimCode.filter(used_at__not_isnull=True).count() == 0
 
@@ -243,7 +243,7 @@ async def test_another_customers_device_is_not_taken(world: World, frozen_clock:
 async def test_a_device_moving_to_another_product_loses_its_customer(world: World) -> None:
     welcome = await gateway.welcome(OWNED, hello(world.kettle.id, None))
     assert welcome.assignment == gateway.Assignment(world.kettle.id,
-                                                    devices.Quarantine.QUARANTINED)
+                                                    Quarantine.QUARANTINED)
     assert await owner_of(OWNED) == (None, None)
 
 

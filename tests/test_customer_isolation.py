@@ -16,7 +16,7 @@ import pytest
 from core.settings import get_settings
 from fleet import devices, events, organizations, products
 from models.customers import Customer
-from models.devices import Device, Event
+from models.devices import Device, Event, Quarantine
 from models.organizations import AuditEntry
 from models.products import Product
 from tests.conftest import Clock, LiveServer
@@ -508,7 +508,7 @@ async def _import(p: Probe) -> Any:
 @operation("approveQuarantinedDevice")
 async def _approve(p: Probe) -> Any:
     async def approved() -> bool:
-        return (await Device.get(id=Q1)).quarantine == devices.Quarantine.NONE
+        return (await Device.get(id=Q1)).quarantine == Quarantine.NONE
 
     return await _audited(p, "approveQuarantinedDevice", "DeviceInput", {"deviceId": Q1},
                           "device { deviceId }", approved)

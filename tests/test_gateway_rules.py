@@ -10,8 +10,8 @@ from api.gateway import BadFrame, parse_frame
 from auth import tokens
 from core import clock
 from fleet import gateway
-from fleet.gateway import Assignment, Hello, Quarantine
-from models.devices import Device, Event
+from fleet.gateway import Assignment, Hello
+from models.devices import Device, Event, Quarantine
 from models.organizations import Organization
 from models.products import Product
 

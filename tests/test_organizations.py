@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from core.text import clean_slug
 from fleet import products, team
-from fleet.validation import clean_slug
 from models.oauth import OAuthClient
 from models.organizations import AuditEntry, Invitation, Membership, Organization
 from models.outbox import OutboxEmail

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from core.text import clean_slug
 from fleet import organizations
-from fleet.validation import clean_slug
 from models.oauth import OAuthClient, TokenFamily
 from models.organizations import AuditEntry
 from models.products import Product

@@ -16,8 +16,8 @@ from api.graphql.ids import decode_id
 from api.graphql.pagination import DEFAULT_PAGE_SIZE, paginate
 from auth import accounts
 from core.errors import DomainError, PermissionDenied
+from core.text import parse_key
 from fleet import organizations, team
-from fleet.validation import parse_key
 from models.accounts import User as UserModel
 from models.oauth import TokenFamily
 

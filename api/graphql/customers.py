@@ -17,8 +17,8 @@ from api.graphql.errors import UserError, client_error, mutate
 from api.graphql.ids import decode_id
 from api.graphql.pagination import paginate
 from core.errors import NotFound
+from core.text import parse_key
 from fleet import customers
-from fleet.validation import parse_key
 from models.customers import Customer as CustomerModel
 
 

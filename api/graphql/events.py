@@ -18,8 +18,8 @@ from api.graphql.errors import UserError, mutate
 from api.graphql.ids import decode_id
 from api.graphql.pagination import DEFAULT_PAGE_SIZE, paginate
 from core.errors import DomainError, NotFound
+from core.text import parse_key
 from fleet import devices, events, products, rpc
-from fleet.validation import parse_key
 from models.devices import Device as DeviceModel
 from models.devices import Event as EventModel
 from models.products import Product as ProductModel

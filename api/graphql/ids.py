@@ -5,7 +5,7 @@ from __future__ import annotations
 from strawberry import relay
 
 from core.errors import InvalidInput
-from fleet.validation import parse_key
+from core.text import parse_key
 
 
 def decode_id(global_id: relay.GlobalID, type_name: str, field: str) -> int:

@@ -17,8 +17,8 @@ from api.graphql.ids import decode_id
 from api.graphql.pagination import DEFAULT_PAGE_SIZE, paginate
 from api.graphql.products import Product
 from core.errors import NotFound, PermissionDenied
+from core.text import parse_key
 from fleet import organizations, products, team
-from fleet.validation import parse_key
 from models.organizations import AuditEntry as AuditEntryModel
 from models.organizations import Invitation as InvitationModel
 from models.organizations import Membership

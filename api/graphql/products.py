@@ -17,8 +17,8 @@ from api.graphql.ids import decode_id
 from api.graphql.loaders import loader
 from api.graphql.pagination import DEFAULT_PAGE_SIZE
 from core.errors import NotFound
+from core.text import parse_key
 from fleet import products
-from fleet.validation import parse_key
 from models.oauth import OAuthClient as OAuthClientModel
 from models.products import Product as ProductModel
 

@@ -9,10 +9,10 @@ import httpx
 import pytest
 
 from auth.customer_auth import customer_token_lifetime
+from auth.redirect_uris import validate_redirect_uri
 from core.errors import InvalidInput
 from core.text import REFUSAL
-from fleet.products import ClientType, validate_redirect_uri
-from models.oauth import OAuthClient
+from models.oauth import ClientType, OAuthClient
 from models.organizations import Organization
 from tests.e2e.support import assert_oauth_error
 from tests.helpers import access_token, graphql, make_user

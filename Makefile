@@ -23,9 +23,11 @@ run: $(STAMP)
 	sim=$$!; trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/devicecloud serve
 
+# The layering and error-catalog rules are tests; they run here too, on SQLite.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	TEST_DATABASE=sqlite $(BIN)/pytest -q tests/test_layering.py tests/test_error_catalog.py
 
 # The whole suite, once against SQLite and once against PostgreSQL.
 test: lint

@@ -8,7 +8,9 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from auth import tokens
+from auth.errors import AuthCode
 from auth.principals import AnyPrincipal
+from core.errors import Unauthenticated
 
 
 class BearerAuthentication:
@@ -42,11 +44,11 @@ async def _invalid_token(scope: Scope, receive: Receive, send: Send) -> None:
             "errors": [
                 {
                     "message": "The access token is invalid, expired or revoked.",
-                    "extensions": {"code": "INVALID_TOKEN"},
+                    "extensions": {"code": AuthCode.INVALID_TOKEN},
                 }
             ]
         },
-        status_code=401,
+        status_code=Unauthenticated.http_status,
         headers={
             "WWW-Authenticate": (
                 'Bearer error="invalid_token", '

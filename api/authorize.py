@@ -325,14 +325,12 @@ async def _sign_in(request: Request, settings: Settings, pending: PendingAuthori
     address = request.client.host if request.client else ""
     try:
         user = await code_flow.sign_in(email, fields.get("password", ""), address)
-    except throttle.Throttled as error:
-        throttled = _login_page(settings, request, pending, csrf_cookie, email=email,
-                                error=error.message, status=429)
-        throttled.headers["Retry-After"] = str(error.retry_after)
-        return throttled
-    except InvalidInput as error:
-        return _login_page(settings, request, pending, csrf_cookie, email=email,
-                           error=error.message, status=400)
+    except (throttle.Throttled, InvalidInput) as error:
+        refused = _login_page(settings, request, pending, csrf_cookie, email=email,
+                              error=error.message, status=error.http_status)
+        if isinstance(error, throttle.Throttled):
+            refused.headers["Retry-After"] = str(error.retry_after)
+        return refused
     # Post/redirect/get: the same request again, now signed in.
     response = _secure(Response(status_code=303, headers={"Location": _self_url(request)}),
                        pending)

@@ -19,7 +19,7 @@ import re
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
@@ -30,6 +30,7 @@ from core.errors import InvalidInput
 from core.settings import Settings
 from core.text import storable as text_storable
 from fleet import events, gateway, rpc
+from fleet.errors import FleetCode
 from fleet.gateway import DeviceDenied, Hello
 from fleet.rate_limit import TokenBucket
 
@@ -57,10 +58,40 @@ class CloseCode(IntEnum):
     INTERNAL = 1011
 
 
+class FrameCode(StrEnum):
+    """The `code` of the cloud's error frames (docs/device-protocol.md, "Errors from the
+    cloud")."""
+
+    BAD_FRAME = "bad_frame"
+    UNKNOWN_TYPE = "unknown_type"
+    FRAME_TOO_LARGE = "frame_too_large"
+    RATE_LIMITED = "rate_limited"
+    INVALID_NAME = "invalid_name"
+    RESERVED_NAME = "reserved_name"
+    DATA_TOO_LARGE = "data_too_large"
+    UNAVAILABLE = "unavailable"
+    HELLO_REQUIRED = "hello_required"
+    UNAUTHORIZED = "unauthorized"
+    DENIED = "denied"
+    REPLACED = "replaced"
+    TIMEOUT = "timeout"
+    INTERNAL = "internal"
+
+
+# The publishing rules' codes a device sees; data the rules refuse as unstorable text never
+# gets this far (`parse_frame` refuses it as `bad_frame`).
+_PUBLISH_CODES = {
+    FleetCode.INVALID_NAME: FrameCode.INVALID_NAME,
+    FleetCode.RESERVED_NAME: FrameCode.RESERVED_NAME,
+    FleetCode.DATA_TOO_LARGE: FrameCode.DATA_TOO_LARGE,
+}
+
+
 class BadFrame(Exception):
     """A frame the cloud refuses with an error frame (`code`), naming it by `reply_to`."""
 
-    def __init__(self, message: str, *, code: str = "bad_frame", reply_to: int | None = None):
+    def __init__(self, message: str, *, code: FrameCode = FrameCode.BAD_FRAME,
+                 reply_to: int | None = None):
         super().__init__(message)
         self.message = message
         self.code = code
@@ -80,7 +111,8 @@ def _frame_id(value: Any) -> int | None:
 def parse_frame(text: str) -> tuple[str, int, dict[str, Any]]:
     """The type, ID and body of one text frame; `BadFrame` if it is not a well-formed frame."""
     if len(text) > MAX_FRAME_BYTES or len(text.encode()) > MAX_FRAME_BYTES:
-        raise BadFrame(f"A frame is at most {MAX_FRAME_BYTES} bytes.", code="frame_too_large")
+        raise BadFrame(f"A frame is at most {MAX_FRAME_BYTES} bytes.",
+                       code=FrameCode.FRAME_TOO_LARGE)
     try:
         body = json.loads(text)
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python allows
@@ -222,7 +254,7 @@ class DeviceConnection:
         await self.send(_error_frame(error.code, error.message, error.reply_to))
 
     async def close(
-        self, close_code: CloseCode, code: str, message: str, reply_to: int | None = None
+        self, close_code: CloseCode, code: FrameCode, message: str, reply_to: int | None = None
     ) -> None:
         """Send an error frame, then close the connection with `close_code`."""
         async with self._lock:
@@ -252,7 +284,7 @@ class DeviceConnection:
         return parse_frame(text)
 
 
-def _error_frame(code: str, message: str, reply_to: int | None) -> dict[str, Any]:
+def _error_frame(code: FrameCode, message: str, reply_to: int | None) -> dict[str, Any]:
     frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
     if reply_to is not None:
         frame["replyTo"] = reply_to
@@ -282,7 +314,9 @@ class DeviceGateway:
             pass
         except Exception:
             log.exception("device connection failed", extra={"device": connection.device_id})
-            await connection.close(CloseCode.INTERNAL, "internal", "The cloud failed; reconnect.")
+            await connection.close(
+                CloseCode.INTERNAL, FrameCode.INTERNAL, "The cloud failed; reconnect."
+            )
         finally:
             await self._forget(connection)
 
@@ -295,7 +329,8 @@ class DeviceGateway:
             keepalive = await self._hello(connection, handshake_deadline)
         except TimeoutError:
             await connection.close(
-                CloseCode.TIMEOUT, "timeout", f"No auth and hello within {HANDSHAKE_TIMEOUT:g} s."
+                CloseCode.TIMEOUT, FrameCode.TIMEOUT,
+                f"No auth and hello within {HANDSHAKE_TIMEOUT:g} s.",
             )
             return
         if keepalive is None:
@@ -306,7 +341,7 @@ class DeviceGateway:
                 kind, frame_id, body = await connection.receive(loop.time() + silence)
             except TimeoutError:
                 await connection.close(
-                    CloseCode.TIMEOUT, "timeout", f"Nothing heard for {silence} s."
+                    CloseCode.TIMEOUT, FrameCode.TIMEOUT, f"Nothing heard for {silence} s."
                 )
                 return
             except BadFrame as error:
@@ -322,14 +357,15 @@ class DeviceGateway:
         except BadFrame as error:
             await connection.close(
                 CloseCode.UNAUTHORIZED,
-                "unauthorized",
+                FrameCode.UNAUTHORIZED,
                 "The first frame must be a well-formed `auth`.",
                 error.reply_to,
             )
             return False
         if kind != "auth":
             await connection.close(
-                CloseCode.UNAUTHORIZED, "unauthorized", "The first frame must be `auth`.", frame_id
+                CloseCode.UNAUTHORIZED, FrameCode.UNAUTHORIZED, "The first frame must be `auth`.",
+                frame_id,
             )
             return False
         device_id, secret = body.get("deviceId"), body.get("secret")
@@ -338,7 +374,8 @@ class DeviceGateway:
             device = await gateway.authenticate(device_id, secret)
         if device is None:
             await connection.close(
-                CloseCode.UNAUTHORIZED, "unauthorized", "Wrong device ID or secret.", frame_id
+                CloseCode.UNAUTHORIZED, FrameCode.UNAUTHORIZED, "Wrong device ID or secret.",
+                frame_id,
             )
             return False
         connection.device_id = device.id
@@ -352,7 +389,8 @@ class DeviceGateway:
             try:
                 kind, frame_id, body = await connection.receive(deadline)
                 if kind != "hello":
-                    raise BadFrame("Say `hello` first.", code="hello_required", reply_to=frame_id)
+                    raise BadFrame("Say `hello` first.", code=FrameCode.HELLO_REQUIRED,
+                                   reply_to=frame_id)
                 hello = parse_hello(frame_id, body)
             except BadFrame as error:
                 await connection.refuse(error)
@@ -366,7 +404,7 @@ class DeviceGateway:
             try:
                 welcome = await gateway.welcome(connection.device_id, hello)
             except DeviceDenied as error:
-                await connection.close(CloseCode.DENIED, "denied", error.message, frame_id)
+                await connection.close(CloseCode.DENIED, FrameCode.DENIED, error.message, frame_id)
                 return None
             connection.session_id = welcome.session_id
             connection.event_product_id = welcome.event_product_id
@@ -379,7 +417,7 @@ class DeviceGateway:
         if older is not None:
             await older.close(
                 CloseCode.REPLACED,
-                "replaced",
+                FrameCode.REPLACED,
                 "The device connected again; this connection is replaced.",
             )
         await connection.send(
@@ -411,7 +449,7 @@ class DeviceGateway:
                 answered.set_result(body)
         elif kind == "error":
             try:
-                code = _string(body, "code", frame_id) or ""
+                device_code = _string(body, "code", frame_id) or ""
                 message = (
                     _string(body, "message", frame_id, low=0, high=MAX_ERROR_MESSAGE, optional=True)
                     or ""
@@ -422,11 +460,11 @@ class DeviceGateway:
                 return
             if not connection.error_reports.take():
                 await connection.refuse(BadFrame(
-                    "Too many error reports; this one was not stored.", code="rate_limited",
+                    "Too many error reports; this one was not stored.", code=FrameCode.RATE_LIMITED,
                     reply_to=frame_id,
                 ))
                 return
-            await gateway.record_error(connection.device_id, code, message, reset_reason)
+            await gateway.record_error(connection.device_id, device_code, message, reset_reason)
             await connection.send({"type": "ack", "replyTo": frame_id})
         elif kind in ("auth", "hello"):
             await connection.refuse(
@@ -435,7 +473,8 @@ class DeviceGateway:
         else:
             await connection.refuse(
                 BadFrame(
-                    f"Unknown frame type `{kind[:64]}`.", code="unknown_type", reply_to=frame_id
+                    f"Unknown frame type `{kind[:64]}`.", code=FrameCode.UNKNOWN_TYPE,
+                    reply_to=frame_id,
                 )
             )
 
@@ -454,13 +493,13 @@ class DeviceGateway:
             await connection.refuse(BadFrame(
                 "Too many events; this one was not stored. Publish about once a second, in "
                 f"bursts of at most {self.settings.device_event_burst}.",
-                code="rate_limited", reply_to=frame_id,
+                code=FrameCode.RATE_LIMITED, reply_to=frame_id,
             ))
             return
         try:
             await events.record([event])
         except events.EventsUnavailable as error:
-            await connection.refuse(BadFrame(error.message, code="unavailable",
+            await connection.refuse(BadFrame(error.message, code=FrameCode.UNAVAILABLE,
                                              reply_to=frame_id))
             return
         await connection.send({"type": "ack", "replyTo": frame_id})
@@ -488,7 +527,8 @@ class DeviceGateway:
             events.check_name(name)
             events.check_data(data, connection.event_data_limit)
         except InvalidInput as error:
-            raise BadFrame(error.message, code=error.code.lower(), reply_to=frame_id) from None
+            raise BadFrame(error.message, code=_PUBLISH_CODES.get(error.code, FrameCode.BAD_FRAME),
+                           reply_to=frame_id) from None
         return events.NewEvent(
             product_id=connection.event_product_id,
             device_id=connection.device_id,
@@ -537,7 +577,7 @@ class DeviceGateway:
         if connection is not None and connection.session_id == session_id:
             await connection.close(
                 CloseCode.REPLACED,
-                "replaced",
+                FrameCode.REPLACED,
                 "The device connected again; this connection is replaced.",
             )
 

@@ -31,7 +31,7 @@ from starlette.routing import Route, request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.authentication import BearerAuthentication, principal_of
-from core.errors import DomainError, InvalidInput, NotFound, PermissionDenied, Unauthenticated
+from core.errors import CoreCode, DomainError, ErrorCode, Unauthenticated
 from core.settings import Settings
 from fleet import live
 from fleet.events import TTL
@@ -40,7 +40,6 @@ log = logging.getLogger("devicecloud.sse")
 
 MISSED_EVENT = "spark/stream/missed"
 SERVER_COREID = "particle-internal"  # the `coreid` of events a product's server published
-_STATUS = {InvalidInput: 400, Unauthenticated: 401, PermissionDenied: 403, NotFound: 404}
 
 OpenStream = Callable[..., Awaitable[live.EventStream]]
 
@@ -121,11 +120,11 @@ async def _respond(request: Request, open_stream: OpenStream, key: str) -> Respo
             after=after,
         )
     except DomainError as error:
-        return _error(_STATUS.get(type(error), 400), error.message, error.code)
+        return _error(error.http_status, error.message, error.code)
     return EventStreamResponse(stream, settings.sse_keepalive)
 
 
-def _error(status: int, message: str, code: str, headers: dict[str, str] | None = None
+def _error(status: int, message: str, code: ErrorCode, headers: dict[str, str] | None = None
            ) -> JSONResponse:
     return JSONResponse(
         {"errors": [{"message": message, "extensions": {"code": code}}]},
@@ -136,8 +135,8 @@ def _error(status: int, message: str, code: str, headers: dict[str, str] | None 
 
 def _token_required() -> JSONResponse:
     """RFC 6750 §3.1: a request without credentials gets a challenge without an error code."""
-    return _error(401, "An access token is required.", "UNAUTHENTICATED",
-                  {"WWW-Authenticate": "Bearer"})
+    return _error(Unauthenticated.http_status, "An access token is required.",
+                  CoreCode.UNAUTHENTICATED, {"WWW-Authenticate": "Bearer"})
 
 
 class QueryToken:

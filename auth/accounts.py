@@ -7,6 +7,7 @@ from tortoise.queryset import QuerySet
 
 from auth import passwords
 from auth.emails import normalize_email
+from auth.errors import AuthCode
 from auth.principals import UserPrincipal
 from core import clock
 from core.errors import Conflict, NotFound
@@ -21,7 +22,7 @@ async def sign_up(email: str, password: str) -> User:
     taken = Conflict(
         "An account with this email already exists; sign in instead.",
         field="email",
-        code="EMAIL_TAKEN",
+        code=AuthCode.EMAIL_TAKEN,
     )
     if await User.exists(email=address):
         raise taken

@@ -15,11 +15,12 @@ from tortoise.transactions import in_transaction
 
 from auth import tokens
 from auth.code_flow import canonical_scope
+from auth.errors import AuthCode
 from auth.principals import AnyPrincipal, UserPrincipal, require_user
 from auth.redirect_uris import clean_redirect_uris
 from auth.scopes import Scope
 from core import clock
-from core.errors import InvalidInput, LimitReached, NotFound
+from core.errors import CoreCode, InvalidInput, LimitReached, NotFound
 from core.text import clean_name
 from models.oauth import AuthorizationCode, ClientType, Consent, OAuthClient, TokenFamily
 
@@ -35,7 +36,7 @@ def _account_holder(principal: AnyPrincipal) -> UserPrincipal:
 def _clean_redirect_uris(uris: list[str]) -> list[str]:
     if not uris:
         raise InvalidInput("An app needs at least one redirect URI.", field="redirectUris",
-                           code="REQUIRED")
+                           code=CoreCode.REQUIRED)
     return clean_redirect_uris(uris, ClientType.WEB)
 
 
@@ -44,7 +45,7 @@ def _clean_scopes(names: list[str]) -> str:
     if unknown:
         known = ", ".join(Scope)
         raise InvalidInput(f"Unknown scope '{unknown[0][:50]}'; the scopes are {known}.",
-                           field="scopes", code="INVALID_SCOPE")
+                           field="scopes", code=AuthCode.INVALID_SCOPE)
     return canonical_scope(" ".join(names))
 
 

@@ -34,6 +34,7 @@ from tortoise.transactions import in_transaction
 
 from auth import passwords, scopes, throttle, tokens
 from auth.emails import normalize_email
+from auth.errors import AuthCode
 from auth.oauth_common import SECRET_METHODS, FormRequest, as_client, on_loop
 from core import clock
 from core.errors import Conflict, InvalidInput
@@ -456,7 +457,7 @@ async def sign_in(email: str, password: str, address: str) -> User:
     await throttle.begin_attempt(keys)
     user = await User.get_or_none(email=normalized)
     if not await passwords.verify_password(user.password_hash if user else None, password):
-        raise InvalidInput(BAD_CREDENTIALS, code="BAD_CREDENTIALS")
+        raise InvalidInput(BAD_CREDENTIALS, code=AuthCode.BAD_CREDENTIALS)
     assert user is not None  # no account: `verify_password` refused
     await throttle.record_success(keys)
     return user

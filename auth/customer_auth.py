@@ -23,11 +23,10 @@ from auth.emails import normalize_email
 from core import clock
 from core.errors import InvalidInput
 from models.customers import Customer
-from models.oauth import OAuthClient
+from models.oauth import ClientType, OAuthClient
 from models.products import CustomerAuth, Product
 
 CUSTOMER_SCOPE = "customer="
-SERVER = "SERVER"  # OAuthClient.kind of a product's server
 
 
 def sign_in_keys(product_id: int, email: str, address: str) -> throttle.SignInKeys:
@@ -60,7 +59,7 @@ async def customer_for_scope(client: OAuthClient, scope: str) -> Customer:
     """The customer that `scope=customer=EMAIL` names, among the customers of the SERVER
     client's product. RFC 6749 §5.2: a malformed request is `invalid_scope`, an email no
     customer of the product has `invalid_grant`."""
-    if client.product_id is None or client.kind != SERVER:
+    if client.product_id is None or client.kind != ClientType.SERVER:
         raise InvalidScopeError(
             "Only a product's SERVER client may ask for a customer's token "
             "(scope=customer=EMAIL)."

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from email_validator import EmailNotValidError, validate_email
 
-from core.errors import InvalidInput
+from auth.errors import AuthCode
+from core.errors import CoreCode, InvalidInput
 
 
 def normalize_email(raw: str, field: str = "email") -> str:
     """Trim, validate and lower-case an address (we treat the local part case-insensitively)."""
     candidate = raw.strip()
     if not candidate:
-        raise InvalidInput("Enter an email address.", field=field, code="REQUIRED")
+        raise InvalidInput("Enter an email address.", field=field, code=CoreCode.REQUIRED)
     try:
         result = validate_email(candidate, check_deliverability=False)
     except EmailNotValidError as error:
         raise InvalidInput(
             f"'{candidate[:100]}' is not a valid email address: {error}",
             field=field,
-            code="INVALID_EMAIL",
+            code=AuthCode.INVALID_EMAIL,
         ) from None
     return result.normalized.lower()

@@ -37,10 +37,11 @@ ANY_METHOD = [*SECRET_METHODS, "none"]
 
 
 class TooManyAttempts(OAuth2Error):
-    """429 while the account or the address is locked out (not an RFC 6749 code)."""
+    """`throttle.Throttled` at the token endpoint: 429 while the account or the address is
+    locked out (not an RFC 6749 code)."""
 
     error = "too_many_attempts"
-    status_code = 429
+    status_code = throttle.Throttled.http_status
 
     def __init__(self, retry_after: int, description: str):
         super().__init__(description=description)

@@ -6,7 +6,7 @@ import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from core.errors import InvalidInput
+from core.errors import CoreCode, InvalidInput
 
 MIN_LENGTH = 8
 MAX_LENGTH = 256
@@ -23,11 +23,12 @@ def validate(password: str, field: str = "password") -> None:
         raise InvalidInput(
             f"Password must be at least {MIN_LENGTH} characters long.",
             field=field,
-            code="TOO_SHORT",
+            code=CoreCode.TOO_SHORT,
         )
     if len(password) > MAX_LENGTH:
         raise InvalidInput(
-            f"Password must be at most {MAX_LENGTH} characters long.", field=field, code="TOO_LONG"
+            f"Password must be at most {MAX_LENGTH} characters long.", field=field,
+            code=CoreCode.TOO_LONG,
         )
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from ipaddress import ip_address
 from urllib.parse import urlsplit
 
-from core.errors import InvalidInput
+from auth.errors import AuthCode
+from core.errors import CoreCode, InvalidInput
 from models.oauth import ClientType
 
 MAX_REDIRECT_URIS = 10
@@ -44,7 +45,7 @@ def validate_redirect_uri(uri: str, client_type: ClientType, field: str = "redir
         problem = f"uses the scheme '{parts.scheme}'; use https"
     if problem:
         raise InvalidInput(f"The redirect URI '{uri[:200]}' {problem}.", field=field,
-                           code="INVALID_REDIRECT_URI")
+                           code=AuthCode.INVALID_REDIRECT_URI)
     return uri
 
 
@@ -52,7 +53,7 @@ def clean_redirect_uris(uris: list[str], client_type: ClientType) -> list[str]:
     """A client's redirect URIs, each valid, without repeats, at most `MAX_REDIRECT_URIS`."""
     if len(uris) > MAX_REDIRECT_URIS:
         raise InvalidInput(f"At most {MAX_REDIRECT_URIS} redirect URIs.",
-                           field="redirectUris", code="TOO_MANY")
+                           field="redirectUris", code=CoreCode.TOO_MANY)
     return list(dict.fromkeys(validate_redirect_uri(u.strip(), client_type) for u in uris))
 
 

@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
 
+from auth.errors import AuthCode
 from core import clock
-from core.errors import DomainError
+from core.errors import LimitReached
 from core.settings import get_settings
 from models.oauth import ThrottleCounter
 
@@ -20,8 +21,8 @@ from models.oauth import ThrottleCounter
 _NO_WINDOW = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class Throttled(DomainError):
-    code = "TOO_MANY_ATTEMPTS"
+class Throttled(LimitReached):
+    code = AuthCode.TOO_MANY_ATTEMPTS
 
     def __init__(self, retry_after: int):
         minutes = max(1, math.ceil(retry_after / 60))

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from typing import Any
 
-from core.errors import InvalidInput
+from core.errors import CoreCode, InvalidInput
 
 REFUSAL = "Text must be Unicode without NUL characters or unpaired surrogates."
 NAME_MAX = 100
@@ -53,12 +53,12 @@ def parse_key(value: str) -> int | None:
 def clean_name(value: str, field: str = "name") -> str:
     name = " ".join(value.split())
     if not name:
-        raise InvalidInput("Enter a name.", field=field, code="REQUIRED")
+        raise InvalidInput("Enter a name.", field=field, code=CoreCode.REQUIRED)
     if len(name) > NAME_MAX:
         raise InvalidInput(
             f"The name is {len(name)} characters long; the limit is {NAME_MAX}.",
             field=field,
-            code="TOO_LONG",
+            code=CoreCode.TOO_LONG,
         )
     return name
 
@@ -69,7 +69,7 @@ def clean_slug(value: str, field: str = "slug") -> str:
             f"A slug is {SLUG_MIN} to {SLUG_MAX} lowercase letters, digits and single hyphens "
             f"between them (like 'acme-sensors'); '{value[:80]}' is not.",
             field=field,
-            code="INVALID_SLUG",
+            code=CoreCode.INVALID_SLUG,
         )
     return value
 

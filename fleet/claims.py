@@ -8,6 +8,7 @@ from __future__ import annotations
 from auth.principals import AnyPrincipal, require_user
 from core.errors import Conflict, NotFound
 from fleet.device_ids import parse_device_id
+from fleet.errors import FleetCode
 from models.devices import Device
 from models.organizations import Membership
 from models.products import Product
@@ -19,7 +20,7 @@ def _unknown() -> NotFound:
 
 def _already_claimed() -> Conflict:
     return Conflict("This device belongs to someone else.", field="deviceId",
-                    code="ALREADY_CLAIMED")
+                    code=FleetCode.ALREADY_CLAIMED)
 
 
 async def _in_foreign_product(device: Device, user_id: int) -> bool:
@@ -46,7 +47,7 @@ async def claim_device(principal: AnyPrincipal, raw_device_id: str) -> Device:
         raise _already_claimed()
     if not device.online:
         raise Conflict("The device must be online to be claimed: power it up, let it connect, "
-                       "then claim it.", field="deviceId", code="DEVICE_OFFLINE")
+                       "then claim it.", field="deviceId", code=FleetCode.DEVICE_OFFLINE)
     # Compare-and-set: a concurrent claim or import between the read and this write wins.
     updated = await Device.filter(id=device.id, claimed_by_id=None, online=True,
                                   product_id=device.product_id).update(claimed_by_id=user.id)
@@ -65,5 +66,5 @@ async def release_device(principal: AnyPrincipal, raw_device_id: str) -> Device:
     updated = await Device.filter(id=device_id, claimed_by_id=user.id).update(claimed_by_id=None)
     if not updated:
         raise Conflict("You have not claimed this device.", field="deviceId",
-                       code="NOT_CLAIMED")
+                       code=FleetCode.NOT_CLAIMED)
     return await Device.get(id=device_id)

@@ -26,8 +26,9 @@ from auth import passwords
 from auth.emails import normalize_email
 from auth.principals import AnyPrincipal, ClientPrincipal, CustomerPrincipal
 from core import clock
-from core.errors import Conflict, InvalidInput, NotFound
+from core.errors import Conflict, CoreCode, InvalidInput, NotFound
 from fleet import audit
+from fleet.errors import FleetCode
 from fleet.organizations import Member, as_member
 from fleet.permissions import Permission
 from models.customers import Customer
@@ -82,19 +83,19 @@ async def create_customer(
     if by_app and not simple:
         raise Conflict(f"This product's customers sign in with {product.customer_auth}, not "
                        "with a password: its apps do not create them.", field="productId",
-                       code="CUSTOMER_AUTH_MISMATCH")
+                       code=FleetCode.CUSTOMER_AUTH_MISMATCH)
     address = normalize_email(email)
     if password is None and by_app:
         raise InvalidInput("Customers created by an app sign in with a password: set one.",
-                           field="password", code="REQUIRED")
+                           field="password", code=CoreCode.REQUIRED)
     if password is not None:
         if not simple:
             raise InvalidInput(f"This product's customers sign in with "
                                f"{product.customer_auth}: they have no password.",
-                               field="password", code="NOT_ALLOWED")
+                               field="password", code=CoreCode.NOT_ALLOWED)
         passwords.validate(password)
     taken = Conflict("This product already has a customer with this email.", field="email",
-                     code="CUSTOMER_EXISTS")
+                     code=FleetCode.CUSTOMER_EXISTS)
     if await Customer.exists(product_id=product.id, email=address):
         raise taken
     password_hash = await passwords.hash_password(password) if password is not None else None
@@ -156,7 +157,7 @@ def _search(text: str) -> str:
     text = text.strip().lower()
     if len(text) > SEARCH_MAX:
         raise InvalidInput(f"Search for at most {SEARCH_MAX} characters.", field="search",
-                           code="TOO_LONG")
+                           code=CoreCode.TOO_LONG)
     return text
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from core.device_ids import normalize_device_id
 from core.errors import InvalidInput
+from fleet.errors import FleetCode
 
 
 def parse_device_id(raw: str, field: str = "deviceId") -> str:
@@ -12,6 +13,6 @@ def parse_device_id(raw: str, field: str = "deviceId") -> str:
         raise InvalidInput(
             f"'{raw[:40]}' is not a device ID: a device ID is 24 hexadecimal characters.",
             field=field,
-            code="INVALID_DEVICE_ID",
+            code=FleetCode.INVALID_DEVICE_ID,
         )
     return device_id

@@ -13,8 +13,9 @@ from tortoise.transactions import in_transaction
 from auth.principals import AnyPrincipal
 from core import clock
 from core.device_ids import normalize_device_id
-from core.errors import Conflict, InvalidInput
+from core.errors import Conflict, CoreCode, InvalidInput
 from fleet import audit
+from fleet.errors import FleetCode
 from fleet.permissions import Permission
 from fleet.products import product_member
 from models.devices import Device
@@ -86,9 +87,9 @@ class _Statement:
 def _decode_file(file_bytes: bytes) -> list[str]:
     if len(file_bytes) > MAX_FILE_BYTES:
         raise InvalidInput(f"The file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; "
-                           "split it.", field="file", code="FILE_TOO_LARGE")
+                           "split it.", field="file", code=FleetCode.FILE_TOO_LARGE)
     not_text = InvalidInput("The file is binary: upload a .txt file with one device ID per "
-                            "line.", field="file", code="BINARY_FILE")
+                            "line.", field="file", code=FleetCode.BINARY_FILE)
     if b"\0" in file_bytes:
         raise not_text
     try:
@@ -103,7 +104,7 @@ def _entries(device_ids: Iterable[str] | None, file_bytes: bytes | None) -> list
     if (device_ids is None) == (file_bytes is None):
         raise InvalidInput("Give either a file or a list of device IDs, not both.",
                            field="file" if file_bytes is not None else "deviceIds",
-                           code="FILE_OR_LIST")
+                           code=FleetCode.FILE_OR_LIST)
     source = "deviceIds" if file_bytes is None else "file"
     lines = _decode_file(file_bytes) if file_bytes is not None else device_ids
     assert lines is not None  # exactly one source was given
@@ -111,9 +112,9 @@ def _entries(device_ids: Iterable[str] | None, file_bytes: bytes | None) -> list
     if len(entries) > MAX_DEVICE_IDS:
         raise InvalidInput(f"At most {MAX_DEVICE_IDS:,} device IDs per import; split the "
                            f"{'file' if source == 'file' else 'list'}.", field=source,
-                           code="TOO_MANY_DEVICE_IDS")
+                           code=FleetCode.TOO_MANY_DEVICE_IDS)
     if not entries:
-        raise InvalidInput("There are no device IDs to import.", field=source, code="EMPTY")
+        raise InvalidInput("There are no device IDs to import.", field=source, code=CoreCode.EMPTY)
     return entries
 
 
@@ -193,7 +194,7 @@ async def import_devices(
             sql = f"UPDATE devices SET {assignments} WHERE {where}"  # noqa: S608
             if await update.execute(sql) != len(chunk):
                 raise Conflict("Some devices changed while they were being imported; "
-                               "nothing was imported. Try again.", code="CONCURRENT_CHANGE")
+                               "nothing was imported. Try again.", code=FleetCode.CONCURRENT_CHANGE)
         result.imported = to_import
         await audit.record(member.principal, product.organization_id, "device.import",
                            product, label=product.name,

@@ -23,9 +23,10 @@ from tortoise.transactions import in_transaction
 from auth.principals import AnyPrincipal, CustomerPrincipal, UserPrincipal
 from auth.scopes import Scope
 from core import clock
-from core.errors import Conflict, InvalidInput, NotFound
+from core.errors import Conflict, CoreCode, InvalidInput, NotFound
 from fleet import audit
 from fleet.device_ids import parse_device_id
+from fleet.errors import FleetCode
 from fleet.organizations import Member, as_member, require_app_scope
 from fleet.permissions import Permission
 from models.customers import Customer
@@ -144,7 +145,7 @@ def _clean_text(value: str, limit: int, field: str, what: str) -> str:
         raise InvalidInput(
             f"The {what} is {len(text)} characters long; the limit is {limit}.",
             field=field,
-            code="TOO_LONG",
+            code=CoreCode.TOO_LONG,
         )
     return text
 
@@ -207,7 +208,7 @@ async def remove_device_from_product(principal: AnyPrincipal, device_id: str) ->
 
 
 def _not_in_product() -> Conflict:
-    return Conflict("The device is in no product.", field="deviceId", code="NOT_IN_PRODUCT")
+    return Conflict("The device is in no product.", field="deviceId", code=FleetCode.NOT_IN_PRODUCT)
 
 
 async def _customer_email(customer_id: int | None) -> str | None:
@@ -230,7 +231,7 @@ async def assign_device_customer(
         raise _not_in_product()
     if device.quarantine != Quarantine.NONE:
         raise Conflict("Only the product's own devices have customers: approve the device "
-                       "first.", field="deviceId", code="NOT_PRODUCT_DEVICE")
+                       "first.", field="deviceId", code=FleetCode.NOT_PRODUCT_DEVICE)
     customer = await Customer.get_or_none(id=customer_id, product_id=device.product_id)
     if customer is None:
         raise NotFound("No such customer.", field="customerId")
@@ -247,7 +248,7 @@ async def assign_device_customer(
             ).update(customer_id=customer.id, claimed_at=now)
             if not changed:
                 raise Conflict("The device left the product meanwhile.", field="deviceId",
-                               code="NOT_PRODUCT_DEVICE")
+                               code=FleetCode.NOT_PRODUCT_DEVICE)
             device.customer_id, device.claimed_at = customer.id, now
             await _record(member, "device.customer.assign", device,
                           {"customer": [previous, customer.email]})
@@ -262,7 +263,8 @@ async def remove_device_customer(principal: AnyPrincipal, device_id: str) -> Dev
     device, member = await _managed(principal, device_id)
     if member is None:
         raise _not_in_product()
-    no_customer = Conflict("The device has no customer.", field="deviceId", code="NO_CUSTOMER")
+    no_customer = Conflict("The device has no customer.", field="deviceId",
+                           code=FleetCode.NO_CUSTOMER)
     if device.customer_id is None:
         raise no_customer
     previous = await _customer_email(device.customer_id)
@@ -301,7 +303,8 @@ async def _decide(
 
 def _not_quarantined() -> Conflict:
     return Conflict(
-        "The device is not in the product's quarantine.", field="deviceId", code="NOT_QUARANTINED"
+        "The device is not in the product's quarantine.", field="deviceId",
+        code=FleetCode.NOT_QUARANTINED,
     )
 
 

@@ -31,11 +31,12 @@ from auth.principals import AnyPrincipal, ClientPrincipal, CustomerPrincipal
 from auth.scopes import Scope
 from core import clock
 from core.broker import Broker, BrokerUnavailable, InProcessBroker
-from core.errors import DomainError, InvalidInput, NotFound
+from core.errors import InvalidInput, NotFound, Unavailable
 from core.settings import Settings
 from core.text import parse_key
 from fleet import devices
 from fleet.device_ids import parse_device_id
+from fleet.errors import FleetCode
 from fleet.organizations import as_member
 from fleet.permissions import Permission
 from models.devices import Device, Event
@@ -59,10 +60,8 @@ BATCH_SIZE = 1000
 PRUNE_BATCH = 10_000
 
 
-class EventsUnavailable(DomainError):
+class EventsUnavailable(Unavailable):
     """The event could not be stored (the database failed): it was not published."""
-
-    code = "UNAVAILABLE"
 
 
 def check_name(name: str, *, field: str = "name") -> str:
@@ -71,13 +70,13 @@ def check_name(name: str, *, field: str = "name") -> str:
         raise InvalidInput(
             f"An event name is 1 to {NAME_MAX} letters, digits, '_', '-', '/' or '.'.",
             field=field,
-            code="INVALID_NAME",
+            code=FleetCode.INVALID_NAME,
         )
     if name.lower().startswith(RESERVED_PREFIX):
         raise InvalidInput(
             f"Event names starting with '{RESERVED_PREFIX}' are reserved for the cloud.",
             field=field,
-            code="RESERVED_NAME",
+            code=FleetCode.RESERVED_NAME,
         )
     return name
 
@@ -93,13 +92,13 @@ def check_data(data: str, limit: int, *, field: str = "data") -> str:
         raise InvalidInput(
             "Event data is text: no NUL characters and no unpaired surrogates.",
             field=field,
-            code="INVALID_DATA",
+            code=FleetCode.INVALID_DATA,
         )
     if size > limit:
         raise InvalidInput(
             f"The data is {size} bytes; this product's events carry at most {limit}.",
             field=field,
-            code="DATA_TOO_LARGE",
+            code=FleetCode.DATA_TOO_LARGE,
         )
     return data
 
@@ -530,7 +529,7 @@ def check_prefix(prefix: str | None, *, field: str = "prefix") -> str | None:
         raise InvalidInput(
             f"A prefix is at most {NAME_MAX} letters, digits, '_', '-', '/' or '.'.",
             field=field,
-            code="INVALID_NAME",
+            code=FleetCode.INVALID_NAME,
         )
     return prefix or None
 

@@ -16,7 +16,7 @@ from tortoise.functions import Count
 from tortoise.queryset import QuerySet
 
 from auth.principals import AnyPrincipal
-from core.errors import InvalidInput
+from core.errors import CoreCode, InvalidInput
 from fleet.device_ids import parse_device_id
 from fleet.permissions import Permission
 from fleet.products import product_member
@@ -78,7 +78,7 @@ def _search(text: str) -> Q:
     text = text.strip()
     if len(text) > SEARCH_MAX:
         raise InvalidInput(
-            f"Search for at most {SEARCH_MAX} characters.", field="search", code="TOO_LONG"
+            f"Search for at most {SEARCH_MAX} characters.", field="search", code=CoreCode.TOO_LONG
         )
     by_name = Q(name__icontains=text)
     prefix = text.lower()

@@ -31,6 +31,7 @@ from core.device_ids import normalize_device_id
 from core.errors import PermissionDenied
 from core.settings import Settings
 from fleet import claim_codes, events
+from fleet.errors import FleetCode
 from fleet.rpc import new_session_id
 from models.customers import Customer
 from models.devices import Device, DeviceError, Quarantine
@@ -54,7 +55,7 @@ SWEEP_BATCH = 1000
 class DeviceDenied(PermissionDenied):
     """The device reports the product that denied it: it is refused at connect."""
 
-    code = "denied"
+    code = FleetCode.DEVICE_DENIED
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,11 @@ from types import TracebackType
 from tortoise.queryset import QuerySet
 
 from auth import tokens
+from auth.errors import AuthCode
 from auth.principals import AnyPrincipal
 from core.errors import InvalidInput, Unauthenticated
 from core.settings import Settings
+from fleet.errors import FleetCode
 from fleet.events import (
     EventFilter,
     LiveEvent,
@@ -267,7 +269,7 @@ class EventStream:
         principal = await tokens.authenticate(self._token) if self._token else None
         if self._token and principal is None:
             raise Unauthenticated(
-                "The access token is invalid, expired or revoked.", code="INVALID_TOKEN"
+                "The access token is invalid, expired or revoked.", code=AuthCode.INVALID_TOKEN
             )
         await self._source.may_watch(principal)
         self._check_at = asyncio.get_running_loop().time() + self._check_interval
@@ -283,7 +285,7 @@ def parse_event_id(value: str, *, field: str) -> int:
     """An event ID given as text (SSE's `Last-Event-ID`), or `InvalidInput`."""
     if not (value.isascii() and value.isdigit() and len(value) <= 19) or int(value) > MAX_EVENT_ID:
         raise InvalidInput(
-            "An event ID is a non-negative integer.", field=field, code="INVALID_EVENT_ID"
+            "An event ID is a non-negative integer.", field=field, code=FleetCode.INVALID_EVENT_ID
         )
     return int(value)
 

@@ -12,9 +12,10 @@ from auth import scopes
 from auth.principals import AnyPrincipal, UserPrincipal, is_third_party_app, require_user
 from auth.scopes import Scope
 from core import clock
-from core.errors import Conflict, NotFound, PermissionDenied
+from core.errors import Conflict, CoreCode, NotFound, PermissionDenied
 from core.text import clean_name, clean_slug, slugify
 from fleet import audit
+from fleet.errors import FleetCode
 from fleet.permissions import Permission, require
 from models.organizations import AuditEntry, Membership, Organization, Role
 
@@ -135,13 +136,13 @@ async def create_organization(
             continue
         return organization
     raise Conflict(f"The slug '{base}' is taken; choose another.", field="slug",
-                   code="SLUG_TAKEN")
+                   code=CoreCode.SLUG_TAKEN)
 
 
 def _already_in_organization() -> Conflict:
     return Conflict(
         "You already belong to an organization; a user belongs to at most one.",
-        code="ALREADY_IN_ORGANIZATION",
+        code=FleetCode.ALREADY_IN_ORGANIZATION,
     )
 
 

@@ -15,9 +15,10 @@ from auth import tokens
 from auth.principals import AnyPrincipal
 from auth.redirect_uris import clean_redirect_uris
 from core import clock
-from core.errors import Conflict, InvalidInput, NotFound
+from core.errors import Conflict, CoreCode, InvalidInput, NotFound
 from core.text import clean_name, clean_slug, parse_key, slugify
 from fleet import audit
+from fleet.errors import FleetCode
 from fleet.events import check_data_limit
 from fleet.organizations import Member, as_member
 from fleet.permissions import Permission
@@ -75,7 +76,7 @@ def _clean_description(value: str) -> str:
     description = value.strip()
     if len(description) > DESCRIPTION_MAX:
         raise InvalidInput(f"The description is limited to {DESCRIPTION_MAX} characters.",
-                           field="description", code="TOO_LONG")
+                           field="description", code=CoreCode.TOO_LONG)
     return description
 
 
@@ -86,7 +87,7 @@ def clean_platform(value: str) -> str:
             "A platform is 1 to 40 letters, digits, spaces, dots, dashes or underscores "
             "(like 'Photon' or 'esp32-s3').",
             field="platform",
-            code="INVALID_PLATFORM",
+            code=FleetCode.INVALID_PLATFORM,
         )
     return platform
 
@@ -97,7 +98,7 @@ def _parse_customer_auth(value: str) -> CustomerAuth:
     except ValueError:
         names = ", ".join(c.value for c in CustomerAuth)
         raise InvalidInput(f"Choose a customer auth method: {names}.", field="customerAuth",
-                           code="INVALID_CUSTOMER_AUTH") from None
+                           code=FleetCode.INVALID_CUSTOMER_AUTH) from None
 
 
 async def create_product(
@@ -119,7 +120,7 @@ async def create_product(
         if slug is not None:
             raise InvalidInput(
                 f"A product slug needs at least one letter; '{slug}' would read as a product "
-                "ID.", field="slug", code="INVALID_SLUG",
+                "ID.", field="slug", code=CoreCode.INVALID_SLUG,
             )
         chosen_slug = f"product-{chosen_slug}"[:63]
     fields: dict[str, Any] = {
@@ -145,7 +146,7 @@ async def create_product(
         except IntegrityError:
             continue
     raise Conflict(f"The slug '{chosen_slug}' is taken; choose another.", field="slug",
-                   code="SLUG_TAKEN")
+                   code=CoreCode.SLUG_TAKEN)
 
 
 async def update_product(
@@ -186,10 +187,10 @@ async def update_product(
 def _clean_redirect_uris(uris: list[str], client_type: ClientType) -> list[str]:
     if client_type is ClientType.SERVER and uris:
         raise InvalidInput("SERVER clients authenticate with their secret and take no "
-                           "redirect URIs.", field="redirectUris", code="NOT_ALLOWED")
+                           "redirect URIs.", field="redirectUris", code=CoreCode.NOT_ALLOWED)
     if client_type is ClientType.WEB and not uris:
         raise InvalidInput("A WEB client needs at least one redirect URI.",
-                           field="redirectUris", code="REQUIRED")
+                           field="redirectUris", code=CoreCode.REQUIRED)
     return clean_redirect_uris(uris, client_type)
 
 
@@ -198,7 +199,7 @@ def _parse_client_type(value: str) -> ClientType:
         return ClientType(value)
     except ValueError:
         raise InvalidInput("Choose a client type: WEB, MOBILE or SERVER.", field="type",
-                           code="INVALID_CLIENT_TYPE") from None
+                           code=FleetCode.INVALID_CLIENT_TYPE) from None
 
 
 async def oauth_clients_of(principal: AnyPrincipal, product_ids: Sequence[int]
@@ -227,11 +228,11 @@ def _clean_max_token_lifetime(seconds: int | None, client_type: ClientType) -> i
     if client_type is not ClientType.SERVER:
         raise InvalidInput("Only SERVER clients mint customer tokens, so only they take a "
                            "maximum token lifetime.", field="maxTokenLifetime",
-                           code="NOT_ALLOWED")
+                           code=CoreCode.NOT_ALLOWED)
     if not MIN_TOKEN_LIFETIME <= seconds <= MAX_TOKEN_LIFETIME:
         raise InvalidInput(f"The maximum token lifetime is {MIN_TOKEN_LIFETIME} to "
                            f"{MAX_TOKEN_LIFETIME} seconds (90 days).",
-                           field="maxTokenLifetime", code="OUT_OF_RANGE")
+                           field="maxTokenLifetime", code=CoreCode.OUT_OF_RANGE)
     return seconds
 
 

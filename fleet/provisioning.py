@@ -8,7 +8,7 @@ from tortoise.transactions import in_transaction
 
 from auth import tokens
 from core import clock
-from core.errors import InvalidInput
+from core.errors import CoreCode, InvalidInput
 from fleet.products import clean_platform
 from models.devices import Device
 
@@ -28,7 +28,7 @@ async def provision_devices(count: int, platform: str) -> list[tuple[str, str]]:
     chance to record them."""
     if not 1 <= count <= MAX_COUNT:
         raise InvalidInput(f"Provision between 1 and {MAX_COUNT:,} devices at a time.",
-                           field="count", code="OUT_OF_RANGE")
+                           field="count", code=CoreCode.OUT_OF_RANGE)
     platform = clean_platform(platform)
     now = clock.now()
     created: list[tuple[str, str]] = []

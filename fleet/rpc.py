@@ -24,8 +24,9 @@ from typing import Any
 from auth.principals import AnyPrincipal, ClientPrincipal
 from auth.scopes import Scope
 from core.broker import PROCESS_ID, Broker, BrokerUnavailable
-from core.errors import Conflict, DomainError, InvalidInput, NotFound
+from core.errors import Conflict, InvalidInput, NotFound, TimedOut, UpstreamFailed
 from fleet import devices
+from fleet.errors import FleetCode
 from fleet.permissions import Permission
 from models.devices import Device
 from models.oauth import ClientType
@@ -42,11 +43,7 @@ class Kind(StrEnum):
 
 
 class DeviceOffline(Conflict):
-    code = "DEVICE_OFFLINE"
-
-
-class TimedOut(DomainError):
-    code = "TIMED_OUT"
+    code = FleetCode.DEVICE_OFFLINE
 
 
 def process_channel(process_id: str) -> str:
@@ -256,7 +253,9 @@ async def _callable_device(principal: AnyPrincipal, device_id: str) -> Device:
 
 
 async def _ask(device: Device, kind: Kind, name: str, argument: str = "") -> Value:
-    missing_code = "FUNCTION_NOT_FOUND" if kind is Kind.CALL else "VARIABLE_NOT_FOUND"
+    missing_code = (
+        FleetCode.FUNCTION_NOT_FOUND if kind is Kind.CALL else FleetCode.VARIABLE_NOT_FOUND
+    )
     what = "function" if kind is Kind.CALL else "variable"
     if not device.online or device.session_id is None:
         raise DeviceOffline("The device is offline.", field="deviceId")
@@ -276,14 +275,15 @@ async def _ask(device: Device, kind: Kind, name: str, argument: str = "") -> Val
                            code=missing_code) from None
         if failed.failure is Failure.TIMED_OUT:
             raise TimedOut(failed.message or "The device did not answer in time.") from None
-        raise DomainError(
-            failed.message or f"The device could not answer the {what}.", code="DEVICE_FAILED"
+        raise UpstreamFailed(
+            failed.message or f"The device could not answer the {what}.",
+            code=FleetCode.DEVICE_FAILED,
         ) from None
     # JSON has no NaN or Infinity, yet Python's json reads them from a device's reply (and
     # writes them back, as no JSON client could read them).
     if isinstance(value, float) and not math.isfinite(value):
-        raise DomainError("The device answered with a value that is not a finite number.",
-                          code="DEVICE_FAILED")
+        raise UpstreamFailed("The device answered with a value that is not a finite number.",
+                          code=FleetCode.DEVICE_FAILED)
     return value
 
 
@@ -296,13 +296,13 @@ async def call_function(
         raise InvalidInput(
             f"The argument is {len(argument)} characters; the limit is {ARGUMENT_MAX}.",
             field="argument",
-            code="ARGUMENT_TOO_LONG",
+            code=FleetCode.ARGUMENT_TOO_LONG,
         )
     device = await _callable_device(principal, device_id)
     value = await _ask(device, Kind.CALL, name, argument)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise DomainError("The device answered the call with something other than an "
-                          "integer.", code="DEVICE_FAILED")
+        raise UpstreamFailed("The device answered the call with something other than an "
+                          "integer.", code=FleetCode.DEVICE_FAILED)
     return value
 
 

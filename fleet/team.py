@@ -14,6 +14,7 @@ from core import clock
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.settings import get_settings
 from fleet import audit, outbox
+from fleet.errors import FleetCode
 from fleet.organizations import Member, as_member
 from fleet.permissions import ASSIGNABLE_ROLES, Permission
 from models.accounts import User
@@ -40,7 +41,7 @@ def parse_role(value: str, field: str = "role") -> Role:
             f"'{value[:40]}' is not a role you can give; choose one of {names}. "
             "Ownership moves only with transferOwnership.",
             field=field,
-            code="INVALID_ROLE",
+            code=FleetCode.INVALID_ROLE,
         )
     return role
 
@@ -86,17 +87,17 @@ async def invite_team_member(
         raise InvalidInput(
             f"No account uses {address}; ask them to sign up first, then invite them again.",
             field="email",
-            code="NO_ACCOUNT",
+            code=FleetCode.NO_ACCOUNT,
         )
     current = await Membership.get_or_none(user_id=invitee.id)
     if current is not None:
         if current.organization_id == organization_id:
             raise Conflict(f"{address} is already on this team.", field="email",
-                           code="ALREADY_MEMBER")
+                           code=FleetCode.ALREADY_MEMBER)
         raise Conflict(
             f"{address} belongs to another organization; a user belongs to at most one.",
             field="email",
-            code="IN_ANOTHER_ORGANIZATION",
+            code=FleetCode.IN_ANOTHER_ORGANIZATION,
         )
     now = clock.now()
     async with in_transaction():
@@ -156,10 +157,10 @@ async def _own_invitation(principal: AnyPrincipal, invitation_id: int
     state = status_of(invitation)
     if state == InvitationStatus.EXPIRED:
         raise Conflict("This invitation has expired; ask for a new one.",
-                       field="invitationId", code="INVITATION_EXPIRED")
+                       field="invitationId", code=FleetCode.INVITATION_EXPIRED)
     if state != InvitationStatus.PENDING:
         raise Conflict(f"This invitation was already {state.lower()}.",
-                       field="invitationId", code="INVITATION_CLOSED")
+                       field="invitationId", code=FleetCode.INVITATION_CLOSED)
     return actor, invitation
 
 
@@ -167,7 +168,7 @@ async def accept_invitation(principal: AnyPrincipal, invitation_id: int) -> Memb
     actor, invitation = await _own_invitation(principal, invitation_id)
     if await Membership.exists(user_id=actor.user.id):
         raise Conflict("Leave your current organization before joining another.",
-                       field="invitationId", code="IN_ANOTHER_ORGANIZATION")
+                       field="invitationId", code=FleetCode.IN_ANOTHER_ORGANIZATION)
     now = clock.now()
     try:
         async with in_transaction():
@@ -176,7 +177,7 @@ async def accept_invitation(principal: AnyPrincipal, invitation_id: int) -> Memb
             ).update(status=InvitationStatus.ACCEPTED, responded_at=now)
             if not closed:
                 raise Conflict("This invitation was already answered.",
-                               field="invitationId", code="INVITATION_CLOSED")
+                               field="invitationId", code=FleetCode.INVITATION_CLOSED)
             membership = await Membership.create(
                 organization_id=invitation.organization_id, user=actor.user,
                 role=invitation.role, joined_at=now,
@@ -185,7 +186,7 @@ async def accept_invitation(principal: AnyPrincipal, invitation_id: int) -> Memb
                                label=actor.user.email, details={"role": invitation.role})
     except IntegrityError:
         raise Conflict("Leave your current organization before joining another.",
-                       field="invitationId", code="IN_ANOTHER_ORGANIZATION") from None
+                       field="invitationId", code=FleetCode.IN_ANOTHER_ORGANIZATION) from None
     await membership.fetch_related("user")
     return membership
 
@@ -204,7 +205,7 @@ async def revoke_invitation(principal: AnyPrincipal, invitation_id: int) -> Invi
     member.require(Permission.TEAM_MANAGE)
     if status_of(invitation) != InvitationStatus.PENDING:
         raise Conflict("Only a pending invitation can be revoked.", field="invitationId",
-                       code="INVITATION_CLOSED")
+                       code=FleetCode.INVITATION_CLOSED)
     return await _close(member.principal, invitation, InvitationStatus.REVOKED,
                         "team.invite.revoke")
 
@@ -217,7 +218,7 @@ async def _close(actor: UserPrincipal, invitation: Invitation, status: str, acti
         ).update(status=status, responded_at=clock.now())
         if not closed:
             raise Conflict("This invitation was already answered.", field="invitationId",
-                           code="INVITATION_CLOSED")
+                           code=FleetCode.INVITATION_CLOSED)
         await audit.record(actor, invitation.organization_id, action, invitation,
                            label=invitation.email)
     await invitation.refresh_from_db()
@@ -272,7 +273,7 @@ async def remove_team_member(principal: AnyPrincipal, membership_id: int) -> Mem
 
 
 def _owner_protected(message: str) -> PermissionDenied:
-    return PermissionDenied(message, field="memberId", code="OWNER_PROTECTED")
+    return PermissionDenied(message, field="memberId", code=FleetCode.OWNER_PROTECTED)
 
 
 async def leave_organization(principal: AnyPrincipal, organization_id: int) -> Membership:
@@ -281,7 +282,7 @@ async def leave_organization(principal: AnyPrincipal, organization_id: int) -> M
     if membership.role == Role.OWNER:
         raise PermissionDenied(
             "The owner cannot leave; transfer ownership to another member first.",
-            code="OWNER_PROTECTED",
+            code=FleetCode.OWNER_PROTECTED,
         )
     async with in_transaction():
         await audit.record(actor, membership.organization_id, "team.leave", membership,
@@ -296,7 +297,7 @@ async def transfer_ownership(principal: AnyPrincipal, membership_id: int) -> Mem
     member.require(Permission.OWNERSHIP_TRANSFER)
     if target.id == member.membership.id:
         raise InvalidInput("You already own this organization.", field="memberId",
-                           code="ALREADY_OWNER")
+                           code=FleetCode.ALREADY_OWNER)
     async with in_transaction():
         # Both conditional, so concurrent transfers cannot leave two owners (or none): the
         # caller must still be the owner, and the target still a member, when this commits.
@@ -304,7 +305,7 @@ async def transfer_ownership(principal: AnyPrincipal, membership_id: int) -> Mem
             role=Role.ADMINISTRATOR
         ):
             raise Conflict("You no longer own this organization.", field="memberId",
-                           code="NOT_OWNER")
+                           code=FleetCode.NOT_OWNER)
         if not await Membership.filter(
             id=target.id, organization_id=target.organization_id
         ).update(role=Role.OWNER):

@@ -14,6 +14,7 @@ from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
 
 from auth import tokens
+from auth.errors import AuthCode
 from core.errors import Unauthenticated
 
 
@@ -37,7 +38,7 @@ class WebSocketAuthentication(SchemaExtension):
             principal = await tokens.authenticate(context.token)
             if principal is None:
                 raise Unauthenticated(
-                    "The access token is invalid, expired or revoked.", code="INVALID_TOKEN"
+                    "The access token is invalid, expired or revoked.", code=AuthCode.INVALID_TOKEN
                 )
             context.principal = principal
             # The socket's context outlives each operation: so must not what was loaded for

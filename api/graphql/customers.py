@@ -11,6 +11,7 @@ import strawberry
 from strawberry import relay
 from strawberry.dataloader import DataLoader
 
+from api.errors import ApiCode
 from api.graphql.context import Info
 from api.graphql.devices import Device
 from api.graphql.errors import UserError, client_error, mutate
@@ -89,7 +90,7 @@ def _created_cursor(values: list[Any]) -> list[Any]:
             return [datetime.fromisoformat(created), customer_id]
         except ValueError:
             pass
-    raise client_error("The `after` cursor is not one this API gave out.", "INVALID_CURSOR")
+    raise client_error("The `after` cursor is not one this API gave out.", ApiCode.INVALID_CURSOR)
 
 
 async def product_customers(info: Info, product_id: int, first: int, after: str | None,

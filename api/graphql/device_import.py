@@ -6,6 +6,7 @@ import strawberry
 from strawberry import relay
 from strawberry.file_uploads import Upload
 
+from api.errors import ApiCode
 from api.graphql.context import Info
 from api.graphql.errors import UserError, mutate
 from api.graphql.ids import decode_id
@@ -62,7 +63,7 @@ async def _read_upload(upload: object) -> bytes:
     read = getattr(upload, "read", None)
     if read is None:
         raise InvalidInput("Send the file as a multipart upload.", field="file",
-                           code="NOT_AN_UPLOAD")
+                           code=ApiCode.NOT_AN_UPLOAD)
     return await read(device_import.MAX_FILE_BYTES + 1)
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import strawberry
 from strawberry import relay
 
+from api.errors import ApiCode
 from api.graphql.context import Info
 from api.graphql.errors import UserError, client_error, mutate
 from api.graphql.pagination import DEFAULT_PAGE_SIZE, paginate, paginate_nulls_last
@@ -242,7 +243,7 @@ class ErrorCount:
 
 
 def _bad_cursor() -> Exception:
-    return client_error("The `after` cursor is not one this API gave out.", "INVALID_CURSOR")
+    return client_error("The `after` cursor is not one this API gave out.", ApiCode.INVALID_CURSOR)
 
 
 def _heard_cursor(values: list[Any]) -> list[Any]:

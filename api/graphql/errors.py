@@ -10,6 +10,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 
+from api.errors import ApiCode
 from core.errors import DomainError
 
 log = logging.getLogger("devicecloud.graphql")
@@ -28,7 +29,7 @@ class UserError:
         return cls(field=error.field, message=error.message, code=error.code)
 
 
-def client_error(message: str, code: str) -> GraphQLError:
+def client_error(message: str, code: ApiCode) -> GraphQLError:
     """A GraphQL error the caller caused (bad arguments, limits): shown as is, never masked."""
     return GraphQLError(message, extensions={"code": code})
 
@@ -53,7 +54,7 @@ class MaskUnexpectedErrors(MaskErrors):
             source=error.source,
             positions=error.positions,
             path=error.path,
-            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+            extensions={"code": ApiCode.INTERNAL_SERVER_ERROR, "requestId": request_id},
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from strawberry import relay
 
+from api.errors import ApiCode
 from core.errors import InvalidInput
 from core.text import parse_key
 
@@ -13,7 +14,7 @@ def decode_id(global_id: relay.GlobalID, type_name: str, field: str) -> int:
     key = parse_key(global_id.node_id) if global_id.type_name == type_name else None
     if key is None:
         raise InvalidInput(f"This is not the ID of {_article(type_name)} {type_name}.",
-                           field=field, code="INVALID_ID")
+                           field=field, code=ApiCode.INVALID_ID)
     return key
 
 

@@ -42,6 +42,7 @@ from strawberry.extensions.max_aliases import create_validator as aliases_valida
 from strawberry.extensions.query_depth_limiter import IgnoreContext
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 
+from api.errors import ApiCode
 from core import text
 from core.settings import Settings
 
@@ -156,7 +157,7 @@ def limit_extensions(settings: Settings) -> list[Any]:
                             GraphQLError(
                                 f"The query costs {self.cost}, more than the limit of {max_cost}. "
                                 "Ask for fewer items per page or fewer nested connections.",
-                                extensions={"code": "QUERY_TOO_COSTLY"},
+                                extensions={"code": ApiCode.QUERY_TOO_COSTLY},
                             )
                         ],
                     )
@@ -188,7 +189,7 @@ class StorableText(SchemaExtension):
         if not (text.storable(ctx.variables or {}) and text.storable(literals.values)):
             ctx.result = ExecutionResult(
                 data=None,
-                errors=[GraphQLError(text.REFUSAL, extensions={"code": "INVALID_TEXT"})],
+                errors=[GraphQLError(text.REFUSAL, extensions={"code": ApiCode.INVALID_TEXT})],
             )
         yield
 

@@ -11,6 +11,7 @@ from strawberry import relay
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
+from api.errors import ApiCode
 from api.graphql.errors import client_error
 from api.graphql.limits import MAX_PAGE_SIZE
 
@@ -30,13 +31,15 @@ def decode_cursor(cursor: str, width: int) -> list[Any]:
     except ValueError:
         values = None
     if not isinstance(values, list) or len(values) != width:
-        raise client_error("The `after` cursor is not one this API gave out.", "INVALID_CURSOR")
+        raise client_error("The `after` cursor is not one this API gave out.",
+                           ApiCode.INVALID_CURSOR)
     return values
 
 
 def check_first(first: int) -> None:
     if not 0 <= first <= MAX_PAGE_SIZE:
-        raise client_error(f"`first` must be between 0 and {MAX_PAGE_SIZE}.", "INVALID_ARGUMENT")
+        raise client_error(f"`first` must be between 0 and {MAX_PAGE_SIZE}.",
+                           ApiCode.INVALID_ARGUMENT)
 
 
 async def paginate(

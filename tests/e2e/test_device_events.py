@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection
 
-from core.errors import DomainError, PermissionDenied
+from core.errors import DomainError, PermissionDenied, TimedOut
 from fleet import products, rpc
 from models.devices import Device, Event
 from models.products import Product
@@ -252,7 +252,7 @@ async def test_a_silent_device_times_out_and_a_closing_one_is_offline(
     device_id, secret = await make_device(product)
     monkeypatch.setattr(rpc.router(), "timeout", 0.3)
     async with session(url, device_id, secret, product.id) as (ws, _):
-        with pytest.raises(rpc.TimedOut) as raised:
+        with pytest.raises(TimedOut) as raised:
             await rpc.call_function(owner, device_id, "reboot", "")
         assert raised.value.message == "The device did not answer within 0.3 seconds."
         await receive(ws)  # the unanswered request

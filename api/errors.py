@@ -1,0 +1,24 @@
+"""The codes the transports themselves give: GraphQL arguments and limits, uploads, IDs.
+
+GraphQL answers a request with errors (`errors[].extensions.code`) with HTTP 200, as GraphQL
+over HTTP does; the other codes are `userErrors` of the mutation they concern.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from core.errors import ErrorCode
+
+
+class ApiCode(ErrorCode):
+    INVALID_ID = "INVALID_ID", HTTPStatus.BAD_REQUEST, "Not a global ID of the expected type."
+    NOT_AN_UPLOAD = "NOT_AN_UPLOAD", HTTPStatus.BAD_REQUEST, \
+        "The file was not sent as a multipart upload."
+    INVALID_ARGUMENT = "INVALID_ARGUMENT", HTTPStatus.OK, "An argument is out of its range."
+    INVALID_CURSOR = "INVALID_CURSOR", HTTPStatus.OK, "A cursor this API did not give out."
+    INVALID_TEXT = "INVALID_TEXT", HTTPStatus.OK, \
+        "Text with NUL characters or unpaired surrogates."
+    QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY", HTTPStatus.OK, "The query costs more than the limit."
+    INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR", HTTPStatus.OK, \
+        "A bug, masked; its requestId finds it in the log."

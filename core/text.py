@@ -50,17 +50,22 @@ def parse_key(value: str) -> int | None:
     return key if key <= KEY_MAX else None
 
 
+def check_length(text: str, limit: int, *, field: str, what: str) -> str:
+    """`text`, if it is at most `limit` characters; `what` names it in the refusal."""
+    if len(text) > limit:
+        raise InvalidInput(
+            f"The {what} is {len(text)} characters long; the limit is {limit}.",
+            field=field,
+            code=CoreCode.TOO_LONG,
+        )
+    return text
+
+
 def clean_name(value: str, field: str = "name") -> str:
     name = " ".join(value.split())
     if not name:
         raise InvalidInput("Enter a name.", field=field, code=CoreCode.REQUIRED)
-    if len(name) > NAME_MAX:
-        raise InvalidInput(
-            f"The name is {len(name)} characters long; the limit is {NAME_MAX}.",
-            field=field,
-            code=CoreCode.TOO_LONG,
-        )
-    return name
+    return check_length(name, NAME_MAX, field=field, what="name")
 
 
 def clean_slug(value: str, field: str = "slug") -> str:

@@ -23,7 +23,8 @@ from tortoise.transactions import in_transaction
 from auth.principals import AnyPrincipal, CustomerPrincipal, UserPrincipal
 from auth.scopes import Scope
 from core import clock
-from core.errors import Conflict, CoreCode, InvalidInput, NotFound
+from core.errors import Conflict, NotFound
+from core.text import check_length
 from fleet import audit
 from fleet.device_ids import parse_device_id
 from fleet.errors import FleetCode
@@ -139,17 +140,6 @@ async def _record(
         )
 
 
-def _clean_text(value: str, limit: int, field: str, what: str) -> str:
-    text = value.strip()
-    if len(text) > limit:
-        raise InvalidInput(
-            f"The {what} is {len(text)} characters long; the limit is {limit}.",
-            field=field,
-            code=CoreCode.TOO_LONG,
-        )
-    return text
-
-
 async def update_device(
     principal: AnyPrincipal,
     device_id: str,
@@ -162,9 +152,12 @@ async def update_device(
     device, member = await _managed(principal, device_id)
     changes: dict[str, Any] = {}
     if name is not None:
-        changes["name"] = " ".join(_clean_text(name, DEVICE_NAME_MAX, "name", "name").split())
+        changes["name"] = " ".join(
+            check_length(name.strip(), DEVICE_NAME_MAX, field="name", what="name").split()
+        )
     if notes is not None:
-        changes["notes"] = _clean_text(notes, DEVICE_NOTES_MAX, "notes", "note")
+        changes["notes"] = check_length(notes.strip(), DEVICE_NOTES_MAX, field="notes",
+                                        what="note")
     if development is not None:
         changes["development"] = development
     changes = {field: value for field, value in changes.items() if getattr(device, field) != value}

@@ -73,3 +73,8 @@ def test_the_close_codes_are_the_documents() -> None:
     assert {reason: code.value for code, reason in protocol.REFUSED.items()} == {
         reason: documented[reason] for reason in protocol.REFUSED.values()
     }
+
+
+def test_the_error_frame_codes_are_the_documents() -> None:
+    documented = [row["code"].strip("`") for row in table("Errors from the cloud")]
+    assert documented == [code.value for code in gateway.FrameCode]

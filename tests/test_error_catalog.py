@@ -1,6 +1,7 @@
 """The error catalog: every code a service or transport gives is a member of one domain's
 `ErrorCode` enum, with the HTTP status of the kind it is raised with, and
-docs/error-codes.md lists exactly those codes."""
+docs/error-codes.md lists exactly those codes. (The device gateway's error-frame codes are
+docs/device-protocol.md's, checked in test_device_protocol.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from api.errors import ApiCode
-from api.gateway import FrameCode
 from auth.errors import AuthCode
 from core.errors import (
     Conflict,
@@ -205,10 +205,3 @@ def test_the_document_lists_every_catalog_and_every_code_with_its_status_and_mea
             assert (int(row["status"]), row["meaning"]) == (
                 member.http_status.value, member.description), row["code"]
             assert row["where"].strip(), f"{row['code']}: say what returns it"
-
-
-def test_the_device_protocol_lists_every_frame_code():
-    text = (ROOT / "docs" / "device-protocol.md").read_text()
-    table = text.split("## Errors from the cloud", 1)[1]
-    listed = re.findall(r"^\| `([a-z_]+)` \|", table, re.M)
-    assert listed == [code.value for code in FrameCode]

@@ -26,7 +26,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from core import clock
-from core.errors import InvalidInput
+from core.errors import ErrorCode, InvalidInput
 from core.settings import Settings
 from core.text import storable as text_storable
 from fleet import events, gateway, rpc
@@ -80,7 +80,7 @@ class FrameCode(StrEnum):
 
 # The publishing rules' codes a device sees; data the rules refuse as unstorable text never
 # gets this far (`parse_frame` refuses it as `bad_frame`).
-_PUBLISH_CODES = {
+_PUBLISH_CODES: dict[ErrorCode, FrameCode] = {
     FleetCode.INVALID_NAME: FrameCode.INVALID_NAME,
     FleetCode.RESERVED_NAME: FrameCode.RESERVED_NAME,
     FleetCode.DATA_TOO_LARGE: FrameCode.DATA_TOO_LARGE,

@@ -95,46 +95,46 @@ def _check(kind: type[DomainError], code: object) -> None:
 
 class NotFound(DomainError):
     http_status = HTTPStatus.NOT_FOUND
-    code = CoreCode.NOT_FOUND
+    code: ErrorCode = CoreCode.NOT_FOUND
 
 
 class PermissionDenied(DomainError):
     http_status = HTTPStatus.FORBIDDEN
-    code = CoreCode.FORBIDDEN
+    code: ErrorCode = CoreCode.FORBIDDEN
 
 
 class Unauthenticated(DomainError):
     http_status = HTTPStatus.UNAUTHORIZED
-    code = CoreCode.UNAUTHENTICATED
+    code: ErrorCode = CoreCode.UNAUTHENTICATED
 
 
 class Conflict(DomainError):
     http_status = HTTPStatus.CONFLICT
-    code = CoreCode.CONFLICT
+    code: ErrorCode = CoreCode.CONFLICT
 
 
 class InvalidInput(DomainError):
     http_status = HTTPStatus.BAD_REQUEST
-    code = CoreCode.INVALID
+    code: ErrorCode = CoreCode.INVALID
 
 
 class LimitReached(DomainError):
     http_status = HTTPStatus.TOO_MANY_REQUESTS
-    code = CoreCode.LIMIT_REACHED
+    code: ErrorCode = CoreCode.LIMIT_REACHED
 
 
 class Unavailable(DomainError):
     """It could not be done now (a store or the broker failed); trying again may work."""
 
     http_status = HTTPStatus.SERVICE_UNAVAILABLE
-    code = CoreCode.UNAVAILABLE
+    code: ErrorCode = CoreCode.UNAVAILABLE
 
 
 class TimedOut(DomainError):
     """Someone we asked (a device) did not answer in time."""
 
     http_status = HTTPStatus.GATEWAY_TIMEOUT
-    code = CoreCode.TIMED_OUT
+    code: ErrorCode = CoreCode.TIMED_OUT
 
 
 class UpstreamFailed(DomainError):

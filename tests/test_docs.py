@@ -10,7 +10,8 @@ import pytest
 from pydantic_core import PydanticUndefined
 
 from core.settings import Settings
-from fleet.permissions import ROLE_PERMISSIONS, Permission, Role
+from fleet.permissions import ROLE_PERMISSIONS, Permission
+from models.organizations import Role
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

@@ -24,17 +24,16 @@ from tortoise.transactions import in_transaction
 
 from auth import passwords
 from auth.emails import normalize_email
-from auth.principals import AnyPrincipal, ClientPrincipal, CustomerPrincipal
+from auth.principals import AnyPrincipal, ClientPrincipal
 from core import clock
 from core.errors import Conflict, CoreCode, InvalidInput, NotFound
-from fleet import audit
+from fleet import access, audit
 from fleet.errors import FleetCode
-from fleet.organizations import Member, as_member
 from fleet.permissions import Permission
 from models.customers import Customer
 from models.devices import Device
 from models.oauth import ClientType
-from models.products import CustomerAuth, Product
+from models.products import CustomerAuth
 
 SEARCH_MAX = 100
 _APPS = frozenset({ClientType.MOBILE, ClientType.WEB})
@@ -50,30 +49,13 @@ class CustomerFilter:
     has_devices: bool | None = None  # claimed at least one of the product's devices, or none
 
 
-async def _acting_for(
-    principal: AnyPrincipal, product_id: int, clients: frozenset[ClientType], hidden: NotFound
-) -> tuple[Member | None, Product]:
-    """The caller managing the product's customers: one of the product's own clients of the
-    kinds in `clients` (member None), or a team member allowed to manage devices."""
-    product = await Product.get_or_none(id=product_id)
-    if product is None:
-        raise hidden
-    if isinstance(principal, ClientPrincipal):
-        client = principal.client
-        if client.product_id == product.id and client.kind in clients:
-            return None, product
-    member = await as_member(principal, product.organization_id, hidden=hidden)
-    member.require(Permission.DEVICE_MANAGE)
-    return member, product
-
-
 async def create_customer(
     principal: AnyPrincipal, product_id: int, *, email: str, password: str | None
 ) -> Customer:
     """Register a customer of the product. The email is normalised and unique within the
     product; the password, if any, is hashed with argon2id. A customer made by one of the
     product's apps must have a password: it is how they sign in."""
-    member, product = await _acting_for(
+    member, product = await access.customer_manager(
         principal, product_id, _APPS | _SERVER, NotFound("No such product.", field="productId")
     )
     by_app = member is None and isinstance(principal, ClientPrincipal) and (
@@ -121,7 +103,8 @@ async def delete_customer(principal: AnyPrincipal, customer_id: int) -> Customer
     customer = await Customer.get_or_none(id=customer_id)
     if customer is None:
         raise missing
-    member, product = await _acting_for(principal, customer.product_id, _SERVER, missing)
+    member, product = await access.customer_manager(principal, customer.product_id, _SERVER,
+                                                    missing)
     async with in_transaction():
         # Locked first, so that a device claiming with one of their codes meanwhile waits
         # for this deletion, and then finds no customer to claim for.
@@ -140,17 +123,7 @@ async def delete_customer(principal: AnyPrincipal, customer_id: int) -> Customer
 
 async def get_customer(principal: AnyPrincipal, customer_id: int) -> Customer:
     """A customer, for their product's team and for themself."""
-    missing = NotFound("No such customer.", field="customerId")
-    if isinstance(principal, CustomerPrincipal):
-        if principal.customer.id != customer_id:
-            raise missing
-        return await Customer.get(id=customer_id)
-    customer = await Customer.get_or_none(id=customer_id).select_related("product")
-    if customer is None:
-        raise missing
-    member = await as_member(principal, customer.product.organization_id, hidden=missing)
-    member.require(Permission.DEVICE_VIEW)
-    return customer
+    return await access.customer(principal, customer_id)
 
 
 def _search(text: str) -> str:
@@ -165,12 +138,7 @@ async def list_customers(
     principal: AnyPrincipal, product_id: int, criteria: CustomerFilter
 ) -> QuerySet[Customer]:
     """The product's customers matching `criteria`, unordered (every team role)."""
-    product = await Product.get_or_none(id=product_id)
-    missing = NotFound("No such product.", field="productId")
-    if product is None:
-        raise missing
-    member = await as_member(principal, product.organization_id, hidden=missing)
-    member.require(Permission.DEVICE_VIEW)
+    await access.product_member(principal, product_id, Permission.DEVICE_VIEW)
     customers = Customer.filter(product_id=product_id)
     if criteria.search:
         customers = customers.filter(email__contains=_search(criteria.search))

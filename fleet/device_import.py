@@ -14,10 +14,9 @@ from auth.principals import AnyPrincipal
 from core import clock
 from core.device_ids import normalize_device_id
 from core.errors import Conflict, CoreCode, InvalidInput
-from fleet import audit
+from fleet import access, audit
 from fleet.errors import FleetCode
 from fleet.permissions import Permission
-from fleet.products import product_member
 from models.devices import Device
 from models.organizations import Membership
 from models.products import Product
@@ -131,8 +130,8 @@ async def import_devices(
     product of the same organization move here; devices claimed by someone outside the team
     or in another organization's product are protected and left alone. Importing again
     changes nothing: the devices are already in the product."""
-    member, product = await product_member(principal, product_id)
-    member.require(Permission.DEVICE_MANAGE)
+    member, product = await access.product_member(principal, product_id,
+                                                  Permission.DEVICE_MANAGE)
     entries = _entries(device_ids, file_bytes)
     result = DeviceImportResult(product)
 

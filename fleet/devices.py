@@ -1,15 +1,5 @@
-"""Devices one by one: who may reach a device, its settings, its customer, leaving a product,
-quarantine decisions.
-
-Who reaches a device (`device_access`, the one place that decides it):
-- the team of the organization owning its product (quarantined and denied devices too, so the
-  team can decide), each role as `fleet.permissions` says;
-- for a device in no product, the platform user who claimed it;
-- the product's customer who claimed it (or to whom the team assigned it), while it is one of
-  that product's own devices: seeing it, its events, calling its functions and reading its
-  variables (`CUSTOMER_PERMISSIONS`), nothing else;
-- a user acting through a third-party app, as the user, within the scopes of the app's token.
-Anyone else gets `NotFound`, never a hint that the device exists.
+"""Devices one by one: seeing one, its settings, its customer, leaving a product, quarantine
+decisions. Who reaches a device is `fleet.access.device_access`'s to say.
 """
 
 from __future__ import annotations
@@ -20,110 +10,40 @@ from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from auth.principals import AnyPrincipal, CustomerPrincipal, UserPrincipal
+from auth.principals import AnyPrincipal
 from auth.scopes import Scope
 from core import clock
 from core.errors import Conflict, NotFound
 from core.text import check_length
-from fleet import audit
-from fleet.device_ids import parse_device_id
+from fleet import access, audit
+from fleet.access import Member
 from fleet.errors import FleetCode
-from fleet.organizations import Member, as_member, require_app_scope
 from fleet.permissions import Permission
 from models.customers import Customer
 from models.devices import Device, Quarantine
-from models.products import Product
 
 DEVICE_NAME_MAX = 100
 DEVICE_NOTES_MAX = 2000
 
-# What a customer may do with their own devices. Everything else (settings, removal,
-# quarantine decisions, anything product-wide) is `NotFound` to them.
-CUSTOMER_PERMISSIONS = frozenset({Permission.DEVICE_VIEW, Permission.DEVICE_CALL})
-
-
-def _missing() -> NotFound:
-    return NotFound("No such device.", field="deviceId")
-
-
-async def _device_member(
-    principal: AnyPrincipal, device: Device, app_scope: Scope | None
-) -> Member:
-    product = await Product.get(id=device.product_id)
-    return await as_member(principal, product.organization_id, hidden=_missing(),
-                           app_scope=app_scope)
-
-
-def _is_claimer(principal: AnyPrincipal, device: Device) -> bool:
-    return (
-        isinstance(principal, UserPrincipal)
-        and device.claimed_by_id is not None
-        and device.claimed_by_id == principal.user.id
-    )
-
-
-def is_customers_device(customer: Customer, device: Device) -> bool:
-    """The device is the customer's: claimed by (or assigned to) them, and one of their
-    product's own devices (not moved elsewhere, not in a quarantine)."""
-    return (
-        device.customer_id == customer.id
-        and device.product_id == customer.product_id
-        and device.quarantine == Quarantine.NONE
-    )
-
-
-async def find(device_id: str) -> Device:
-    device = await Device.get_or_none(id=parse_device_id(device_id))
-    if device is None:
-        raise _missing()
-    return device
-
-
-async def device_access(
-    principal: AnyPrincipal, device: Device, permission: Permission, app_scope: Scope | None
-) -> Member | None:
-    """Check that the principal may do `permission` on the device (see the module docstring);
-    through a third-party app, only with `app_scope` in the token (None: never). Returns the
-    member acting, or None for the device's customer or claimer. Raises `NotFound` for anyone
-    who may not reach the device, `PermissionDenied` for a member whose role (or app) does not
-    allow `permission`."""
-    if isinstance(principal, CustomerPrincipal):
-        if permission in CUSTOMER_PERMISSIONS and is_customers_device(principal.customer, device):
-            return None
-        raise _missing()
-    if device.product_id is None:
-        if not _is_claimer(principal, device):
-            raise _missing()
-        require_app_scope(principal, app_scope)
-        return None
-    member = await _device_member(principal, device, app_scope)
-    member.require(permission)
-    return member
-
 
 async def get_device(principal: AnyPrincipal, device_id: str) -> Device:
-    """A device, for whoever may see it (`device_access` with `DEVICE_VIEW`; third-party apps
-    with `devices:read`). Anyone else gets `NotFound`; a malformed ID, `InvalidInput`."""
-    device = await find(device_id)
-    await device_access(principal, device, Permission.DEVICE_VIEW, Scope.DEVICES_READ)
+    """A device, for whoever may see it (`access.device_access` with `DEVICE_VIEW`;
+    third-party apps with `devices:read`). Anyone else gets `NotFound`; a malformed ID,
+    `InvalidInput`."""
+    device, _member = await access.device(principal, device_id, Permission.DEVICE_VIEW,
+                                          Scope.DEVICES_READ)
     return device
 
 
 def customer_devices(principal: AnyPrincipal) -> QuerySet[Device]:
-    """The signed-in customer's devices (`is_customers_device`). Anyone else: `NotFound`."""
-    if not isinstance(principal, CustomerPrincipal):
-        raise NotFound("Only a customer has devices of their own.")
-    customer = principal.customer
-    return Device.filter(
-        customer_id=customer.id, product_id=customer.product_id, quarantine=Quarantine.NONE
-    )
+    """The signed-in customer's devices. Anyone else: `NotFound`."""
+    return access.customer_devices(principal)
 
 
 async def _managed(principal: AnyPrincipal, device_id: str) -> tuple[Device, Member | None]:
     """The device and the member managing it (None: the claimer of a device in no product).
     Customers and third-party apps never manage devices."""
-    device = await find(device_id)
-    return device, await device_access(principal, device, Permission.DEVICE_MANAGE, None)
+    return await access.device(principal, device_id, Permission.DEVICE_MANAGE, None)
 
 
 async def _record(

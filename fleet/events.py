@@ -18,7 +18,7 @@ import logging
 import math
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 
 from tortoise import connections
@@ -27,20 +27,16 @@ from tortoise.expressions import RawSQL
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from auth.principals import AnyPrincipal, ClientPrincipal, CustomerPrincipal
-from auth.scopes import Scope
+from auth.principals import AnyPrincipal, CustomerPrincipal
 from core import clock
 from core.broker import Broker, BrokerUnavailable, InProcessBroker
-from core.errors import InvalidInput, NotFound, Unavailable
+from core.errors import InvalidInput, Unavailable
 from core.settings import Settings
-from core.text import parse_key
-from fleet import devices
+from fleet import access
 from fleet.device_ids import parse_device_id
 from fleet.errors import FleetCode
-from fleet.organizations import as_member
 from fleet.permissions import Permission
 from models.devices import Device, Event
-from models.oauth import ClientType
 from models.products import Product
 
 log = logging.getLogger("devicecloud.events")
@@ -419,63 +415,6 @@ async def record(events: Sequence[NewEvent]) -> list[LiveEvent | None]:
     return await event_log().append(events)
 
 
-# --- who may watch and publish ---------------------------------------------------------
-
-
-def _is_server_of(principal: AnyPrincipal, product_id: int | None) -> bool:
-    """The principal is the product's own SERVER client."""
-    return (
-        isinstance(principal, ClientPrincipal)
-        and product_id is not None
-        and principal.client.product_id == product_id
-        and principal.client.kind == ClientType.SERVER
-    )
-
-
-async def _product(id_or_slug: int | str) -> Product:
-    key = id_or_slug if isinstance(id_or_slug, int) else parse_key(id_or_slug)
-    product = await Product.get_or_none(id=key) if key is not None else None
-    if product is None and isinstance(id_or_slug, str):
-        product = await Product.get_or_none(slug=id_or_slug)
-    if product is None:
-        raise NotFound("No such product.", field="productId")
-    return product
-
-
-async def watchable_product(principal: AnyPrincipal, id_or_slug: int | str) -> Product:
-    """A product whose events the principal may see (every team role, and the product's
-    SERVER client); anyone else gets `NotFound` (customers too: a product's log is not
-    theirs), and a third-party app's token `PermissionDenied` (product-wide)."""
-    return await _product_for(principal, id_or_slug, Permission.DEVICE_VIEW)
-
-
-async def _product_for(
-    principal: AnyPrincipal, id_or_slug: int | str, permission: Permission
-) -> Product:
-    """The product, if the principal is its SERVER client or a member with `permission`."""
-    product = await _product(id_or_slug)
-    if not _is_server_of(principal, product.id):
-        member = await as_member(
-            principal,
-            product.organization_id,
-            hidden=NotFound("No such product.", field="productId"),
-        )
-        member.require(permission)
-    return product
-
-
-async def watchable_device(principal: AnyPrincipal, device_id: str) -> Device:
-    """A device whose events the principal may see: whoever may see it (its team, its
-    customer, the claimer of a device in no product; see `fleet.devices.device_access`; a
-    third-party app's token with `events:read`), and the SERVER client of its product."""
-    device = await devices.find(device_id)
-    if not _is_server_of(principal, device.product_id):
-        await devices.device_access(
-            principal, device, Permission.DEVICE_VIEW, Scope.EVENTS_READ
-        )
-    return device
-
-
 # --- publishing ------------------------------------------------------------------------
 
 
@@ -484,7 +423,8 @@ async def publish_from_server(
 ) -> LiveEvent:
     """Publish an event into a product's log as the product (developers and up, or the
     product's SERVER client). The data limit is the product's."""
-    product = await _product_for(principal, product_id, Permission.EVENT_PUBLISH)
+    product = await access.product_for_server_or_member(principal, product_id,
+                                                        Permission.EVENT_PUBLISH)
     event = NewEvent(
         product_id=product.id,
         device_id=None,
@@ -534,35 +474,46 @@ def check_prefix(prefix: str | None, *, field: str = "prefix") -> str | None:
     return prefix or None
 
 
-def product_history(product_id: int, where: EventFilter) -> QuerySet[Event]:
-    """A product's events (the caller checked access), for newest-first keyset paging."""
+def _product_history(product_id: int, where: EventFilter) -> QuerySet[Event]:
+    """A product's events, for newest-first keyset paging."""
     return _filtered(Event.filter(product_id=product_id), where)
 
 
-def device_history(device_id: str, where: EventFilter) -> QuerySet[Event]:
-    return _filtered(Event.filter(device_id=device_id), where)
-
-
-def watched_device_history(
+def _watched_device_history(
     principal: AnyPrincipal, device: Device, where: EventFilter
 ) -> QuerySet[Event]:
-    """A device's events as `principal` (who may watch it) sees them: only those it published
-    in its current product (or in none), since what it published elsewhere is no business of
-    this product's team, and for its customer only those since they claimed it, since a
-    previous owner's are none of theirs."""
-    history = device_history(device.id, where).filter(product_id=device.product_id)
+    """A device's events as `principal` (who may watch it) sees them (`access.sees_event_of`):
+    only those it published in its current product (or in none), and for its customer only
+    those since they claimed it."""
+    history = _filtered(Event.filter(device_id=device.id), where).filter(
+        product_id=device.product_id
+    )
     if isinstance(principal, CustomerPrincipal):
         history = history.filter(published_at__gte=device.claimed_at or clock.now())
     return history
 
 
-def sees_event_of(principal: AnyPrincipal, device: Device, event: Event) -> bool:
-    """Whether `event` of `device` is among `watched_device_history(principal, device, …)`."""
-    if event.product_id != device.product_id:
-        return False
-    if isinstance(principal, CustomerPrincipal):
-        return device.claimed_at is not None and event.published_at >= device.claimed_at
-    return True
+async def product_log(
+    principal: AnyPrincipal, id_or_slug: int | str, where: EventFilter
+) -> tuple[Product, QuerySet[Event]]:
+    """A product and its events matching `where`, for whoever may watch it
+    (`access.watchable_product`: every team role and the product's SERVER client). Its prefix
+    is checked once access is (outsiders learn nothing from a bad one)."""
+    product = await access.watchable_product(principal, id_or_slug)
+    return product, _product_history(product.id, _checked(where))
+
+
+async def device_log(
+    principal: AnyPrincipal, device_id: str, where: EventFilter
+) -> tuple[Device, QuerySet[Event]]:
+    """A device and the events of it matching `where` that `principal` sees, for whoever may
+    watch it (`access.watchable_device`)."""
+    device = await access.watchable_device(principal, device_id)
+    return device, _watched_device_history(principal, device, _checked(where))
+
+
+def _checked(where: EventFilter) -> EventFilter:
+    return replace(where, prefix=check_prefix(where.prefix))
 
 
 # --- retention -------------------------------------------------------------------------

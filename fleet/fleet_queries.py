@@ -9,6 +9,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from tortoise.expressions import Q
@@ -17,13 +18,20 @@ from tortoise.queryset import QuerySet
 
 from auth.principals import AnyPrincipal
 from core.errors import CoreCode, InvalidInput
+from fleet import access
 from fleet.device_ids import parse_device_id
 from fleet.permissions import Permission
-from fleet.products import product_member
 from models.devices import Device, DeviceError, Quarantine
 
 SEARCH_MAX = 100
 _HEX = re.compile(r"[0-9a-f]+")
+
+
+class DeviceOrder(StrEnum):
+    """How to sort a product's devices."""
+
+    LAST_HEARD_DESC = "LAST_HEARD_DESC"  # most recently heard first, never heard last
+    DEVICE_ID = "DEVICE_ID"
 
 
 @dataclass(frozen=True)
@@ -69,8 +77,7 @@ class ErrorCount:
 
 
 async def _viewable(principal: AnyPrincipal, product_id: int) -> None:
-    member, _product = await product_member(principal, product_id)
-    member.require(Permission.DEVICE_VIEW)
+    await access.product_member(principal, product_id, Permission.DEVICE_VIEW)
 
 
 def _search(text: str) -> Q:

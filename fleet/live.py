@@ -37,18 +37,17 @@ from auth.errors import AuthCode
 from auth.principals import AnyPrincipal
 from core.errors import InvalidInput, Unauthenticated
 from core.settings import Settings
+from fleet import access
 from fleet.errors import FleetCode
 from fleet.events import (
     EventFilter,
     LiveEvent,
     check_prefix,
     device_channel,
+    device_log,
     event_log,
     product_channel,
-    product_history,
-    watchable_device,
-    watchable_product,
-    watched_device_history,
+    product_log,
 )
 from models.devices import Event
 
@@ -299,16 +298,16 @@ async def product_stream(
     prefix: str | None = None,
     after: int | None = None,
 ) -> EventStream:
-    """A stream of a product's events, for whoever may watch it (`watchable_product`; anyone
+    """A stream of a product's events, for whoever may watch it (`product_log`; anyone
     else gets `NotFound`), re-checked with `token` (the principal's bearer token). With
     `after`, history after that event ID comes first."""
     prefix = check_prefix(prefix)
-    product = await watchable_product(principal, id_or_slug)
+    product, history = await product_log(principal, id_or_slug, EventFilter(prefix=prefix))
     source = _Source(
         channel=product_channel(product.id),
-        history=product_history(product.id, EventFilter(prefix=prefix)),
+        history=history,
         product_id=product.id,
-        may_watch=lambda again: watchable_product(again, product.id),
+        may_watch=lambda again: access.watchable_product(again, product.id),
     )
     return EventStream(source, token=token, prefix=prefix, after=after, settings=settings)
 
@@ -322,15 +321,15 @@ async def device_stream(
     prefix: str | None = None,
     after: int | None = None,
 ) -> EventStream:
-    """A stream of a device's events, for whoever may watch it (`watchable_device`), as
-    `product_stream`, with the history `watched_device_history` gives (live events: those of
+    """A stream of a device's events, for whoever may watch it (`device_log`), as
+    `product_stream`, with the history `device_log` gives (live events: those of
     its current product)."""
     prefix = check_prefix(prefix)
-    device = await watchable_device(principal, device_id)
+    device, history = await device_log(principal, device_id, EventFilter(prefix=prefix))
     source = _Source(
         channel=device_channel(device.id),
-        history=watched_device_history(principal, device, EventFilter(prefix=prefix)),
+        history=history,
         product_id=device.product_id,
-        may_watch=lambda again: watchable_device(again, device.id),
+        may_watch=lambda again: access.watchable_device(again, device.id),
     )
     return EventStream(source, token=token, prefix=prefix, after=after, settings=settings)

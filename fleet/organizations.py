@@ -2,79 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from auth import scopes
-from auth.principals import AnyPrincipal, UserPrincipal, is_third_party_app, require_user
-from auth.scopes import Scope
+from auth.principals import AnyPrincipal, UserPrincipal, require_user
 from core import clock
-from core.errors import Conflict, CoreCode, NotFound, PermissionDenied
+from core.errors import Conflict, CoreCode, NotFound
 from core.text import clean_name, clean_slug, slugify
-from fleet import audit
+from fleet import access, audit
 from fleet.errors import FleetCode
-from fleet.permissions import Permission, require
+from fleet.permissions import Permission
 from models.organizations import AuditEntry, Membership, Organization, Role
 
 _SLUG_ATTEMPTS = 20
-
-
-@dataclass(frozen=True)
-class Member:
-    """A signed-in user acting inside their organization, with their role."""
-
-    principal: UserPrincipal
-    membership: Membership
-
-    @property
-    def role(self) -> Role:
-        return Role(self.membership.role)
-
-    @property
-    def organization_id(self) -> int:
-        return self.membership.organization_id
-
-    def require(self, permission: Permission) -> None:
-        require(self.role, permission)
-
-
-def require_app_scope(principal: AnyPrincipal, scope: Scope | None) -> None:
-    """Raise `PermissionDenied` when the principal acts through a third-party app whose token
-    does not hold `scope` (None: something no app's token may do). Anyone else passes."""
-    if not isinstance(principal, UserPrincipal) or not is_third_party_app(principal):
-        return
-    granted = scopes.parse(principal.scope) or set()
-    if scope is None or scope not in granted:
-        raise PermissionDenied("This app's token does not allow this.")
-
-
-async def as_member(
-    principal: AnyPrincipal,
-    organization_id: int,
-    *,
-    hidden: NotFound | None = None,
-    app_scope: Scope | None = None,
-) -> Member:
-    """The caller as a member of the organization. Anyone else (anonymous, clients, customers,
-    members of other organizations) gets `NotFound` (`hidden`, when the caller asked about
-    something inside the organization), never a hint that it exists.
-
-    A member acting through a third-party app gets `PermissionDenied` unless the app's token
-    holds `app_scope`. Only the device-level paths name one (`fleet.devices.device_access`):
-    whatever else a member may do (the organization, its team, products and their settings,
-    OAuth clients, imports, publishing, managing devices, product-wide lists and logs, leaving
-    the team) no third-party app may do for them."""
-    if isinstance(principal, UserPrincipal):
-        membership = await Membership.get_or_none(
-            user_id=principal.user.id, organization_id=organization_id
-        )
-        if membership is not None:
-            require_app_scope(principal, app_scope)
-            return Member(principal, membership)
-    raise hidden or NotFound("No such organization.", field="organizationId")
 
 
 async def viewer_membership(principal: AnyPrincipal) -> Membership | None:
@@ -84,8 +25,7 @@ async def viewer_membership(principal: AnyPrincipal) -> Membership | None:
 
 
 async def get_organization(principal: AnyPrincipal, organization_id: int) -> Organization:
-    member = await as_member(principal, organization_id)
-    member.require(Permission.ORGANIZATION_VIEW)
+    await access.organization_member(principal, organization_id, Permission.ORGANIZATION_VIEW)
     return await Organization.get(id=organization_id)
 
 
@@ -98,13 +38,13 @@ async def organization_by_slug(principal: AnyPrincipal, slug: str) -> Organizati
 
 async def audit_log(principal: AnyPrincipal, organization_id: int) -> QuerySet[AuditEntry]:
     """The organization's audit entries (administrators)."""
-    member = await as_member(principal, organization_id)
-    member.require(Permission.AUDIT_VIEW)
+    await access.organization_member(principal, organization_id, Permission.AUDIT_VIEW)
     return AuditEntry.filter(organization_id=organization_id)
 
 
-async def seats(organization_id: int) -> int:
-    """Members are billed seats."""
+async def seats(principal: AnyPrincipal, organization_id: int) -> int:
+    """Members are billed seats (every team role sees how many)."""
+    await access.organization_member(principal, organization_id, Permission.ORGANIZATION_VIEW)
     return await Membership.filter(organization_id=organization_id).count()
 
 
@@ -149,8 +89,8 @@ def _already_in_organization() -> Conflict:
 async def update_organization(
     principal: AnyPrincipal, organization_id: int, name: str
 ) -> Organization:
-    member = await as_member(principal, organization_id)
-    member.require(Permission.ORGANIZATION_UPDATE)
+    member = await access.organization_member(principal, organization_id,
+                                              Permission.ORGANIZATION_UPDATE)
     name = clean_name(name)
     async with in_transaction():
         organization = await Organization.get(id=organization_id)

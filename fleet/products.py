@@ -16,11 +16,10 @@ from auth.principals import AnyPrincipal
 from auth.redirect_uris import clean_redirect_uris
 from core import clock
 from core.errors import Conflict, CoreCode, InvalidInput, NotFound
-from core.text import clean_name, clean_slug, parse_key, slugify
-from fleet import audit
+from core.text import clean_name, clean_slug, slugify
+from fleet import access, audit
 from fleet.errors import FleetCode
 from fleet.events import check_data_limit
-from fleet.organizations import Member, as_member
 from fleet.permissions import Permission
 from models.oauth import ClientType, OAuthClient, TokenFamily
 from models.products import CustomerAuth, Product
@@ -45,30 +44,13 @@ MIN_TOKEN_LIFETIME = 60
 MAX_TOKEN_LIFETIME = 90 * 24 * 3600
 
 
-async def product_member(principal: AnyPrincipal, product_id: int) -> tuple[Member, Product]:
-    missing = NotFound("No such product.", field="productId")
-    product = await Product.get_or_none(id=product_id)
-    if product is None:
-        raise missing
-    return await as_member(principal, product.organization_id, hidden=missing), product
-
-
 async def get_product(principal: AnyPrincipal, id_or_slug: str) -> Product:
     """A product by numeric ID or slug, for members of its organization."""
-    key = parse_key(id_or_slug)
-    product = await (
-        Product.get_or_none(id=key) if key is not None else Product.get_or_none(slug=id_or_slug)
-    )
-    if product is None:
-        raise NotFound("No such product.", field="idOrSlug")
-    member, product = await product_member(principal, product.id)
-    member.require(Permission.PRODUCT_VIEW)
-    return product
+    return await access.product_by_id_or_slug(principal, id_or_slug)
 
 
 async def list_products(principal: AnyPrincipal, organization_id: int) -> QuerySet[Product]:
-    member = await as_member(principal, organization_id)
-    member.require(Permission.PRODUCT_VIEW)
+    await access.organization_member(principal, organization_id, Permission.PRODUCT_VIEW)
     return Product.filter(organization_id=organization_id)
 
 
@@ -111,8 +93,8 @@ async def create_product(
     platform: str,
     customer_auth: str,
 ) -> Product:
-    member = await as_member(principal, organization_id)
-    member.require(Permission.PRODUCT_CREATE)
+    member = await access.organization_member(principal, organization_id,
+                                              Permission.PRODUCT_CREATE)
     name = clean_name(name)
     chosen_slug = clean_slug(slug) if slug is not None else slugify(name)
     if chosen_slug.replace("-", "").isdigit():
@@ -159,8 +141,8 @@ async def update_product(
     event_data_limit: int | None = None,
 ) -> Product:
     """Change a product's settings. Its ID, slug and customer auth method are fixed."""
-    member, product = await product_member(principal, product_id)
-    member.require(Permission.PRODUCT_UPDATE)
+    member, product = await access.product_member(principal, product_id,
+                                                  Permission.PRODUCT_UPDATE)
     changes: dict[str, str | int] = {}
     if name is not None:
         changes["name"] = clean_name(name)
@@ -207,10 +189,7 @@ async def oauth_clients_of(principal: AnyPrincipal, product_ids: Sequence[int]
     """The live OAuth clients of each product, in one query, checking the caller once per
     organization. A product the caller may not see raises `NotFound`."""
     found = {p.id: p for p in await Product.filter(id__in=list(product_ids))}
-    for organization_id in {p.organization_id for p in found.values()}:
-        member = await as_member(principal, organization_id,
-                                 hidden=NotFound("No such product.", field="productId"))
-        member.require(Permission.OAUTH_CLIENT_VIEW)
+    await access.product_clients_viewer(principal, list(found.values()))
     if len(found) != len(set(product_ids)):
         raise NotFound("No such product.", field="productId")
     grouped: dict[int, list[OAuthClient]] = {i: [] for i in product_ids}
@@ -243,8 +222,8 @@ async def create_oauth_client(
     """Register a client for the product's apps or servers. The secret is returned only now.
     A SERVER client's `max_token_lifetime` caps the customer tokens it mints (None: the
     access token lifetime)."""
-    member, product = await product_member(principal, product_id)
-    member.require(Permission.OAUTH_CLIENT_MANAGE)
+    member, product = await access.product_member(principal, product_id,
+                                                  Permission.OAUTH_CLIENT_MANAGE)
     name = clean_name(name)
     kind = _parse_client_type(client_type)
     uris = _clean_redirect_uris(redirect_uris, kind)
@@ -264,23 +243,10 @@ async def create_oauth_client(
     return client, secret
 
 
-async def _client_member(principal: AnyPrincipal, client_id: str
-                         ) -> tuple[Member, OAuthClient, Product]:
-    client = await OAuthClient.get_or_none(client_id=client_id, deleted_at=None,
-                                          product_id__not_isnull=True)
-    missing = NotFound("No such OAuth client.", field="clientId")
-    if client is None:
-        raise missing
-    product = await Product.get(id=client.product_id)
-    member = await as_member(principal, product.organization_id, hidden=missing)
-    member.require(Permission.OAUTH_CLIENT_MANAGE)
-    return member, client, product
-
-
 async def rotate_oauth_client_secret(principal: AnyPrincipal, client_id: str
                                      ) -> tuple[OAuthClient, str]:
     """Issue a new secret; the old one stops working at once (tokens already issued live on)."""
-    member, client, product = await _client_member(principal, client_id)
+    member, client, product = await access.product_client(principal, client_id)
     secret = tokens.generate(tokens.CLIENT_SECRET_PREFIX)
     async with in_transaction():
         await OAuthClient.filter(id=client.id).update(secret_hash=tokens.digest(secret))
@@ -292,7 +258,7 @@ async def rotate_oauth_client_secret(principal: AnyPrincipal, client_id: str
 
 async def delete_oauth_client(principal: AnyPrincipal, client_id: str) -> OAuthClient:
     """Delete the client and revoke every token it holds."""
-    member, client, product = await _client_member(principal, client_id)
+    member, client, product = await access.product_client(principal, client_id)
     now = clock.now()
     async with in_transaction():
         await OAuthClient.filter(id=client.id).update(deleted_at=now)

@@ -21,15 +21,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from auth.principals import AnyPrincipal, ClientPrincipal
-from auth.scopes import Scope
+from auth.principals import AnyPrincipal
 from core.broker import PROCESS_ID, Broker, BrokerUnavailable
 from core.errors import Conflict, InvalidInput, NotFound, TimedOut, UpstreamFailed
-from fleet import devices
+from fleet import access
 from fleet.errors import FleetCode
-from fleet.permissions import Permission
 from models.devices import Device
-from models.oauth import ClientType
 
 log = logging.getLogger("devicecloud.rpc")
 
@@ -235,23 +232,6 @@ def router() -> Router:
     return _installed[-1]
 
 
-async def _callable_device(principal: AnyPrincipal, device_id: str) -> Device:
-    """The device, if the principal may call its functions and read its variables: support
-    and up in its product's team, the device's customer, the product's SERVER client, the user
-    who claimed a device in no product, or a third-party app's token with `devices:call`
-    (`fleet.devices.device_access`). Anyone else gets `NotFound`."""
-    device = await devices.find(device_id)
-    if (
-        isinstance(principal, ClientPrincipal)
-        and device.product_id is not None
-        and principal.client.product_id == device.product_id
-        and principal.client.kind == ClientType.SERVER
-    ):
-        return device
-    await devices.device_access(principal, device, Permission.DEVICE_CALL, Scope.DEVICES_CALL)
-    return device
-
-
 async def _ask(device: Device, kind: Kind, name: str, argument: str = "") -> Value:
     missing_code = (
         FleetCode.FUNCTION_NOT_FOUND if kind is Kind.CALL else FleetCode.VARIABLE_NOT_FOUND
@@ -298,7 +278,7 @@ async def call_function(
             field="argument",
             code=FleetCode.ARGUMENT_TOO_LONG,
         )
-    device = await _callable_device(principal, device_id)
+    device = await access.callable_device(principal, device_id)
     value = await _ask(device, Kind.CALL, name, argument)
     if not isinstance(value, int) or isinstance(value, bool):
         raise UpstreamFailed("The device answered the call with something other than an "
@@ -308,5 +288,5 @@ async def call_function(
 
 async def read_variable(principal: AnyPrincipal, device_id: str, name: str) -> Value:
     """Read the device's variable `name`: a boolean, a number or a string."""
-    device = await _callable_device(principal, device_id)
+    device = await access.callable_device(principal, device_id)
     return await _ask(device, Kind.GET, name)

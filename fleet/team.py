@@ -13,9 +13,9 @@ from auth.principals import AnyPrincipal, UserPrincipal, require_user
 from core import clock
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.settings import get_settings
-from fleet import audit, outbox
+from fleet import access, audit, outbox
+from fleet.access import Member
 from fleet.errors import FleetCode
-from fleet.organizations import Member, as_member
 from fleet.permissions import ASSIGNABLE_ROLES, Permission
 from models.accounts import User
 from models.organizations import Invitation, InvitationStatus, Membership, Organization, Role
@@ -46,20 +46,14 @@ def parse_role(value: str, field: str = "role") -> Role:
     return role
 
 
-def members(organization_id: int) -> QuerySet[Membership]:
-    return Membership.filter(organization_id=organization_id).select_related("user")
-
-
 async def list_members(principal: AnyPrincipal, organization_id: int) -> QuerySet[Membership]:
-    member = await as_member(principal, organization_id)
-    member.require(Permission.TEAM_VIEW)
-    return members(organization_id)
+    await access.organization_member(principal, organization_id, Permission.TEAM_VIEW)
+    return Membership.filter(organization_id=organization_id).select_related("user")
 
 
 async def list_invitations(principal: AnyPrincipal, organization_id: int
                            ) -> QuerySet[Invitation]:
-    member = await as_member(principal, organization_id)
-    member.require(Permission.TEAM_MANAGE)
+    await access.organization_member(principal, organization_id, Permission.TEAM_MANAGE)
     return Invitation.filter(organization_id=organization_id).select_related(
         "invited_by", "organization"
     )
@@ -78,8 +72,8 @@ async def invite_team_member(
 ) -> Invitation:
     """Invite an existing account by email. Inviting a pending email again re-sends the same
     invitation (with the role asked for now) and restarts its 7 days."""
-    member = await as_member(principal, organization_id)
-    member.require(Permission.TEAM_MANAGE)
+    member = await access.organization_member(principal, organization_id,
+                                              Permission.TEAM_MANAGE)
     address = normalize_email(email)
     wanted_role = parse_role(role)
     invitee = await User.get_or_none(email=address)
@@ -150,10 +144,7 @@ def _invitation_email(invitation: Invitation, organization: Organization, invite
 
 async def _own_invitation(principal: AnyPrincipal, invitation_id: int
                           ) -> tuple[UserPrincipal, Invitation]:
-    actor = require_user(principal)
-    invitation = await Invitation.get_or_none(id=invitation_id, email=actor.user.email)
-    if invitation is None:
-        raise NotFound("No such invitation.", field="invitationId")
+    actor, invitation = await access.own_invitation(principal, invitation_id)
     state = status_of(invitation)
     if state == InvitationStatus.EXPIRED:
         raise Conflict("This invitation has expired; ask for a new one.",
@@ -197,12 +188,7 @@ async def decline_invitation(principal: AnyPrincipal, invitation_id: int) -> Inv
 
 
 async def revoke_invitation(principal: AnyPrincipal, invitation_id: int) -> Invitation:
-    missing = NotFound("No such invitation.", field="invitationId")
-    invitation = await Invitation.get_or_none(id=invitation_id)
-    if invitation is None:
-        raise missing
-    member = await as_member(principal, invitation.organization_id, hidden=missing)
-    member.require(Permission.TEAM_MANAGE)
+    member, invitation = await access.managed_invitation(principal, invitation_id)
     if status_of(invitation) != InvitationStatus.PENDING:
         raise Conflict("Only a pending invitation can be revoked.", field="invitationId",
                        code=FleetCode.INVITATION_CLOSED)
@@ -226,20 +212,9 @@ async def _close(actor: UserPrincipal, invitation: Invitation, status: str, acti
     return invitation
 
 
-async def _target_membership(principal: AnyPrincipal, membership_id: int
-                             ) -> tuple[Member, Membership]:
-    """The acting member and the teammate they act on (same organization, or NotFound)."""
-    missing = NotFound("No such team member.", field="memberId")
-    target = await Membership.get_or_none(id=membership_id).select_related("user")
-    if target is None:
-        raise missing
-    member = await as_member(principal, target.organization_id, hidden=missing)
-    return member, target
-
-
 async def change_team_member_role(principal: AnyPrincipal, membership_id: int, role: str
                                   ) -> Membership:
-    member, target = await _target_membership(principal, membership_id)
+    member, target = await access.teammate(principal, membership_id)
     member.require(Permission.TEAM_MANAGE)
     new_role = parse_role(role)
     if target.role == Role.OWNER:
@@ -259,7 +234,7 @@ async def change_team_member_role(principal: AnyPrincipal, membership_id: int, r
 
 
 async def remove_team_member(principal: AnyPrincipal, membership_id: int) -> Membership:
-    member, target = await _target_membership(principal, membership_id)
+    member, target = await access.teammate(principal, membership_id)
     member.require(Permission.TEAM_MANAGE)
     if target.role == Role.OWNER:
         raise _owner_protected("The owner cannot be removed.")
@@ -277,7 +252,7 @@ def _owner_protected(message: str) -> PermissionDenied:
 
 
 async def leave_organization(principal: AnyPrincipal, organization_id: int) -> Membership:
-    member = await as_member(principal, organization_id)
+    member = await access.as_member(principal, organization_id)
     actor, membership = member.principal, member.membership
     if membership.role == Role.OWNER:
         raise PermissionDenied(
@@ -293,7 +268,7 @@ async def leave_organization(principal: AnyPrincipal, organization_id: int) -> M
 
 async def transfer_ownership(principal: AnyPrincipal, membership_id: int) -> Membership:
     """Make another member the owner; the previous owner becomes an administrator."""
-    member, target = await _target_membership(principal, membership_id)
+    member, target = await access.teammate(principal, membership_id)
     member.require(Permission.OWNERSHIP_TRANSFER)
     if target.id == member.membership.id:
         raise InvalidInput("You already own this organization.", field="memberId",

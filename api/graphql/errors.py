@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -72,9 +72,10 @@ def log_errors(errors: list[GraphQLError]) -> None:
             )
 
 
-async def mutate(payload: type[P], action: Callable[[], Awaitable[dict[str, Any]]]) -> P:
-    """Run a mutation's work; its result fills the payload, a domain error its userErrors."""
+async def mutate(payload: Callable[..., P], action: Callable[[], Awaitable[P]]) -> P:
+    """Run a mutation's work, which builds its payload; a domain error fills the payload's
+    userErrors instead."""
     try:
-        return payload(**await action())
+        return await action()
     except DomainError as error:
         return payload(user_errors=[UserError.from_domain(error)])

@@ -1,46 +1,94 @@
-"""Per-request DataLoaders: one query per relation per request, never one per row."""
+"""Per-request DataLoaders: one query per relation per request, never one per row.
+
+Every loader of the API is here, created on first use in a request (a socket's operations each
+get fresh ones, `WebSocketAuthentication`). Those marked "already allowed" load relations of
+objects the caller was allowed to see; the others check access per key."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
 from api.graphql.context import Context
-from fleet import products
+from core.errors import DomainError
+from fleet import customers, devices, products
+from models.devices import Device
 from models.oauth import OAuthClient
 from models.organizations import Organization
 from models.products import Product
 
-
-async def _organizations(context: Context, ids: Sequence[int]) -> list[Organization | None]:
-    """Organizations by ID, for objects the caller was already allowed to see."""
-    found = {o.id: o for o in await Organization.filter(id__in=list(ids))}
-    return [found.get(i) for i in ids]
+K = TypeVar("K")
+V = TypeVar("V")
 
 
-async def _products(context: Context, ids: Sequence[int]) -> list[Product | None]:
-    """Products by ID, for objects the caller was already allowed to see (their devices)."""
-    found = {p.id: p for p in await Product.filter(id__in=list(ids))}
-    return [found.get(i) for i in ids]
-
-
-async def _product_clients(context: Context, product_ids: Sequence[int]
-                           ) -> list[list[OAuthClient]]:
-    return await products.oauth_clients_of(context.principal, product_ids)
-
-
-_BATCHES: dict[str, Callable[[Context, Sequence[Any]], Awaitable[list[Any]]]] = {
-    "organization": _organizations,
-    "product": _products,
-    "product_clients": _product_clients,
-}
-
-
-def loader(context: Context, name: str) -> DataLoader[Any, Any]:
-    """The request's DataLoader called `name`, created on first use."""
+def _loader(context: Context, name: str, load: Callable[[Sequence[K]], Awaitable[list[V]]]
+            ) -> DataLoader[K, V]:
     if name not in context.loaders:
-        batch = _BATCHES[name]
-        context.loaders[name] = DataLoader(load_fn=lambda keys: batch(context, keys))
-    return context.loaders[name]
+        context.loaders[name] = DataLoader(load_fn=load)
+    loader: DataLoader[K, V] = context.loaders[name]
+    return loader
+
+
+async def _by_id(model: Any, ids: Sequence[Any]) -> list[Any]:
+    found = {row.id: row for row in await model.filter(id__in=list(ids))}
+    return [found.get(i) for i in ids]
+
+
+def organizations(context: Context) -> DataLoader[int, Organization | None]:
+    """Organizations by ID (already allowed: their products)."""
+    return _loader(context, "organizations", lambda ids: _by_id(Organization, ids))
+
+
+def devices_by_id(context: Context) -> DataLoader[str, Device | None]:
+    """Devices by ID (already allowed: their events; whether the caller may see the device is
+    `Event.device`'s to decide)."""
+    return _loader(context, "devices", lambda ids: _by_id(Device, ids))
+
+
+def customer_devices(context: Context) -> DataLoader[tuple[int, int], list[Device]]:
+    """The devices of each (customer ID, product ID) (already allowed: the customers)."""
+    return _loader(context, "customer_devices", customers.devices_of)
+
+
+def product_clients(context: Context) -> DataLoader[int, list[OAuthClient]]:
+    """Each product's live OAuth clients; `NotFound` for a product the caller may not see."""
+    return _loader(context, "product_clients",
+                   lambda ids: products.oauth_clients_of(context.principal, ids))
+
+
+def visible_products(context: Context) -> DataLoader[int, Product | None]:
+    """Products by ID, None where the caller may not see the product (only its team may: its
+    SERVER client reads the log but not the product, customers see their devices but not the
+    product). A page names one product (or few), so this is an access check or a few per
+    request."""
+
+    async def load(ids: Sequence[int]) -> list[Product | None]:
+        found: list[Product | None] = []
+        for product_id in ids:
+            try:
+                found.append(await products.get_product(context.principal, str(product_id)))
+            except DomainError:
+                found.append(None)
+        return found
+
+    return _loader(context, "visible_products", load)
+
+
+def visible_devices(context: Context) -> DataLoader[str, bool]:
+    """Whether the caller may see each device (its customer may, without seeing its product):
+    an access check per distinct device of a page."""
+
+    async def load(ids: Sequence[str]) -> list[bool]:
+        seen: list[bool] = []
+        for device_id in ids:
+            try:
+                await devices.get_device(context.principal, device_id)
+            except DomainError:
+                seen.append(False)
+            else:
+                seen.append(True)
+        return seen
+
+    return _loader(context, "visible_devices", load)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from strawberry import relay
@@ -25,15 +26,62 @@ def encode_cursor(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode()
 
 
+def _bad_cursor() -> Exception:
+    return client_error("The `after` cursor is not one this API gave out.", ApiCode.INVALID_CURSOR)
+
+
 def decode_cursor(cursor: str, width: int) -> list[Any]:
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except ValueError:
         values = None
     if not isinstance(values, list) or len(values) != width:
-        raise client_error("The `after` cursor is not one this API gave out.",
-                           ApiCode.INVALID_CURSOR)
+        raise _bad_cursor()
     return values
+
+
+# Cursor parsers (`paginate(parse=…)`): a decoded cursor's values checked and turned back into
+# the sort key's types, or INVALID_CURSOR.
+
+
+def _is_bigint(value: Any) -> bool:
+    return type(value) is int and -(2**63) <= value < 2**63
+
+
+def integer_cursor(values: list[Any]) -> list[Any]:
+    """Integer keys, such as ("-id",)."""
+    if not all(_is_bigint(value) for value in values):
+        raise _bad_cursor()
+    return values
+
+
+def text_cursor(values: list[Any]) -> list[Any]:
+    """Text keys, such as a device ID."""
+    if not all(isinstance(value, str) for value in values):
+        raise _bad_cursor()
+    return values
+
+
+def heard_cursor(values: list[Any]) -> list[Any]:
+    """("-last_heard_at", "id") of devices: a moment or null, then a device ID."""
+    heard, device_id = values
+    if not isinstance(device_id, str) or not (heard is None or isinstance(heard, str)):
+        raise _bad_cursor()
+    try:
+        return [None if heard is None else datetime.fromisoformat(heard), device_id]
+    except ValueError:
+        raise _bad_cursor() from None
+
+
+def created_cursor(values: list[Any]) -> list[Any]:
+    """("-created_at", "-id"): a moment, then an integer ID."""
+    created, key = values
+    if isinstance(created, str) and _is_bigint(key):
+        try:
+            return [datetime.fromisoformat(created), key]
+        except ValueError:
+            pass
+    raise _bad_cursor()
 
 
 def check_first(first: int) -> None:

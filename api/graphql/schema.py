@@ -1,4 +1,5 @@
-"""The schema: every module's queries and mutations, with limits, masking and caches."""
+"""The schema: every domain's queries, mutations and subscriptions, with limits, masking and
+caches."""
 
 from __future__ import annotations
 
@@ -9,20 +10,22 @@ from graphql import GraphQLError
 from strawberry import relay
 from strawberry.types import ExecutionContext
 
-from api.graphql.accounts import AccountMutations, AccountQueries
-from api.graphql.apps import AppMutations
+from api.graphql.accounts.mutations import AccountMutations, AppMutations
+from api.graphql.accounts.queries import AccountQueries
 from api.graphql.authentication import WebSocketAuthentication
-from api.graphql.claims import ClaimMutations
 from api.graphql.context import Info
-from api.graphql.customers import CustomerMutations
-from api.graphql.device_import import DeviceImportMutations
-from api.graphql.devices import DeviceMutations, DeviceQueries
+from api.graphql.customers.mutations import CustomerMutations
+from api.graphql.devices.mutations import ClaimMutations, DeviceImportMutations, DeviceMutations
+from api.graphql.devices.queries import DeviceQueries
 from api.graphql.errors import MaskUnexpectedErrors, log_errors
-from api.graphql.events import EventMutations, EventQueries
+from api.graphql.events.mutations import EventMutations
+from api.graphql.events.queries import EventQueries
+from api.graphql.events.subscriptions import Subscription
 from api.graphql.limits import limit_extensions
-from api.graphql.organizations import OrganizationMutations, OrganizationQueries
-from api.graphql.products import ProductMutations, ProductQueries
-from api.graphql.subscriptions import Subscription
+from api.graphql.organizations.mutations import OrganizationMutations
+from api.graphql.organizations.queries import OrganizationQueries
+from api.graphql.products.mutations import ProductMutations
+from api.graphql.products.queries import ProductQueries
 from core.settings import Settings
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"

@@ -1,4 +1,4 @@
-"""GraphQL subscriptions: live product and device events (over graphql-transport-ws)."""
+"""Event subscriptions: live product and device events (over graphql-transport-ws)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import strawberry
 from strawberry import relay
 
 from api.graphql.context import Info
-from api.graphql.events import Event
+from api.graphql.events.types import Event
 from api.graphql.ids import decode_id
 from core.settings import Settings
 from fleet import live

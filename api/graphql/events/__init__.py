@@ -1,0 +1,2 @@
+"""GraphQL for events: the type, history connections, publishing, function calls and live
+subscriptions."""

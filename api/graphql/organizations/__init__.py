@@ -1,0 +1,1 @@
+"""GraphQL for organizations: their team, invitations and audit log."""

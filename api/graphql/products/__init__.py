@@ -1,0 +1,1 @@
+"""GraphQL for products and their OAuth clients."""

@@ -60,14 +60,11 @@ class MaskUnexpectedErrors(MaskErrors):
 
 def log_errors(errors: list[GraphQLError]) -> None:
     for error in errors:
-        if is_unexpected(error):
+        original = error.original_error
+        if original is not None and is_unexpected(error):
             log.error(
                 "unexpected error in GraphQL execution",
-                exc_info=(
-                    type(error.original_error),
-                    error.original_error,
-                    error.original_error.__traceback__,
-                ),
+                exc_info=(type(original), original, original.__traceback__),
                 extra={"path": error.path},
             )
 

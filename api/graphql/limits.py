@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from graphql import (
+    ASTValidationRule,
     ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
@@ -126,7 +127,7 @@ def _first(node: FieldNode, argument: Any, variables: dict[str, Any]) -> int:
 
 def limit_extensions(settings: Settings) -> list[Any]:
     """Schema extensions enforcing the configured limits (and caching parse and validation)."""
-    rules = [
+    rules: list[type[ASTValidationRule]] = [
         depth_validator(settings.graphql_max_depth, _is_introspection),
         aliases_validator(settings.graphql_max_aliases),
     ]
@@ -144,12 +145,10 @@ def limit_extensions(settings: Settings) -> list[Any]:
 
         def on_execute(self) -> Iterator[None]:
             ctx = self.execution_context
-            document = ctx.graphql_document
-            operation = _operation(document.definitions, ctx.operation_name)
+            definitions = () if ctx.graphql_document is None else ctx.graphql_document.definitions
+            operation = _operation(definitions, ctx.operation_name)
             if operation is not None:
-                self.cost = query_cost(
-                    ctx.schema._schema, document.definitions, operation, ctx.variables
-                )
+                self.cost = query_cost(ctx.schema._schema, definitions, operation, ctx.variables)
                 if self.cost > max_cost:
                     ctx.result = ExecutionResult(
                         data=None,
@@ -185,7 +184,8 @@ class StorableText(SchemaExtension):
     def on_execute(self) -> Iterator[None]:
         ctx = self.execution_context
         literals = _StringLiterals()
-        visit(ctx.graphql_document, literals)
+        if ctx.graphql_document is not None:
+            visit(ctx.graphql_document, literals)
         if not (text.storable(ctx.variables or {}) and text.storable(literals.values)):
             ctx.result = ExecutionResult(
                 data=None,

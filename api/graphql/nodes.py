@@ -1,6 +1,9 @@
 """Relay node lookups: the node for each global ID the caller may see, null for the others.
 
-Which ones the caller may see is `fleet.access`'s to say (its `visible_*` functions)."""
+Which ones the caller may see is `fleet.access`'s to say (its `visible_*` functions). Our
+`resolve_nodes` answer null for what the caller may not see whatever `required` says (the
+`node` field asks with `required=False`), so they do not match the overloads of Strawberry's
+`Node.resolve_nodes`, which promise no nulls when `required` is true."""
 
 from __future__ import annotations
 

@@ -10,14 +10,15 @@ from typing import Any, TypeVar
 
 from strawberry import relay
 from tortoise.expressions import Q
+from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from api.errors import ApiCode
 from api.graphql.errors import client_error
 from api.graphql.limits import MAX_PAGE_SIZE
 
-M = TypeVar("M")
-N = TypeVar("N")
+M = TypeVar("M", bound=Model)
+N = TypeVar("N", bound=relay.Node)
 
 DEFAULT_PAGE_SIZE = 20
 

@@ -11,6 +11,7 @@ from strawberry import UNSET
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UnsetType
 
 from api.authentication import principal_of
 from api.graphql.authentication import bearer_token
@@ -43,7 +44,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             token=None if header is None else bearer_token(header),
         )
 
-    async def on_ws_connect(self, context: Context) -> object:
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """A socket authenticates with `{"authorization": "Bearer …"}` in connection_init; its
         token is kept, and authenticated again by every operation (`WebSocketAuthentication`)."""
         params = context.connection_params or {}

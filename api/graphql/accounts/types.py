@@ -55,10 +55,11 @@ class Session(relay.Node):
         )
 
     @classmethod
-    async def resolve_nodes(
+    async def resolve_nodes(  # type: ignore[override]  # see api.graphql.nodes
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Session | None]:
         principal = info.context.principal
+        current = principal.family_id if isinstance(principal, UserPrincipal) else None
 
         async def find(keys: list[int]) -> dict[int, TokenFamily]:
             if info.context.account_holder is None or not keys:
@@ -66,8 +67,7 @@ class Session(relay.Node):
             return {f.id: f for f in await accounts.live_sessions(
                 info.context.require_user()).filter(id__in=keys)}
 
-        return await visible_nodes(node_ids, find,
-                                   lambda f: cls.from_model(f, principal.family_id))
+        return await visible_nodes(node_ids, find, lambda f: cls.from_model(f, current))
 
 
 @strawberry.type(description="A third-party app you registered: an OAuth client that signs "
@@ -144,7 +144,7 @@ class User(relay.Node, ViewerApps):
         return cls(id=user.id, email=user.email, created_at=user.created_at)
 
     @classmethod
-    async def resolve_nodes(
+    async def resolve_nodes(  # type: ignore[override]  # see api.graphql.nodes
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[User | None]:
         viewer = info.context.user

@@ -40,8 +40,9 @@ class Customer(relay.Node):
                    last_active_at=customer.last_active_at, product_pk=customer.product_id)
 
     @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-                            ) -> list[Customer | None]:
+    async def resolve_nodes(  # type: ignore[override]  # see api.graphql.nodes
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Customer | None]:
         return await visible_nodes(
             node_ids, lambda keys: access.visible_customers(info.context.principal, keys),
             cls.from_model)

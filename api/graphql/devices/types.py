@@ -136,8 +136,9 @@ class Device(relay.Node):
                                          parse=heard_cursor)
 
     @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-                            ) -> list[Device | None]:
+    async def resolve_nodes(  # type: ignore[override]  # see api.graphql.nodes
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Device | None]:
         wanted = list(node_ids)
         found = await access.visible_devices(info.context.principal, wanted)
         return [cls.from_model(found[i]) if i in found else None for i in wanted]
@@ -177,7 +178,7 @@ class Device(relay.Node):
             value = await rpc.read_variable(info.context.principal, self.device_id, name)
         except DomainError as error:
             return VariableReading(name=name, user_errors=[UserError.from_domain(error)])
-        return VariableReading(name=name, value=value)
+        return VariableReading(name=name, value=JSON(value))
 
 
 @strawberry.type(name="DeviceError", description="An error a device reported.")

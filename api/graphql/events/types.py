@@ -59,8 +59,9 @@ class Event(relay.Node):
                               to_node=cls.from_model, parse=integer_cursor)
 
     @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-                            ) -> list[Event | None]:
+    async def resolve_nodes(  # type: ignore[override]  # see api.graphql.nodes
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Event | None]:
         return await visible_nodes(
             node_ids, lambda keys: access.visible_events(info.context.principal, keys),
             cls.from_model)

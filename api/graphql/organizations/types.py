@@ -42,8 +42,9 @@ class Member(relay.Node):
                    joined_at=membership.joined_at)
 
     @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-                            ) -> list[Member | None]:
+    async def resolve_nodes(  # type: ignore[override]  # see api.graphql.nodes
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Member | None]:
         return await visible_nodes(
             node_ids, lambda keys: access.visible_members(info.context.principal, keys),
             cls.from_model)
@@ -69,8 +70,9 @@ class Invitation(relay.Node):
                    created_at=invitation.created_at, expires_at=invitation.expires_at)
 
     @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-                            ) -> list[Invitation | None]:
+    async def resolve_nodes(  # type: ignore[override]  # see api.graphql.nodes
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Invitation | None]:
         return await visible_nodes(
             node_ids, lambda keys: access.visible_invitations(info.context.principal, keys),
             cls.from_model)
@@ -96,8 +98,9 @@ class AuditEntry(relay.Node):
                    ip_address=entry.ip_address, created_at=entry.created_at)
 
     @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-                            ) -> list[AuditEntry | None]:
+    async def resolve_nodes(  # type: ignore[override]  # see api.graphql.nodes
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[AuditEntry | None]:
         return await visible_nodes(
             node_ids, lambda keys: access.visible_audit_entries(info.context.principal, keys),
             cls.from_model)
@@ -116,8 +119,9 @@ class Organization(relay.Node):
                    created_at=organization.created_at)
 
     @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-                            ) -> list[Organization | None]:
+    async def resolve_nodes(  # type: ignore[override]  # see api.graphql.nodes
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Organization | None]:
         return await visible_nodes(
             node_ids, lambda keys: access.visible_organizations(info.context.principal, keys),
             cls.from_model)

@@ -94,8 +94,9 @@ class Product(relay.Node):
                    organization_pk=product.organization_id)
 
     @classmethod
-    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False
-                            ) -> list[Product | None]:
+    async def resolve_nodes(  # type: ignore[override]  # see api.graphql.nodes
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Product | None]:
         return await visible_nodes(
             node_ids, lambda keys: access.visible_products(info.context.principal, keys),
             cls.from_model)
@@ -145,7 +146,8 @@ class Product(relay.Node):
         first: int = DEFAULT_PAGE_SIZE,
         after: str | None = None,
         filter: Annotated[DeviceErrorFilter, strawberry.lazy(_DEVICES)] | None = None,
-    ) -> relay.Connection[Annotated[DeviceErrorReport, strawberry.lazy(_DEVICES)]]:
+        # A device error is no Node: Strawberry connects any type, its typing only Nodes.
+    ) -> relay.Connection[Annotated[DeviceErrorReport, strawberry.lazy(_DEVICES)]]:  # type: ignore[type-var]
         queryset = await fleet_queries.product_device_errors(
             info.context.principal, self.id,
             device_id=filter.device_id if filter else None,

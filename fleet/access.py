@@ -27,7 +27,7 @@ from typing import TypeVar
 
 from tortoise.queryset import QuerySet
 
-from auth import scopes
+from auth import accounts, scopes
 from auth.principals import (
     AnyPrincipal,
     ClientPrincipal,
@@ -44,7 +44,7 @@ from fleet.permissions import Permission, require
 from models.accounts import User
 from models.customers import Customer
 from models.devices import Device, Event, Quarantine
-from models.oauth import ClientType, OAuthClient
+from models.oauth import ClientType, OAuthClient, TokenFamily
 from models.organizations import AuditEntry, Invitation, Membership, Organization, Role
 from models.products import Product
 
@@ -409,6 +409,15 @@ async def _allowed(check: Awaitable[object], hidden: tuple[type[DomainError], ..
 
 
 _OUTSIDER = (NotFound, PermissionDenied)
+
+
+async def visible_sessions(principal: AnyPrincipal, ids: Sequence[int]
+                           ) -> dict[int, TokenFamily]:
+    """The signed-in user's live sessions (never through a third-party app)."""
+    if account_holder(principal) is None or not ids:
+        return {}
+    sessions = accounts.live_sessions(require_user(principal)).filter(id__in=list(ids))
+    return {family.id: family for family in await sessions}
 
 
 async def visible_organizations(principal: AnyPrincipal, ids: Sequence[int]

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.websockets import WebSocket
 from strawberry.types import Info as _Info
 
-from auth.principals import AnyPrincipal, UserPrincipal, is_third_party_app, require_user
+from auth.principals import AnyPrincipal, UserPrincipal, require_user
 from models.accounts import User
 
 
@@ -29,12 +29,6 @@ class Context:
     @property
     def user(self) -> User | None:
         return self.principal.user if isinstance(self.principal, UserPrincipal) else None
-
-    @property
-    def account_holder(self) -> User | None:
-        """The signed-in user acting for themself: not through a third-party app, whose token
-        never reaches account matters (sessions, invitations)."""
-        return None if is_third_party_app(self.principal) else self.user
 
     def require_user(self) -> UserPrincipal:
         return require_user(self.principal)

@@ -7,9 +7,11 @@ Which ones the caller may see is `fleet.access`'s to say (its `visible_*` functi
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
+from api.graphql.context import Info
+from auth.principals import AnyPrincipal
 from core.text import parse_key
 
 M = TypeVar("M")
@@ -17,12 +19,13 @@ N = TypeVar("N")
 
 
 async def visible_nodes(
+    info: Info,
     node_ids: Iterable[str],
-    find: Callable[[list[int]], Awaitable[Mapping[int, M]]],
+    find: Callable[[AnyPrincipal, Sequence[int]], Awaitable[Mapping[int, M]]],
     to_node: Callable[[M], N],
 ) -> list[N | None]:
-    """The nodes of `node_ids` (primary keys) that `find` returns, in order; null for an ID
-    that is not a key or that `find` leaves out."""
+    """The nodes of `node_ids` (primary keys) that `find` returns for the caller, in order;
+    null for an ID that is not a key or that `find` leaves out."""
     keys = [parse_key(node_id) for node_id in node_ids]
-    found = await find([key for key in keys if key is not None])
+    found = await find(info.context.principal, [key for key in keys if key is not None])
     return [to_node(found[key]) if key is not None and key in found else None for key in keys]

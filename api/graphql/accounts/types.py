@@ -15,7 +15,7 @@ from api.graphql.pagination import DEFAULT_PAGE_SIZE, paginate
 from auth import accounts, apps
 from auth.principals import UserPrincipal
 from core.errors import PermissionDenied
-from fleet import organizations, team
+from fleet import access, organizations, team
 from models.accounts import User as UserModel
 from models.oauth import Consent, TokenFamily
 from models.oauth import OAuthClient as OAuthClientModel
@@ -60,14 +60,8 @@ class Session(relay.Node):
     ) -> list[Session | None]:
         principal = info.context.principal
         current = principal.family_id if isinstance(principal, UserPrincipal) else None
-
-        async def find(keys: list[int]) -> dict[int, TokenFamily]:
-            if info.context.account_holder is None or not keys:
-                return {}
-            return {f.id: f for f in await accounts.live_sessions(
-                info.context.require_user()).filter(id__in=keys)}
-
-        return await visible_nodes(node_ids, find, lambda f: cls.from_model(f, current))
+        return await visible_nodes(info, node_ids, access.visible_sessions,
+                                   lambda f: cls.from_model(f, current))
 
 
 @strawberry.type(description="A third-party app you registered: an OAuth client that signs "

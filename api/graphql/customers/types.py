@@ -43,9 +43,7 @@ class Customer(relay.Node):
     async def resolve_nodes(  # type: ignore[override]  # see api.graphql.nodes
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Customer | None]:
-        return await visible_nodes(
-            node_ids, lambda keys: access.visible_customers(info.context.principal, keys),
-            cls.from_model)
+        return await visible_nodes(info, node_ids, access.visible_customers, cls.from_model)
 
     @strawberry.field(description="The product's devices they claimed, by device ID: empty "
                                   "until they claim one.")

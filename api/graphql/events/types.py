@@ -62,9 +62,7 @@ class Event(relay.Node):
     async def resolve_nodes(  # type: ignore[override]  # see api.graphql.nodes
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Event | None]:
-        return await visible_nodes(
-            node_ids, lambda keys: access.visible_events(info.context.principal, keys),
-            cls.from_model)
+        return await visible_nodes(info, node_ids, access.visible_events, cls.from_model)
 
     @strawberry.field(description="The product whose log holds it, if you can see the product.")
     async def product(self, info: Info

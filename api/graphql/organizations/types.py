@@ -45,9 +45,7 @@ class Member(relay.Node):
     async def resolve_nodes(  # type: ignore[override]  # see api.graphql.nodes
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Member | None]:
-        return await visible_nodes(
-            node_ids, lambda keys: access.visible_members(info.context.principal, keys),
-            cls.from_model)
+        return await visible_nodes(info, node_ids, access.visible_members, cls.from_model)
 
 
 @strawberry.type(description="An invitation to join a team.")
@@ -73,9 +71,7 @@ class Invitation(relay.Node):
     async def resolve_nodes(  # type: ignore[override]  # see api.graphql.nodes
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Invitation | None]:
-        return await visible_nodes(
-            node_ids, lambda keys: access.visible_invitations(info.context.principal, keys),
-            cls.from_model)
+        return await visible_nodes(info, node_ids, access.visible_invitations, cls.from_model)
 
 
 @strawberry.type(description="One change inside an organization: who, what, when, from where.")
@@ -101,9 +97,7 @@ class AuditEntry(relay.Node):
     async def resolve_nodes(  # type: ignore[override]  # see api.graphql.nodes
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[AuditEntry | None]:
-        return await visible_nodes(
-            node_ids, lambda keys: access.visible_audit_entries(info.context.principal, keys),
-            cls.from_model)
+        return await visible_nodes(info, node_ids, access.visible_audit_entries, cls.from_model)
 
 
 @strawberry.type(description="A product creator's company.")
@@ -122,9 +116,7 @@ class Organization(relay.Node):
     async def resolve_nodes(  # type: ignore[override]  # see api.graphql.nodes
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Organization | None]:
-        return await visible_nodes(
-            node_ids, lambda keys: access.visible_organizations(info.context.principal, keys),
-            cls.from_model)
+        return await visible_nodes(info, node_ids, access.visible_organizations, cls.from_model)
 
     @strawberry.field(description="Team members: each one is a billed seat.")
     async def seats(self, info: Info) -> int:

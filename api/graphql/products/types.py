@@ -97,9 +97,7 @@ class Product(relay.Node):
     async def resolve_nodes(  # type: ignore[override]  # see api.graphql.nodes
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Product | None]:
-        return await visible_nodes(
-            node_ids, lambda keys: access.visible_products(info.context.principal, keys),
-            cls.from_model)
+        return await visible_nodes(info, node_ids, access.visible_products, cls.from_model)
 
     @strawberry.field
     async def organization(self, info: Info

@@ -90,7 +90,7 @@ class AuditEntry(relay.Node):
     def from_model(cls, entry: AuditEntryModel) -> AuditEntry:
         return cls(id=entry.id, actor_email=entry.actor_label, action=entry.action,
                    target_type=entry.target_type, target_id=entry.target_id,
-                   target_label=entry.target_label, details=entry.details,
+                   target_label=entry.target_label, details=JSON(entry.details),
                    ip_address=entry.ip_address, created_at=entry.created_at)
 
     @classmethod

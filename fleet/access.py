@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 from tortoise.queryset import QuerySet
 
@@ -47,8 +46,6 @@ from models.devices import Device, Event, Quarantine
 from models.oauth import ClientType, OAuthClient, TokenFamily
 from models.organizations import AuditEntry, Invitation, Membership, Organization, Role
 from models.products import Product
-
-T = TypeVar("T")
 
 # What a customer may do with their own devices. Everything else (settings, removal,
 # quarantine decisions, anything product-wide) is `NotFound` to them.
@@ -388,7 +385,7 @@ def sees_event_of(principal: AnyPrincipal, device: Device, event: Event) -> bool
     """Whether the principal, who may watch `device`, sees its `event`: only those it published
     in its current product (or in none), since what it published elsewhere is no business of
     this product's team, and for its customer only those since they claimed it, since a
-    previous owner's are none of theirs (as `fleet.events.watched_device_history`)."""
+    previous owner's are none of theirs (the history `fleet.events.device_log` gives)."""
     if event.product_id != device.product_id:
         return False
     if isinstance(principal, CustomerPrincipal):

@@ -12,7 +12,6 @@ from strawberry import relay
 from strawberry.scalars import JSON
 from tortoise.queryset import QuerySet
 
-from api.graphql import loaders
 from api.graphql.context import Info
 from api.graphql.errors import UserError
 from api.graphql.pagination import (
@@ -148,12 +147,7 @@ class Device(relay.Node):
                                   "cannot).")
     async def product(self, info: Info
                       ) -> Annotated[Product, strawberry.lazy(_PRODUCTS)] | None:
-        if self.product_pk is None:
-            return None
-        product = await loaders.visible_products(info.context).load(self.product_pk)
-        if product is None:
-            return None
-        node: Product = _Product.resolve_type().from_model(product)
+        node: Product | None = await _Product.resolve_type().visible(info, self.product_pk)
         return node
 
     @strawberry.field(description="The events it published, newest first.")

@@ -67,12 +67,7 @@ class Event(relay.Node):
     @strawberry.field(description="The product whose log holds it, if you can see the product.")
     async def product(self, info: Info
                       ) -> Annotated[Product, strawberry.lazy(_PRODUCTS)] | None:
-        if self.product_pk is None:
-            return None
-        product = await loaders.visible_products(info.context).load(self.product_pk)
-        if product is None:
-            return None
-        node: Product = _Product.resolve_type().from_model(product)
+        node: Product | None = await _Product.resolve_type().visible(info, self.product_pk)
         return node
 
     @strawberry.field(description="The device that published it, while it is still in the "

@@ -94,6 +94,16 @@ class Product(relay.Node):
                    organization_pk=product.organization_id)
 
     @classmethod
+    async def visible(cls, info: Info, product_id: int | None) -> Product | None:
+        """The product `product_id` of a device or an event, if the caller may see it (only its
+        team may: its SERVER client reads the log but not the product, customers see their
+        devices but not the product)."""
+        if product_id is None:
+            return None
+        product = await loaders.visible_products(info.context).load(product_id)
+        return None if product is None else cls.from_model(product)
+
+    @classmethod
     async def resolve_nodes(  # type: ignore[override]  # see api.graphql.nodes
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Product | None]:

@@ -6,8 +6,9 @@ import pytest
 from strawberry import relay
 
 from models.accounts import User
-from tests.conftest import PASSWORD
-from tests.helpers import client_token, graphql, password_login, service_client, signed_in_user
+from tests.support.accounts import client_token, password_login, service_client, signed_in_user
+from tests.support.constants import PASSWORD
+from tests.support.graphql import graphql
 
 SIGN_UP = """
 mutation SignUp($input: SignUpInput!) {

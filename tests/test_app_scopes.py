@@ -7,36 +7,29 @@ tokens with each set of scopes."""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from fleet import events, organizations, products
+from fleet import events
 from models.accounts import User
 from models.devices import Device, Event
 from models.oauth import OAuthClient
 from models.organizations import AuditEntry, Invitation
 from models.products import Product
-from tests.conftest import Clock, LiveServer
-from tests.customer_helpers import app_token, make_customer, third_party_app
-from tests.e2e.test_live_events import graphql_ws, subscribe
-from tests.helpers import (
-    Team,
-    access_token,
-    acting_as,
-    gid,
-    graphql,
-    make_user,
-    organization_with_team,
-)
-from tests.test_customer_isolation import DEVICE_EVENTS, PRODUCT_EVENTS, Probe
-from tests.test_events_api import T
+from tests.support.accounts import Team, access_token, make_user
+from tests.support.constants import T
+from tests.support.customers import app_token, make_customer, third_party_app
+from tests.support.graphql import gid, graphql
+from tests.support.live import graphql_ws, subscribe
+from tests.support.matrix import DEVICE_EVENTS, FB, NF, OK, PRODUCT_EVENTS, Matrix, Probe
+from tests.support.servers import Clock, LiveServer
+from tests.support.worlds import two_organizations
 
 CALLERS = ("direct", "app", "read", "events", "call", "all", "all(viewer)", "all(outsider)")
-OK, NF, FB, OFF = "OK", "NOT_FOUND", "FORBIDDEN", "DEVICE_OFFLINE"
+OFF = "DEVICE_OFFLINE"
 OP = "OWNER_PROTECTED"  # the owner may not leave: the rule behind the scope check
 HID = "OK, without the product"  # the device (or event), not its product
 EVT = "OK, the event alone"  # neither its device nor its product
@@ -54,9 +47,9 @@ D1, Q1, MINE, SPARE = ("a1".ljust(24, "0"), "b1".ljust(24, "0"), "c1".ljust(24, 
 # Callers: the Acme owner signed in directly (the first-party client: no scopes apply); the
 # owner through a third-party app with no scope, with each scope alone, with all three; the
 # Acme viewer and the outsider through an app with all three.
-# Cells as in tests.test_customer_isolation.
+# Cells as in tests/test_customer_isolation.py.
 # fmt: off
-MATRIX_ROWS: dict[str, tuple[Any, ...]] = {
+MATRIX = Matrix(CALLERS, {
     #                             direct app  read events call all  all(V) all(O)
     "device(D1)":                 (OK,  FB,  OK,  FB,   FB,  OK,  OK,   _),
     "device(MINE)":               (OK,  FB,  OK,  FB,   FB,  OK,  _,    _),
@@ -87,11 +80,8 @@ MATRIX_ROWS: dict[str, tuple[Any, ...]] = {
     "updateOrganization":         (OK,  FB,  FB,  FB,   FB,  FB,  FB,   NF),
     "inviteTeamMember":           (OK,  FB,  FB,  FB,   FB,  FB,  FB,   NF),
     "leaveOrganization":          (OP,  FB,  FB,  FB,   FB,  FB,  FB,   NF),
-}
+})
 # fmt: on
-MATRIX = {
-    operation: dict(zip(CALLERS, cells, strict=True)) for operation, cells in MATRIX_ROWS.items()
-}
 SCOPES = {"app": "", "read": "devices:read", "events": "events:read", "call": "devices:call",
           "all": "devices:read events:read devices:call"}
 
@@ -109,15 +99,8 @@ class World:
 @pytest.fixture
 async def world(frozen_clock: Clock) -> World:
     frozen_clock.current = T
-    acme = await organization_with_team("Acme", "acme")
-    thermostat = await products.create_product(
-        acme.principals["OWNER"], acme.organization.id, name="Thermostat", slug="thermostat",
-        description="", platform="Photon", customer_auth="SIMPLE")
-    outsider = await acting_as(await make_user("outsider@example.com"))
-    globex = await organizations.create_organization(outsider, "Globex", "globex")
-    kettle = await products.create_product(
-        outsider, globex.id, name="Kettle", slug="kettle", description="", platform="Photon",
-        customer_auth="SIMPLE")
+    orgs = await two_organizations()
+    acme, thermostat, kettle = orgs.acme, orgs.thermostat, orgs.kettle
     for device_id, product, quarantine, claimed_by in (
         (D1, thermostat, "NONE", None), (Q1, thermostat, "QUARANTINED", None),
         (MINE, None, "NONE", acme.users["OWNER"]), (SPARE, None, "NONE", None),
@@ -145,8 +128,8 @@ async def caller_token(caller: str, world: World) -> str:
 
 
 @dataclass
-class AppProbe(Probe):
-    """`tests.test_customer_isolation.Probe`, where a refusal must say why."""
+class AppProbe(Probe[World]):
+    """A probe where a refusal must say why."""
 
     async def read(self, query: str, variables: dict[str, Any], *path: str) -> Any:
         body = await graphql(self.http, query, variables, token=self.token)
@@ -157,49 +140,36 @@ class AppProbe(Probe):
         return await super().read(query, variables, *path)
 
 
-Operation = Callable[[AppProbe], Awaitable[Any]]
-OPERATIONS: dict[str, Operation] = {}
-
-
-def operation(name: str) -> Callable[[Operation], Operation]:
-    def register(function: Operation) -> Operation:
-        OPERATIONS[name] = function
-        return function
-
-    return register
-
-
 def ok_if(value: Any, expected: Any, without_product: Any = None) -> Any:
+    """As `tests.support.matrix.ok_if`, and HID when `value` is `without_product`."""
     if without_product is not None and value == without_product:
         return HID
     return OK if value is not None and value == expected else value
 
 
-@operation("device(D1)")
+@MATRIX.operation("device(D1)")
 async def _device(p: AppProbe) -> Any:
     return ok_if(await p.device(D1, "deviceId functions"),
                  {"deviceId": D1, "functions": ["reboot"]})
 
 
-@operation("device(MINE)")
+@MATRIX.operation("device(MINE)")
 async def _device_mine(p: AppProbe) -> Any:
     return ok_if(await p.device(MINE, "deviceId"), {"deviceId": MINE})
 
 
-@operation("node(Device D1)")
+@MATRIX.operation("node(Device D1)")
 async def _device_node(p: AppProbe) -> Any:
-    node_id = gid("Device", D1)
-    found = await p.read("query($id: ID!) { node(id: $id) { id } }", {"id": node_id}, "node")
-    return ok_if(found, {"id": node_id})
+    return await p.node(gid("Device", D1))
 
 
-@operation("device(D1).product")
+@MATRIX.operation("device(D1).product")
 async def _device_product(p: AppProbe) -> Any:
     return ok_if(await p.device(D1, "product { slug }"), {"product": {"slug": "thermostat"}},
                  {"product": None})
 
 
-@operation("device(D1).events")
+@MATRIX.operation("device(D1).events")
 async def _device_events(p: AppProbe) -> Any:
     found = await p.device(D1, 'events(filter: {prefix: "temp"}) { edges { node { id device '
                                "{ deviceId } product { slug } } } }")
@@ -212,7 +182,7 @@ async def _device_events(p: AppProbe) -> Any:
     return ok_if(found, page("thermostat"), page(None))
 
 
-@operation("node(Event D1)")
+@MATRIX.operation("node(Event D1)")
 async def _event_node(p: AppProbe) -> Any:
     found = await p.read("query($id: ID!) { node(id: $id) { id ... on Event { device { "
                          "deviceId } product { slug } } } }", {"id": p.world.event_id}, "node")
@@ -223,7 +193,7 @@ async def _event_node(p: AppProbe) -> Any:
     return ok_if(found, expected, {**expected, "product": None})
 
 
-@operation("device(D1).variable")
+@MATRIX.operation("device(D1).variable")
 async def _variable(p: AppProbe) -> Any:
     found = await p.device(D1, 'variable(name: "temp") { value userErrors { code message } }')
     if found is None or isinstance(found, str) or found["variable"]["value"] is not None:
@@ -246,20 +216,12 @@ async def _mutation(p: AppProbe, name: str, input_type: str, input: dict[str, An
     return payload, code
 
 
+@MATRIX.operation("callFunction(D1)", D1)
+@MATRIX.operation("callFunction(MINE)", MINE)
 async def _call(p: AppProbe, device_id: str) -> Any:
     payload, code = await _mutation(p, "callFunction", "CallFunctionInput",
                                     {"deviceId": device_id, "name": "reboot"}, "returnValue")
     return code if payload["returnValue"] is None else payload
-
-
-@operation("callFunction(D1)")
-async def _call_d1(p: AppProbe) -> Any:
-    return await _call(p, D1)
-
-
-@operation("callFunction(MINE)")
-async def _call_mine(p: AppProbe) -> Any:
-    return await _call(p, MINE)
 
 
 async def _sse(p: AppProbe, path: str, device_id: str, product: Product | None) -> Any:
@@ -274,40 +236,40 @@ async def _sse(p: AppProbe, path: str, device_id: str, product: Product | None) 
     return await p.sse(path, device_id, product)
 
 
-@operation("SSE device D1")
+@MATRIX.operation("SSE device D1")
 async def _sse_d1(p: AppProbe) -> Any:
     return await _sse(p, f"/v1/devices/{D1}/events", D1, p.world.thermostat)
 
 
-@operation("SSE device MINE")
+@MATRIX.operation("SSE device MINE")
 async def _sse_mine(p: AppProbe) -> Any:
     return await _sse(p, f"/v1/devices/{MINE}/events", MINE, None)
 
 
-@operation("deviceEvents(D1)")
+@MATRIX.operation("deviceEvents(D1)")
 async def _subscribe_d1(p: AppProbe) -> Any:
     return await p.subscription(DEVICE_EVENTS, events.device_channel(D1), {"id": D1}, D1,
                                 p.world.thermostat)
 
 
-@operation("customerDevices")
+@MATRIX.operation("customerDevices")
 async def _customer_devices(p: AppProbe) -> Any:
     return await p.read("{ customerDevices { edges { node { deviceId } } } }", {},
                         "customerDevices")
 
 
-@operation("organization(acme)")
+@MATRIX.operation("organization(acme)")
 async def _organization(p: AppProbe) -> Any:
     return ok_if(await p.read('{ organization(slug: "acme") { slug } }', {}, "organization"),
                  {"slug": "acme"})
 
 
-@operation("product(thermostat)")
+@MATRIX.operation("product(thermostat)")
 async def _product(p: AppProbe) -> Any:
     return ok_if(await p.product("slug"), {"slug": "thermostat"})
 
 
-@operation("productEvents")
+@MATRIX.operation("productEvents")
 async def _log(p: AppProbe) -> Any:
     found = await p.read(
         'query($id: ID!) { productEvents(productId: $id, filter: {prefix: "temp"}) { edges { '
@@ -316,12 +278,12 @@ async def _log(p: AppProbe) -> Any:
     return ok_if(found, {"edges": [{"node": {"id": p.world.event_id}}]})
 
 
-@operation("SSE product")
+@MATRIX.operation("SSE product")
 async def _sse_product(p: AppProbe) -> Any:
     return await _sse(p, "/v1/products/thermostat/events", D1, p.world.thermostat)
 
 
-@operation("productEvents subscription")
+@MATRIX.operation("productEvents subscription")
 async def _subscribe_product(p: AppProbe) -> Any:
     return await p.subscription(PRODUCT_EVENTS, events.product_channel(p.world.thermostat.id),
                                 {"id": gid("Product", p.world.thermostat.id)}, D1,
@@ -339,19 +301,19 @@ async def _changed(p: AppProbe, name: str, input_type: str, input: dict[str, Any
     return OK if after != before else payload
 
 
-@operation("publishEvent")
+@MATRIX.operation("publishEvent")
 async def _publish(p: AppProbe) -> Any:
     return await _changed(p, "publishEvent", "PublishEventInput", {
         "productId": gid("Product", p.world.thermostat.id), "name": "note"}, "event { name }")
 
 
-@operation("updateDevice(D1)")
+@MATRIX.operation("updateDevice(D1)")
 async def _update(p: AppProbe) -> Any:
     return await _changed(p, "updateDevice", "UpdateDeviceInput",
                           {"deviceId": D1, "name": "Renamed"}, "device { name }")
 
 
-@operation("updateDevice(MINE)")
+@MATRIX.operation("updateDevice(MINE)")
 async def _update_mine(p: AppProbe) -> Any:
     before = (await Device.get(id=MINE)).notes
     payload, code = await _mutation(p, "updateDevice", "UpdateDeviceInput",
@@ -362,48 +324,48 @@ async def _update_mine(p: AppProbe) -> Any:
     return OK if after == "mine" else payload
 
 
-@operation("assignDeviceCustomer(D1)")
+@MATRIX.operation("assignDeviceCustomer(D1)")
 async def _assign(p: AppProbe) -> Any:
     return await _changed(p, "assignDeviceCustomer", "AssignDeviceCustomerInput",
                           {"deviceId": D1, "customerId": p.world.customer_id},
                           "device { claimedAt }")
 
 
-@operation("approveQuarantinedDevice")
+@MATRIX.operation("approveQuarantinedDevice")
 async def _approve(p: AppProbe) -> Any:
     return await _changed(p, "approveQuarantinedDevice", "DeviceInput", {"deviceId": Q1},
                           "device { quarantined }")
 
 
-@operation("importDevices")
+@MATRIX.operation("importDevices")
 async def _import(p: AppProbe) -> Any:
     return await _changed(p, "importDevices", "ImportDevicesInput", {
         "productId": gid("Product", p.world.thermostat.id), "deviceIds": [SPARE]},
         "importedDeviceIds")
 
 
-@operation("createProduct")
+@MATRIX.operation("createProduct")
 async def _create_product(p: AppProbe) -> Any:
     return await _changed(p, "createProduct", "CreateProductInput", {
         "organizationId": gid("Organization", p.world.acme.organization.id), "name": "Lamp",
         "platform": "Photon", "customerAuth": "SIMPLE"}, "product { slug }")
 
 
-@operation("createOAuthClient")
+@MATRIX.operation("createOAuthClient")
 async def _create_client(p: AppProbe) -> Any:
     return await _changed(p, "createOAuthClient", "CreateOAuthClientInput", {
         "productId": gid("Product", p.world.thermostat.id), "name": "Backend",
         "type": "SERVER"}, "clientSecret")
 
 
-@operation("updateOrganization")
+@MATRIX.operation("updateOrganization")
 async def _update_organization(p: AppProbe) -> Any:
     return await _changed(p, "updateOrganization", "UpdateOrganizationInput", {
         "organizationId": gid("Organization", p.world.acme.organization.id),
         "name": "Acme Renamed"}, "organization { name }")
 
 
-@operation("inviteTeamMember")
+@MATRIX.operation("inviteTeamMember")
 async def _invite(p: AppProbe) -> Any:
     found = await _changed(p, "inviteTeamMember", "InviteTeamMemberInput", {
         "organizationId": gid("Organization", p.world.acme.organization.id),
@@ -412,27 +374,21 @@ async def _invite(p: AppProbe) -> Any:
     return found if invited == (1 if found == OK else 0) else f"{found}, {invited} invitations"
 
 
-@operation("leaveOrganization")
+@MATRIX.operation("leaveOrganization")
 async def _leave(p: AppProbe) -> Any:
     return await _changed(p, "leaveOrganization", "LeaveOrganizationInput", {
         "organizationId": gid("Organization", p.world.acme.organization.id)}, "left")
 
 
 def test_the_table_covers_every_operation_and_caller() -> None:
-    assert list(OPERATIONS) == list(MATRIX)
-    assert all(len(cells) == len(CALLERS) for cells in MATRIX_ROWS.values())
+    MATRIX.assert_complete()
 
 
 @pytest.mark.parametrize("caller", CALLERS)
 async def test_app_scope_matrix(http, live_server: LiveServer, world: World, caller: str
                                 ) -> None:
-    probe = AppProbe(http, live_server, await caller_token(caller, world), world)
-    differences = {}
-    for name, run in OPERATIONS.items():
-        found = await run(probe)
-        if found != MATRIX[name][caller]:
-            differences[name] = (MATRIX[name][caller], found)
-    assert differences == {}, "expected vs found: " + repr(differences)
+    token = await caller_token(caller, world)
+    await MATRIX.check(caller, AppProbe(http, token, world, caller, live_server))
 
 
 async def test_a_refused_subscription_says_why(live_server: LiveServer, world: World) -> None:

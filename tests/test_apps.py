@@ -17,15 +17,14 @@ from core.errors import Conflict, PermissionDenied
 from fleet import products
 from models.customers import Customer
 from models.oauth import AuthorizationCode, Consent, OAuthClient, TokenFamily
-from tests.helpers import (
+from tests.support.accounts import (
     access_token,
     acting_as,
-    graphql,
     make_user,
     organization_with_team,
-    run_mutation,
     service_client,
 )
+from tests.support.graphql import graphql, run_mutation
 
 APP = "app { clientId name redirectUris scopes createdAt }"
 CALLBACK = "https://dash.example.com/callback"

@@ -9,7 +9,6 @@ have been too.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import nullcontext
@@ -18,8 +17,8 @@ import pytest
 import redis.asyncio as redis
 
 from core.broker import Broker, BrokerUnavailable, InProcessBroker, RedisBroker
+from tests.support.constants import TEST_REDIS_URL
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 UNREACHABLE = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
 
@@ -60,7 +59,7 @@ class Brokers:
         if self.kind == "in_process":
             broker: Broker = InProcessBroker()
         else:
-            broker = RedisBroker(REDIS_URL, prefix or self.prefix)
+            broker = RedisBroker(TEST_REDIS_URL, prefix or self.prefix)
         try:
             await broker.start()
         except BrokerUnavailable as error:
@@ -68,7 +67,7 @@ class Brokers:
         else:
             self.started.append(broker)
             return broker
-        pytest.fail(f"Redis at {REDIS_URL} (TEST_REDIS_URL) is unreachable; the broker tests "
+        pytest.fail(f"Redis at {TEST_REDIS_URL} (TEST_REDIS_URL) is unreachable; the broker tests "
                     f"need it: {unreachable}", pytrace=False)
 
     async def pair(self) -> tuple[Broker, Broker]:
@@ -245,7 +244,7 @@ async def test_subscribers_are_told_when_the_redis_connection_drops() -> None:
     """Redis closing the subscribing connection: each subscriber gets `None` (messages may have
     been lost), the broker subscribes again by itself and delivery resumes."""
     made = Brokers("redis")
-    admin = redis.Redis.from_url(REDIS_URL)
+    admin = redis.Redis.from_url(TEST_REDIS_URL)
     try:
         subscriber, publisher = await made.make(), await made.make()
         assert isinstance(subscriber, RedisBroker)

@@ -11,29 +11,26 @@ import httpx
 import pytest
 
 from auth import tokens
-from fleet import claim_codes, devices, gateway, organizations, products
+from fleet import claim_codes, devices, gateway, products
 from fleet.gateway import Hello
 from models.customers import ClaimCode, Customer
 from models.devices import Device, Quarantine
 from models.organizations import AuditEntry
 from models.products import Product
-from tests.conftest import Clock
-from tests.customer_helpers import customer_token, make_customer
-from tests.helpers import (
+from tests.support.accounts import (
     TEAM_ROLES,
     Team,
     access_token,
-    acting_as,
-    audit_trail,
     client_token,
-    gid,
-    graphql,
     make_user,
     organization_with_team,
-    run_mutation,
     service_client,
 )
-from tests.test_events_api import T
+from tests.support.constants import T
+from tests.support.customers import customer_token, make_customer
+from tests.support.graphql import audit_trail, gid, graphql, run_mutation
+from tests.support.servers import Clock
+from tests.support.worlds import two_organizations
 
 DAY = timedelta(hours=24)
 P1, P2, P3, P4 = ("a1", "a2", "a3", "a4")
@@ -55,15 +52,8 @@ class World:
 @pytest.fixture
 async def world(frozen_clock: Clock) -> World:
     frozen_clock.current = T
-    acme = await organization_with_team("Acme", "acme")
-    thermostat = await products.create_product(
-        acme.principals["OWNER"], acme.organization.id, name="Thermostat", slug="thermostat",
-        description="", platform="Photon", customer_auth="SIMPLE")
-    outsider = await acting_as(await make_user("outsider@example.com"))
-    globex = await organizations.create_organization(outsider, "Globex", "globex")
-    kettle = await products.create_product(
-        outsider, globex.id, name="Kettle", slug="kettle", description="", platform="Photon",
-        customer_auth="SIMPLE")
+    orgs = await two_organizations()
+    acme, thermostat, kettle = orgs.acme, orgs.thermostat, orgs.kettle
     alice = await make_customer(thermostat, "alice@customers.example")
     bob = await make_customer(thermostat, "bob@customers.example")
     carol = await make_customer(kettle, "carol@customers.example")

@@ -11,8 +11,9 @@ import httpx
 from core import clock
 from fleet import products
 from models.devices import Device
-from tests.customer_helpers import customer_token, make_customer
-from tests.helpers import access_token, gid, graphql, organization_with_team
+from tests.support.accounts import access_token, organization_with_team
+from tests.support.customers import customer_token, make_customer
+from tests.support.graphql import gid, graphql
 
 DEVICE = "d1".ljust(24, "0")
 HIDDEN = "notes development quarantine quarantined rateLimitedEvents"

@@ -4,49 +4,37 @@ product-level field, mutation and stream against every kind of caller."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 
-from core.settings import get_settings
-from fleet import devices, events, organizations, products
+from fleet import devices, events
 from models.customers import Customer
 from models.devices import Device, Event, Quarantine
-from models.organizations import AuditEntry
 from models.products import Product
-from tests.conftest import Clock, LiveServer
-from tests.customer_helpers import customer_token, make_customer
-from tests.e2e.test_live_events import (
-    Sse,
-    graphql_ws,
-    particle,
-    publish,
-    receive,
-    refused,
-    sse,
-    subscribe,
-    until_subscribed,
+from tests.support.accounts import TEAM_ROLES, Team
+from tests.support.constants import T
+from tests.support.customers import customer_token, make_customer
+from tests.support.graphql import gid, graphql, run_mutation
+from tests.support.live import graphql_ws, refused, sse, subscribe, until_subscribed
+from tests.support.matrix import (
+    DEVICE_EVENTS,
+    FB,
+    NF,
+    OK,
+    PRODUCT_EVENTS,
+    Matrix,
+    Probe,
+    caller_token,
+    ok_if,
 )
-from tests.helpers import (
-    TEAM_ROLES,
-    Team,
-    access_token,
-    acting_as,
-    gid,
-    graphql,
-    make_user,
-    organization_with_team,
-    run_mutation,
-)
-from tests.test_events_api import T
+from tests.support.polling import receive
+from tests.support.servers import Clock
+from tests.support.worlds import two_organizations
 
 CALLERS = ("anonymous", "outsider", "customerA", "customerB", "customerC", *TEAM_ROLES)
-OK, NF, FB, OFF, UN = "OK", "NOT_FOUND", "FORBIDDEN", "DEVICE_OFFLINE", "UNAUTHENTICATED"
+OFF, UN = "DEVICE_OFFLINE", "UNAUTHENTICATED"
 CUS = "OK, without the product"  # what a customer sees: the device, not its product
 _ = None
 
@@ -66,7 +54,7 @@ AT = T.isoformat()
 # Streams: OK = opened and delivered a new event; an HTTP status or an error code otherwise.
 # Rows run top to bottom in one world per caller; mutations come last, each on its own device.
 # fmt: off
-MATRIX_ROWS: dict[str, tuple[Any, ...]] = {
+MATRIX = Matrix(CALLERS, {
     #                              anon out  cusA cusB cusC OWN  ADM  DEV  SUP  VIEW
     "device(D1)":                  (_,  _,   OK,  _,   _,   OK,  OK,  OK,  OK,  OK),
     "device(D2)":                  (_,  _,   _,   OK,  _,   OK,  OK,  OK,  OK,  OK),
@@ -100,11 +88,8 @@ MATRIX_ROWS: dict[str, tuple[Any, ...]] = {
     "approveQuarantinedDevice":    (NF, NF,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
     "updateDevice(D1)":            (NF, NF,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
     "removeDeviceFromProduct(M1)": (NF, NF,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
-}
+})
 # fmt: on
-MATRIX = {
-    operation: dict(zip(CALLERS, cells, strict=True)) for operation, cells in MATRIX_ROWS.items()
-}
 
 
 @dataclass
@@ -119,15 +104,8 @@ class World:
 @pytest.fixture
 async def world(frozen_clock: Clock) -> World:
     frozen_clock.current = T
-    acme = await organization_with_team("Acme", "acme")
-    thermostat = await products.create_product(
-        acme.principals["OWNER"], acme.organization.id, name="Thermostat", slug="thermostat",
-        description="", platform="Photon", customer_auth="SIMPLE")
-    outsider = await acting_as(await make_user("outsider@example.com"))
-    globex = await organizations.create_organization(outsider, "Globex", "globex")
-    kettle = await products.create_product(
-        outsider, globex.id, name="Kettle", slug="kettle", description="", platform="Photon",
-        customer_auth="TWO_LEGGED")
+    orgs = await two_organizations(kettle_auth="TWO_LEGGED")
+    acme, thermostat, kettle = orgs.acme, orgs.thermostat, orgs.kettle
     customers = {
         "customerA": await make_customer(thermostat, "a@customers.example"),
         "customerB": await make_customer(thermostat, "b@customers.example"),
@@ -151,143 +129,25 @@ async def world(frozen_clock: Clock) -> World:
     return World(acme, thermostat, kettle, customers, event_ids)
 
 
-async def caller_token(caller: str, world: World) -> str | None:
-    if caller == "anonymous":
-        return None
-    if caller == "outsider":
-        return await access_token("outsider@example.com")
-    if caller in world.customers:
-        return await customer_token(world.customers[caller])
-    return await access_token(world.acme.email(caller))
-
-
-@dataclass
-class Probe:
-    http: httpx.AsyncClient
-    live_server: LiveServer
-    token: str | None
-    world: World
-
-    async def read(self, query: str, variables: dict[str, Any], *path: str) -> Any:
-        body = await graphql(self.http, query, variables, token=self.token)
-        if body.get("errors"):
-            return body["errors"][0].get("extensions", {}).get("code", body["errors"])
-        value = body["data"]
-        for key in path:
-            if value is None:
-                return None
-            value = value[key]
-        return value
-
-    async def device(self, device_id: str, selection: str) -> Any:
-        return await self.read(
-            f"query($id: String!) {{ device(deviceId: $id) {{ {selection} }} }}",
-            {"id": device_id}, "device")
-
-    async def product(self, selection: str, *path: str) -> Any:
-        return await self.read(f'{{ product(idOrSlug: "thermostat") {{ {selection} }} }}', {},
-                               "product", *path)
-
-    async def mutate(self, name: str, input_type: str, input: dict[str, Any], selection: str
-                     ) -> tuple[dict[str, Any], str | None]:
-        body = await graphql(
-            self.http, f"mutation($input: {input_type}!) {{ {name}(input: $input) "
-                       f"{{ {selection} userErrors {{ code }} }} }}",
-            {"input": input}, token=self.token)
-        assert "errors" not in body, body
-        payload = body["data"][name]
-        return payload, payload["userErrors"][0]["code"] if payload["userErrors"] else None
-
-    async def sse(self, path: str, device_id: str, product: Product | None) -> Any:
-        """OK if the stream opens and delivers an event `device_id` publishes now."""
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        async with self.http.stream("GET", path, headers=headers) as response:
-            if response.status_code != 200:
-                body = json.loads(await response.aread())
-                expected = "UNAUTHENTICATED" if response.status_code == 401 else "NOT_FOUND"
-                assert body["errors"][0]["extensions"] == {"code": expected}, body
-                return response.status_code
-            stream = Sse(response)
-            assert await stream.message() == b":ok\n\n"
-            event = await publish(product, device_id, "live", "1")
-            found = await stream.event()
-            return OK if found == particle(event, device_id) else found
-
-    async def subscription(self, query: str, channel: str, variables: dict[str, Any],
-                           device_id: str, product: Product | None) -> Any:
-        """OK if the subscription starts and delivers an event `device_id` publishes now."""
-        async with graphql_ws(self.live_server, self.token) as ws:
-            await subscribe(ws, query, **variables)
-            outcome = await _started_or_refused(ws, channel)
-            if outcome is None:
-                await publish(product, device_id, "live", "1")
-                message = await receive(ws)
-                event = next(iter(message["payload"]["data"].values()))["event"]
-                outcome = OK if event == {"name": "live", "deviceId": device_id} else message
-        await until_subscribed(channel, 0)
-        return outcome
-
-
-async def _started_or_refused(ws: Any, channel: str) -> str | None:
-    """None once the stream listens on `channel`; the error code if the server refused it.
-    (Cancelling a websockets `recv` loses nothing.)"""
-    broker = events.event_log().broker
-    deadline = asyncio.get_running_loop().time() + 10
-    while broker.local_subscribers(channel) == 0:
-        assert asyncio.get_running_loop().time() < deadline, "neither started nor refused"
-        try:
-            async with asyncio.timeout(0.02):
-                message = json.loads(await ws.recv())
-        except TimeoutError:
-            continue
-        assert message["type"] == "error", message
-        return message["payload"][0]["extensions"]["code"]
-    return None
-
-
-Operation = Callable[[Probe], Awaitable[Any]]
-OPERATIONS: dict[str, Operation] = {}
-
-
-def operation(name: str) -> Callable[[Operation], Operation]:
-    def register(function: Operation) -> Operation:
-        OPERATIONS[name] = function
-        return function
-
-    return register
-
-
-def ok_if(value: Any, expected: Any) -> Any:
-    return OK if value is not None and value == expected else value
-
-
 def _seen(device_id: str) -> dict[str, Any]:
     return {"deviceId": device_id, "claimedAt": AT, "functions": ["reboot"]}
 
 
-@operation("device(D1)")
-async def _device_d1(p: Probe) -> Any:
-    return ok_if(await p.device(D1, "deviceId claimedAt functions"), _seen(D1))
+@MATRIX.operation("device(D1)", D1)
+@MATRIX.operation("device(D2)", D2)
+@MATRIX.operation("device(E1)", E1)
+async def _device(p: Probe[World], device_id: str) -> Any:
+    return ok_if(await p.device(device_id, "deviceId claimedAt functions"), _seen(device_id))
 
 
-@operation("device(D2)")
-async def _device_d2(p: Probe) -> Any:
-    return ok_if(await p.device(D2, "deviceId claimedAt functions"), _seen(D2))
-
-
-@operation("device(E1)")
-async def _device_e1(p: Probe) -> Any:
-    return ok_if(await p.device(E1, "deviceId claimedAt functions"), _seen(E1))
-
-
-@operation("device(Q1)")
-async def _device_q1(p: Probe) -> Any:
+@MATRIX.operation("device(Q1)")
+async def _device_q1(p: Probe[World]) -> Any:
     return ok_if(await p.device(Q1, "deviceId quarantined claimedAt"),
                  {"deviceId": Q1, "quarantined": True, "claimedAt": None})
 
 
-@operation("node(Device D1)")
-async def _device_node(p: Probe) -> Any:
+@MATRIX.operation("node(Device D1)")
+async def _device_node(p: Probe[World]) -> Any:
     node_id = gid("Device", D1)
     found = await p.read("query($id: ID!) { node(id: $id) { id ... on Device { deviceId } } }",
                          {"id": node_id}, "node")
@@ -300,38 +160,30 @@ def _product_or_customer(found: Any, team_view: Any, customer_view: Any) -> Any:
     return ok_if(found, team_view)
 
 
-@operation("device(D1).product")
-async def _device_product(p: Probe) -> Any:
+@MATRIX.operation("device(D1).product")
+async def _device_product(p: Probe[World]) -> Any:
     found = await p.device(D1, "deviceId product { slug }")
     return _product_or_customer(found, {"deviceId": D1, "product": {"slug": "thermostat"}},
                                 {"deviceId": D1, "product": None})
 
 
-def _events_seen(p: Probe, device_id: str, slug: str | None) -> dict[str, Any]:
+def _events_seen(p: Probe[World], device_id: str, slug: str | None) -> dict[str, Any]:
     return {"events": {"edges": [{"node": {
         "id": p.world.event_ids[device_id], "name": "temp", "data": "21",
         "device": {"deviceId": device_id}, "product": {"slug": slug} if slug else None}}]}}
 
 
-async def _device_events(p: Probe, device_id: str, slug: str) -> Any:
+@MATRIX.operation("device(D1).events", D1, "thermostat")
+@MATRIX.operation("device(E1).events", E1, "kettle")
+async def _device_events(p: Probe[World], device_id: str, slug: str) -> Any:
     found = await p.device(device_id, 'events(filter: {prefix: "temp"}) { edges { node { id '
                                       "name data device { deviceId } product { slug } } } }")
     return _product_or_customer(found, _events_seen(p, device_id, slug),
                                 _events_seen(p, device_id, None))
 
 
-@operation("device(D1).events")
-async def _device_events_d1(p: Probe) -> Any:
-    return await _device_events(p, D1, "thermostat")
-
-
-@operation("device(E1).events")
-async def _device_events_e1(p: Probe) -> Any:
-    return await _device_events(p, E1, "kettle")
-
-
-@operation("node(Event D1)")
-async def _event_node(p: Probe) -> Any:
+@MATRIX.operation("node(Event D1)")
+async def _event_node(p: Probe[World]) -> Any:
     node_id = p.world.event_ids[D1]
     found = await p.read("query($id: ID!) { node(id: $id) { id ... on Event { name device { "
                          "deviceId } product { slug } } } }", {"id": node_id}, "node")
@@ -340,99 +192,76 @@ async def _event_node(p: Probe) -> Any:
     return _product_or_customer(found, team_view, {**team_view, "product": None})
 
 
-@operation("device(D1).variable")
-async def _variable(p: Probe) -> Any:
+@MATRIX.operation("device(D1).variable")
+async def _variable(p: Probe[World]) -> Any:
     found = await p.device(D1, 'variable(name: "temp") { value userErrors { code } }')
     if found is None or isinstance(found, str) or found["variable"]["value"] is not None:
         return found
     return found["variable"]["userErrors"][0]["code"]
 
 
-async def _call(p: Probe, device_id: str) -> Any:
+@MATRIX.operation("callFunction(D1)", D1)
+@MATRIX.operation("callFunction(D2)", D2)
+@MATRIX.operation("callFunction(E1)", E1)
+async def _call(p: Probe[World], device_id: str) -> Any:
     payload, code = await p.mutate("callFunction", "CallFunctionInput",
                                    {"deviceId": device_id, "name": "reboot"}, "returnValue")
     return code if payload["returnValue"] is None else payload
 
 
-@operation("callFunction(D1)")
-async def _call_d1(p: Probe) -> Any:
-    return await _call(p, D1)
-
-
-@operation("callFunction(D2)")
-async def _call_d2(p: Probe) -> Any:
-    return await _call(p, D2)
-
-
-@operation("callFunction(E1)")
-async def _call_e1(p: Probe) -> Any:
-    return await _call(p, E1)
-
-
-@operation("SSE device D1")
-async def _sse_d1(p: Probe) -> Any:
+@MATRIX.operation("SSE device D1")
+async def _sse_d1(p: Probe[World]) -> Any:
     return await p.sse(f"/v1/devices/{D1}/events", D1, p.world.thermostat)
 
 
-@operation("SSE device E1")
-async def _sse_e1(p: Probe) -> Any:
+@MATRIX.operation("SSE device E1")
+async def _sse_e1(p: Probe[World]) -> Any:
     return await p.sse(f"/v1/devices/{E1}/events", E1, p.world.kettle)
 
 
-DEVICE_EVENTS = ("subscription($id: String!) { deviceEvents(deviceId: $id) { missed event { "
-                 "name deviceId } } }")
-PRODUCT_EVENTS = ("subscription($id: ID!) { productEvents(productId: $id) { missed event { "
-                  "name deviceId } } }")
+@MATRIX.operation("deviceEvents(D1)", D1)
+@MATRIX.operation("deviceEvents(D2)", D2)
+async def _subscribe(p: Probe[World], device_id: str) -> Any:
+    return await p.subscription(DEVICE_EVENTS, events.device_channel(device_id),
+                                {"id": device_id}, device_id, p.world.thermostat)
 
 
-@operation("deviceEvents(D1)")
-async def _subscribe_d1(p: Probe) -> Any:
-    return await p.subscription(DEVICE_EVENTS, events.device_channel(D1), {"id": D1}, D1,
-                                p.world.thermostat)
-
-
-@operation("deviceEvents(D2)")
-async def _subscribe_d2(p: Probe) -> Any:
-    return await p.subscription(DEVICE_EVENTS, events.device_channel(D2), {"id": D2}, D2,
-                                p.world.thermostat)
-
-
-@operation("customerDevices")
-async def _customer_devices(p: Probe) -> Any:
+@MATRIX.operation("customerDevices")
+async def _customer_devices(p: Probe[World]) -> Any:
     found = await p.read("{ customerDevices { edges { node { deviceId } } } }", {},
                          "customerDevices")
     return None if found is None else [edge["node"]["deviceId"] for edge in found["edges"]]
 
 
-@operation("product(thermostat)")
-async def _product(p: Probe) -> Any:
+@MATRIX.operation("product(thermostat)")
+async def _product(p: Probe[World]) -> Any:
     return ok_if(await p.product("slug"), {"slug": "thermostat"})
 
 
-@operation("node(Product)")
-async def _product_node(p: Probe) -> Any:
+@MATRIX.operation("node(Product)")
+async def _product_node(p: Probe[World]) -> Any:
     node_id = gid("Product", p.world.thermostat.id)
     found = await p.read("query($id: ID!) { node(id: $id) { id } }", {"id": node_id}, "node")
     return ok_if(found, {"id": node_id})
 
 
-@operation("product.devices")
-async def _product_devices(p: Probe) -> Any:
+@MATRIX.operation("product.devices")
+async def _product_devices(p: Probe[World]) -> Any:
     found = await p.product("devices(orderBy: DEVICE_ID) { edges { node { deviceId } } }",
                             "devices")
     return ok_if(found, {"edges": [{"node": {"deviceId": D1}}, {"node": {"deviceId": D2}},
                                    {"node": {"deviceId": M1}}]})
 
 
-@operation("product.events")
-async def _product_events(p: Probe) -> Any:
+@MATRIX.operation("product.events")
+async def _product_events(p: Probe[World]) -> Any:
     found = await p.product('events(filter: {prefix: "temp"}) { edges { node { deviceId } } }',
                             "events")
     return ok_if(found, {"edges": [{"node": {"deviceId": D2}}, {"node": {"deviceId": D1}}]})
 
 
-@operation("productEvents")
-async def _log(p: Probe) -> Any:
+@MATRIX.operation("productEvents")
+async def _log(p: Probe[World]) -> Any:
     found = await p.read(
         'query($id: ID!) { productEvents(productId: $id, filter: {prefix: "temp"}) { edges { '
         "node { deviceId } } } }",
@@ -440,20 +269,20 @@ async def _log(p: Probe) -> Any:
     return ok_if(found, {"edges": [{"node": {"deviceId": D2}}, {"node": {"deviceId": D1}}]})
 
 
-@operation("SSE product")
-async def _sse_product(p: Probe) -> Any:
+@MATRIX.operation("SSE product")
+async def _sse_product(p: Probe[World]) -> Any:
     return await p.sse("/v1/products/thermostat/events", D1, p.world.thermostat)
 
 
-@operation("productEvents subscription")
-async def _subscribe_product(p: Probe) -> Any:
+@MATRIX.operation("productEvents subscription")
+async def _subscribe_product(p: Probe[World]) -> Any:
     return await p.subscription(PRODUCT_EVENTS, events.product_channel(p.world.thermostat.id),
                                 {"id": gid("Product", p.world.thermostat.id)}, D1,
                                 p.world.thermostat)
 
 
-@operation("publishEvent")
-async def _publish(p: Probe) -> Any:
+@MATRIX.operation("publishEvent")
+async def _publish(p: Probe[World]) -> Any:
     before = await Event.all().count()
     payload, code = await p.mutate(
         "publishEvent", "PublishEventInput",
@@ -464,7 +293,7 @@ async def _publish(p: Probe) -> Any:
     return OK if stored == 1 and payload["event"] == {"name": "note"} else payload
 
 
-async def _claim_code(p: Probe, product: Product) -> Any:
+async def _claim_code(p: Probe[World], product: Product) -> Any:
     payload, code = await p.mutate(
         "createClaimCode", "CreateClaimCodeInput", {"productId": gid("Product", product.id)},
         "claimCode expiresAt")
@@ -473,89 +302,66 @@ async def _claim_code(p: Probe, product: Product) -> Any:
     return OK if payload["claimCode"].startswith("dc_cc_") else payload
 
 
-@operation("createClaimCode(thermostat)")
-async def _claim_code_thermostat(p: Probe) -> Any:
+@MATRIX.operation("createClaimCode(thermostat)")
+async def _claim_code_thermostat(p: Probe[World]) -> Any:
     return await _claim_code(p, p.world.thermostat)
 
 
-@operation("createClaimCode(kettle)")
-async def _claim_code_kettle(p: Probe) -> Any:
+@MATRIX.operation("createClaimCode(kettle)")
+async def _claim_code_kettle(p: Probe[World]) -> Any:
     return await _claim_code(p, p.world.kettle)
 
 
-async def _audited(p: Probe, name: str, input_type: str, input: dict[str, Any],
-                   selection: str, changed: Callable[[], Awaitable[bool]]) -> Any:
-    """A team mutation: OK with one audit entry and its effect, or its code and neither."""
-    before = await AuditEntry.all().count()
-    payload, code = await p.mutate(name, input_type, input, selection)
-    written = await AuditEntry.all().count() - before
-    effect = await changed()
-    if code is not None:
-        return code if written == 0 and not effect else f"{code}, yet changed"
-    return OK if written == 1 and effect else (payload, written, effect)
-
-
-@operation("importDevices")
-async def _import(p: Probe) -> Any:
+@MATRIX.operation("importDevices")
+async def _import(p: Probe[World]) -> Any:
     async def imported() -> bool:
         return (await Device.get(id=LOOSE)).product_id == p.world.thermostat.id
 
-    return await _audited(p, "importDevices", "ImportDevicesInput", {
+    return await p.audited("importDevices", "ImportDevicesInput", {
         "productId": gid("Product", p.world.thermostat.id), "deviceIds": [LOOSE]},
-        "importedDeviceIds", imported)
+        "importedDeviceIds", effect=imported)
 
 
-@operation("approveQuarantinedDevice")
-async def _approve(p: Probe) -> Any:
+@MATRIX.operation("approveQuarantinedDevice")
+async def _approve(p: Probe[World]) -> Any:
     async def approved() -> bool:
         return (await Device.get(id=Q1)).quarantine == Quarantine.NONE
 
-    return await _audited(p, "approveQuarantinedDevice", "DeviceInput", {"deviceId": Q1},
-                          "device { deviceId }", approved)
+    return await p.audited("approveQuarantinedDevice", "DeviceInput", {"deviceId": Q1},
+                           "device { deviceId }", effect=approved)
 
 
-@operation("updateDevice(D1)")
-async def _update(p: Probe) -> Any:
+@MATRIX.operation("updateDevice(D1)")
+async def _update(p: Probe[World]) -> Any:
     async def renamed() -> bool:
         return (await Device.get(id=D1)).name == "Mine now"
 
-    return await _audited(p, "updateDevice", "UpdateDeviceInput",
-                          {"deviceId": D1, "name": "Mine now"}, "device { deviceId }", renamed)
+    return await p.audited("updateDevice", "UpdateDeviceInput",
+                           {"deviceId": D1, "name": "Mine now"}, "device { deviceId }",
+                           effect=renamed)
 
 
-@operation("removeDeviceFromProduct(M1)")
-async def _remove(p: Probe) -> Any:
+@MATRIX.operation("removeDeviceFromProduct(M1)")
+async def _remove(p: Probe[World]) -> Any:
     async def removed() -> bool:
         device = await Device.get(id=M1)
         return device.product_id is None and device.customer_id is None
 
-    return await _audited(p, "removeDeviceFromProduct", "DeviceInput", {"deviceId": M1},
-                          "device { deviceId claimedAt }", removed)
+    return await p.audited("removeDeviceFromProduct", "DeviceInput", {"deviceId": M1},
+                           "device { deviceId claimedAt }", effect=removed)
 
 
 def test_the_table_covers_every_operation_and_caller() -> None:
-    assert list(OPERATIONS) == list(MATRIX)
-    assert all(len(cells) == len(CALLERS) for cells in MATRIX_ROWS.values())
+    MATRIX.assert_complete()
 
 
 @pytest.mark.parametrize("caller", CALLERS)
 async def test_customer_isolation_matrix(http, live_server, world: World, caller: str) -> None:
-    probe = Probe(http, live_server, await caller_token(caller, world), world)
-    differences = {}
-    for name, run in OPERATIONS.items():
-        found = await run(probe)
-        if found != MATRIX[name][caller]:
-            differences[name] = (MATRIX[name][caller], found)
-    assert differences == {}, "expected vs found: " + repr(differences)
+    token = await caller_token(http, caller, world.acme, customers=world.customers)
+    await MATRIX.check(caller, Probe(http, token, world, caller, live_server))
 
 
 # --- Access ends with the claim --------------------------------------------------------------
-
-
-@pytest.fixture
-def quick_checks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Streams opened from now on re-check their subscriber's access every 0.2 s."""
-    monkeypatch.setattr(get_settings(), "stream_access_check_interval", 0.2)
 
 
 async def test_removing_the_customer_ends_their_streams_and_access(

@@ -3,38 +3,24 @@ kind of caller, in one table."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 
-from auth import tokens
 from core import clock
-from core.settings import get_settings
 from fleet import organizations, products
 from models.customers import Customer
 from models.devices import Device
 from models.oauth import OAuthClient
-from models.organizations import AuditEntry
 from models.products import Product
-from tests.helpers import (
-    TEAM_ROLES,
-    Team,
-    access_token,
-    acting_as,
-    client_token,
-    gid,
-    graphql,
-    make_user,
-    organization_with_team,
-    service_client,
-)
+from tests.support.accounts import TEAM_ROLES, Team, acting_as, make_user, organization_with_team
+from tests.support.graphql import gid
+from tests.support.matrix import FB, NF, OK, Matrix, Probe, caller_token, ok_if
 
 CALLERS = ("anonymous", "client", "mobile", "web", "server", "other_server", "customer",
            "outsider", *TEAM_ROLES)
-OK, NF, FB, RQ = "OK", "NOT_FOUND", "FORBIDDEN", "REQUIRED"
+RQ = "REQUIRED"
 _ = None
 
 # The world: Acme (one member per role) has the product "thermostat" with a MOBILE, a WEB and a
@@ -51,7 +37,7 @@ _ = None
 # OK (with exactly one audit entry when a team member acted, none when a client did), or the
 # code of the userError (and no audit entry). Non-members never see FORBIDDEN.
 # fmt: off
-MATRIX_ROWS: dict[str, tuple[Any, ...]] = {
+MATRIX = Matrix(CALLERS, {
     #                              anon clnt mob  web  srvr osrv cust out  OWN  ADM  DEV  SUP  VIEW
     "product.customers":           (_,  _,   _,   _,   _,   _,   _,   _,   OK,  OK,  OK,  OK,  OK),
     "node(Customer)":              (_,  _,   _,   _,   _,   _,   OK,  _,   OK,  OK,  OK,  OK,  OK),
@@ -60,11 +46,8 @@ MATRIX_ROWS: dict[str, tuple[Any, ...]] = {
     "createCustomer":              (NF, NF,  OK,  OK,  OK,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
     "createCustomer(no password)": (NF, NF,  RQ,  RQ,  OK,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
     "deleteCustomer":              (NF, NF,  NF,  NF,  OK,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
-}
+})
 # fmt: on
-MATRIX = {
-    operation: dict(zip(CALLERS, cells, strict=True)) for operation, cells in MATRIX_ROWS.items()
-}
 DEVICE = "a" * 24
 
 
@@ -108,68 +91,20 @@ async def world() -> World:
     return World(acme, thermostat, clients, ada, bob, doomed)
 
 
-@dataclass
-class Probe:
-    http: httpx.AsyncClient
-    token: str | None
-    world: World
-    member: bool  # a team member (their changes are audited), not a client
-
-    async def read(self, query: str, variables: dict[str, Any], *path: str) -> Any:
-        body = await graphql(self.http, query, variables, token=self.token)
-        if body.get("errors"):
-            return body["errors"][0].get("extensions", {}).get("code", body["errors"])
-        value = body["data"]
-        for key in path:
-            if value is None:
-                return None
-            value = value[key]
-        return value
-
-    async def node(self, customer: Customer, selection: str = "email") -> Any:
-        return await self.read(
-            f"query($id: ID!) {{ node(id: $id) {{ ... on Customer {{ {selection} }} }} }}",
-            {"id": gid("Customer", customer.id)}, "node")
-
-    async def mutate(self, name: str, input_type: str, input: dict[str, Any]) -> str:
-        """OK or the userError's code, checking the audit log: one entry for a team member's
-        success, none otherwise."""
-        before = await AuditEntry.all().count()
-        body = await graphql(
-            self.http, f"mutation($input: {input_type}!) {{ {name}(input: $input) "
-                       "{ customer { email } userErrors { code } } }",
-            {"input": input}, token=self.token)
-        if body.get("errors"):
-            return f"GraphQL errors: {body['errors']}"
-        payload = body["data"][name]
-        written = await AuditEntry.all().count() - before
-        if payload["userErrors"]:
-            code = payload["userErrors"][0]["code"]
-            return code if written == 0 and payload["customer"] is None else (
-                f"{code}, yet {written} audit entries")
-        expected = 1 if self.member else 0
-        return OK if written == expected and payload["customer"] else (
-            f"OK, yet {written} audit entries and customer={payload['customer']}")
+async def _customer(p: Probe[World], customer: Customer, selection: str = "email") -> Any:
+    return await p.read(
+        f"query($id: ID!) {{ node(id: $id) {{ ... on Customer {{ {selection} }} }} }}",
+        {"id": gid("Customer", customer.id)}, "node")
 
 
-def ok_if(value: Any, expected: Any) -> Any:
-    return OK if value is not None and value == expected else value
+async def _mutate(p: Probe[World], name: str, input_type: str, input: dict[str, Any]) -> str:
+    """One audit entry for a team member's success, none for a client's."""
+    return await p.audited(name, input_type, input, "customer { email }",
+                           entries=1 if p.caller in TEAM_ROLES else 0)
 
 
-Operation = Callable[[Probe], Awaitable[Any]]
-OPERATIONS: dict[str, Operation] = {}
-
-
-def operation(name: str) -> Callable[[Operation], Operation]:
-    def register(function: Operation) -> Operation:
-        OPERATIONS[name] = function
-        return function
-
-    return register
-
-
-@operation("product.customers")
-async def _customers(p: Probe) -> Any:
+@MATRIX.operation("product.customers")
+async def _customers(p: Probe[World]) -> Any:
     found = await p.read('{ product(idOrSlug: "thermostat") { customers { edges { node { email '
                          "devices { deviceId } } } } } }", {}, "product", "customers")
     return ok_if(found, {"edges": [
@@ -179,75 +114,50 @@ async def _customers(p: Probe) -> Any:
     ]})
 
 
-@operation("node(Customer)")
-async def _node(p: Probe) -> Any:
-    return ok_if(await p.node(p.world.ada, "id email"),
+@MATRIX.operation("node(Customer)")
+async def _node(p: Probe[World]) -> Any:
+    return ok_if(await _customer(p, p.world.ada, "id email"),
                  {"id": gid("Customer", p.world.ada.id), "email": "ada@example.com"})
 
 
-@operation("node(Customer).devices")
-async def _node_devices(p: Probe) -> Any:
-    return ok_if(await p.node(p.world.ada, "devices { deviceId online }"),
+@MATRIX.operation("node(Customer).devices")
+async def _node_devices(p: Probe[World]) -> Any:
+    return ok_if(await _customer(p, p.world.ada, "devices { deviceId online }"),
                  {"devices": [{"deviceId": DEVICE, "online": False}]})
 
 
-@operation("node(other Customer)")
-async def _node_other(p: Probe) -> Any:
-    return ok_if(await p.node(p.world.bob), {"email": "bob@example.com"})
+@MATRIX.operation("node(other Customer)")
+async def _node_other(p: Probe[World]) -> Any:
+    return ok_if(await _customer(p, p.world.bob), {"email": "bob@example.com"})
 
 
-@operation("createCustomer")
-async def _create(p: Probe) -> str:
-    return await p.mutate("createCustomer", "CreateCustomerInput", {
+@MATRIX.operation("createCustomer")
+async def _create(p: Probe[World]) -> str:
+    return await _mutate(p, "createCustomer", "CreateCustomerInput", {
         "productId": gid("Product", p.world.product.id), "email": "new@example.com",
         "password": "a long password"})
 
 
-@operation("createCustomer(no password)")
-async def _create_without_password(p: Probe) -> str:
-    return await p.mutate("createCustomer", "CreateCustomerInput", {
+@MATRIX.operation("createCustomer(no password)")
+async def _create_without_password(p: Probe[World]) -> str:
+    return await _mutate(p, "createCustomer", "CreateCustomerInput", {
         "productId": gid("Product", p.world.product.id), "email": "server-made@example.com"})
 
 
-@operation("deleteCustomer")
-async def _delete(p: Probe) -> str:
-    outcome = await p.mutate("deleteCustomer", "DeleteCustomerInput",
+@MATRIX.operation("deleteCustomer")
+async def _delete(p: Probe[World]) -> str:
+    outcome = await _mutate(p, "deleteCustomer", "DeleteCustomerInput",
                              {"customerId": gid("Customer", p.world.doomed.id)})
     deleted = not await Customer.exists(id=p.world.doomed.id)
     return outcome if deleted == (outcome == OK) else f"{outcome}, yet deleted={deleted}"
 
 
-def test_the_table_covers_every_operation_and_caller():
-    assert list(OPERATIONS) == list(MATRIX)
-    assert all(len(cells) == len(CALLERS) for cells in MATRIX.values())
-
-
-async def _token(http: httpx.AsyncClient, caller: str, world: World) -> str | None:
-    if caller == "anonymous":
-        return None
-    if caller == "client":
-        return await client_token(http, *await service_client())
-    if caller in world.clients:
-        return await client_token(http, *world.clients[caller])
-    if caller == "customer":
-        issued = await tokens.issue(
-            client=world.clients["mobile"][0], user=None, customer=world.ada, scope="",
-            grant_type="password", access_lifetime=get_settings().access_token_lifetime,
-            refresh_lifetime=None)
-        return issued.access_token
-    if caller in TEAM_ROLES:
-        return await access_token(world.acme.email(caller))
-    return await access_token(f"{caller}@example.com")
+def test_the_table_covers_every_operation_and_caller() -> None:
+    MATRIX.assert_complete()
 
 
 @pytest.mark.parametrize("caller", CALLERS)
-async def test_permission_matrix(http, world, caller):
-    probe = Probe(http, await _token(http, caller, world), world, caller in TEAM_ROLES)
-    differences = {}
-    for name, expected in MATRIX.items():
-        got = await OPERATIONS[name](probe)
-        if got != expected[caller]:
-            differences[name] = f"expected {expected[caller]!r}, got {got!r}"
-    if differences:
-        pytest.fail("\n".join(f"{name}: {why}" for name, why in differences.items()),
-                    pytrace=False)
+async def test_permission_matrix(http, world: World, caller: str) -> None:
+    token = await caller_token(http, caller, world.acme, clients=world.clients,
+                               customers={"customer": world.ada})
+    await MATRIX.check(caller, Probe(http, token, world, caller=caller))

@@ -17,18 +17,12 @@ from models.customers import ClaimCode, Customer
 from models.devices import Device
 from models.oauth import OAuthClient, TokenFamily
 from models.products import Product
-from tests.conftest import Clock
-from tests.e2e.conftest import cheap_password_hashing  # noqa: F401 - the autouse fixture
-from tests.helpers import (
-    Team,
-    access_token,
-    audit_trail,
-    gid,
-    graphql,
-    organization_with_team,
-    run_mutation,
-)
+from tests.support.accounts import Team, access_token, organization_with_team
+from tests.support.graphql import audit_trail, gid, graphql, run_mutation
+from tests.support.servers import Clock
 
+# Signing customers in hundreds of times: hash cheaply.
+pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
 PAYLOAD = "customer { id email createdAt lastActiveAt devices { deviceId } }"
 PAGE = """query($first: Int!, $after: String, $filter: CustomerFilter) {
   product(idOrSlug: "thermostat") { customers(first: $first, after: $after, filter: $filter) {

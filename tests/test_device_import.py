@@ -17,18 +17,16 @@ from fleet.provisioning import provision_devices
 from models.devices import Device
 from models.organizations import AuditEntry
 from models.products import Product
-from tests.helpers import (
+from tests.support.accounts import (
     TEAM_ROLES,
     Team,
     access_token,
     client_token,
-    gid,
-    graphql,
     make_user,
     organization_with_team,
-    run_mutation,
     service_client,
 )
+from tests.support.graphql import gid, graphql, run_mutation
 
 RESULT = ("importedDeviceIds alreadyInProductDeviceIds invalidDeviceIds protectedDeviceIds "
           "product { productId }")

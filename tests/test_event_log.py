@@ -16,7 +16,7 @@ from core.broker import InProcessBroker
 from fleet import events
 from fleet.events import EventLog, EventsUnavailable, LiveEvent, NewEvent
 from models.devices import Device, Event
-from tests.conftest import Clock
+from tests.support.servers import Clock
 
 
 @pytest.fixture

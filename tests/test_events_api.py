@@ -5,75 +5,31 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection
 
-from auth.principals import UserPrincipal
-from fleet import events, organizations, products
+from fleet import events, products
 from models.devices import Device, Event
-from models.oauth import OAuthClient
 from models.organizations import AuditEntry
 from models.products import Product
-from tests.conftest import Clock, LiveServer
-from tests.e2e.test_gateway import make_device, receive, session
-from tests.helpers import (
-    Team,
+from tests.support.accounts import (
     access_token,
-    acting_as,
     client_token,
-    gid,
-    graphql,
-    make_user,
-    organization_with_team,
-    run_mutation,
 )
+from tests.support.constants import T
+from tests.support.gateway import make_device, session
+from tests.support.graphql import gid, graphql, run_mutation
+from tests.support.polling import receive
+from tests.support.servers import LiveServer
+from tests.support.worlds import EventWorld
 
-T = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
-D1, D2, ELSEWHERE = "d1".ljust(24, "0"), "d2".ljust(24, "0"), "e1".ljust(24, "0")
+D1, D2, IN_KETTLE = "d1".ljust(24, "0"), "d2".ljust(24, "0"), "e1".ljust(24, "0")
 EVENT_FIELDS = "id name data publishedAt private ttl deviceId"
-
-
-@dataclass
-class World:
-    acme: Team
-    product: Product
-    other: Product  # Globex's
-    outsider: UserPrincipal  # Globex's owner
-    server: tuple[OAuthClient, str]  # the product's SERVER client and its secret
-
-    @property
-    def product_id(self) -> str:
-        return gid("Product", self.product.id)
-
-    async def token(self, role: str = "DEVELOPER") -> str:
-        return await access_token(self.acme.email(role))
-
-
-@pytest.fixture
-async def world(frozen_clock: Clock) -> World:
-    frozen_clock.current = T
-    acme = await organization_with_team("Acme", "acme")
-    owner = acme.principals["OWNER"]
-    product = await products.create_product(
-        owner, acme.organization.id, name="Thermostat", slug="thermostat", description="",
-        platform="Photon", customer_auth="SIMPLE")
-    outsider = await acting_as(await make_user("outsider@example.com"))
-    globex = await organizations.create_organization(outsider, "Globex", "globex")
-    other = await products.create_product(
-        outsider, globex.id, name="Kettle", slug="kettle", description="", platform="Photon",
-        customer_auth="SIMPLE")
-    for device_id, owned_by in ((D1, product), (D2, product), (ELSEWHERE, other)):
-        await Device.create(id=device_id, secret_hash="0" * 64, platform="Photon",
-                            provisioned_at=T, product=owned_by, name=f"Unit {device_id[:2]}")
-    server = await products.create_oauth_client(
-        owner, product.id, name="Backend", client_type="SERVER", redirect_uris=[])
-    return World(acme, product, other, outsider, server)
 
 
 async def stored_events() -> list[dict[str, Any]]:
@@ -92,11 +48,14 @@ async def publish(http: httpx.AsyncClient, token: str | None, input: dict[str, A
 # --- publishing -----------------------------------------------------------------------------
 
 
-async def test_a_developer_publishes_an_event_stored_exactly(http, world: World) -> None:
-    payload = await publish(http, await world.token(), {
-        "productId": world.product_id, "name": "door/open", "data": "ajar é", "private": False})
+async def test_a_developer_publishes_an_event_stored_exactly(
+    http, event_world: EventWorld
+) -> None:
+    payload = await publish(http, await event_world.token(), {
+        "productId": event_world.product_id, "name": "door/open", "data": "ajar é",
+        "private": False})
     (row,) = await stored_events()
-    assert row == {"product_id": world.product.id, "device_id": None, "name": "door/open",
+    assert row == {"product_id": event_world.product.id, "device_id": None, "name": "door/open",
                    "data": "ajar é", "published_at": T, "private": False, "message_id": None,
                    "data_operations": 1}
     event_id = (await Event.get()).id
@@ -105,19 +64,22 @@ async def test_a_developer_publishes_an_event_stored_exactly(http, world: World)
         "publishedAt": "2030-01-01T12:00:00+00:00", "private": False, "ttl": 60,
         "deviceId": None, "product": {"slug": "thermostat"}, "device": None}}
     body = await graphql(http, "query($id: ID!) { node(id: $id) { ... on Event { name } } }",
-                         {"id": gid("Event", event_id)}, token=await world.token("VIEWER"))
+                         {"id": gid("Event", event_id)}, token=await event_world.token("VIEWER"))
     assert body["data"] == {"node": {"name": "door/open"}}
     for key in ("abc", "-1", "99999999999999999999", str(event_id + 1)):
         body = await graphql(http, "query($id: ID!) { node(id: $id) { id } }",
-                             {"id": gid("Event", key)}, token=await world.token("VIEWER"))
+                             {"id": gid("Event", key)}, token=await event_world.token("VIEWER"))
         assert body["data"] == {"node": None}
 
 
-async def test_events_are_private_by_default_and_cost_by_size(http, world: World) -> None:
-    payload = await publish(http, await world.token(), {
-        "productId": world.product_id, "name": "blob", "data": "x" * 1024})
+async def test_events_are_private_by_default_and_cost_by_size(
+    http, event_world: EventWorld
+) -> None:
+    payload = await publish(http, await event_world.token(), {
+        "productId": event_world.product_id, "name": "blob", "data": "x" * 1024})
     assert payload["event"]["private"] is True
-    await publish(http, await world.token(), {"productId": world.product_id, "name": "empty"})
+    await publish(http, await event_world.token(),
+                  {"productId": event_world.product_id, "name": "empty"})
     assert [(r["name"], r["data"], r["private"], r["data_operations"])
             for r in await stored_events()] == [("blob", "x" * 1024, True, 1),
                                                ("empty", "", True, 1)]
@@ -138,33 +100,35 @@ async def test_events_are_private_by_default_and_cost_by_size(http, world: World
     ],
 )
 async def test_bad_publishes_are_refused_and_nothing_is_stored(
-    http, world: World, change: dict[str, Any], error: tuple[str, str]
+    http, event_world: EventWorld, change: dict[str, Any], error: tuple[str, str]
 ) -> None:
-    input = {"productId": world.product_id, "name": "ok", "data": "fine", **change}
-    payload = await publish(http, await world.token(), input)
+    input = {"productId": event_world.product_id, "name": "ok", "data": "fine", **change}
+    payload = await publish(http, await event_world.token(), input)
     assert payload["event"] is None
     assert [(e["field"], e["code"]) for e in payload["userErrors"]] == [error]
     assert await stored_events() == []
 
 
-async def test_the_products_data_limit_is_changed_and_enforced(http, world: World) -> None:
+async def test_the_products_data_limit_is_changed_and_enforced(
+    http, event_world: EventWorld
+) -> None:
     update = "product { eventDataLimit }"
-    admin = await world.token("ADMINISTRATOR")
+    admin = await event_world.token("ADMINISTRATOR")
     assert (await graphql(http, '{ product(idOrSlug: "thermostat") { eventDataLimit } }',
                           token=admin))["data"] == {"product": {"eventDataLimit": 1024}}
     payload = await run_mutation(http, "updateProduct", "UpdateProductInput",
-                                 {"productId": world.product_id, "eventDataLimit": 2048},
+                                 {"productId": event_world.product_id, "eventDataLimit": 2048},
                                  update, token=admin)
     assert payload == {"product": {"eventDataLimit": 2048}, "userErrors": []}
     entry = await AuditEntry.get(action="product.update")
     assert entry.details == {"event_data_limit": [1024, 2048]}
 
-    developer = await world.token()
+    developer = await event_world.token()
     accepted = await publish(http, developer, {
-        "productId": world.product_id, "name": "big", "data": "x" * 2048})
+        "productId": event_world.product_id, "name": "big", "data": "x" * 2048})
     assert accepted["userErrors"] == []
     refused = await publish(http, developer, {
-        "productId": world.product_id, "name": "big", "data": "x" * 2049})
+        "productId": event_world.product_id, "name": "big", "data": "x" * 2049})
     assert refused["userErrors"] == [{
         "field": "data", "code": "DATA_TOO_LARGE",
         "message": "The data is 2049 bytes; this product's events carry at most 2048."}]
@@ -172,16 +136,16 @@ async def test_the_products_data_limit_is_changed_and_enforced(http, world: Worl
 
     for limit in (0, 16385):
         payload = await run_mutation(http, "updateProduct", "UpdateProductInput",
-                                     {"productId": world.product_id, "eventDataLimit": limit},
+                                     {"productId": event_world.product_id, "eventDataLimit": limit},
                                      update, token=admin)
         assert payload["product"] is None
         assert [(e["field"], e["code"]) for e in payload["userErrors"]] == [
             ("eventDataLimit", "INVALID")]
     payload = await run_mutation(http, "updateProduct", "UpdateProductInput",
-                                 {"productId": world.product_id, "eventDataLimit": 16384},
+                                 {"productId": event_world.product_id, "eventDataLimit": 16384},
                                  update, token=admin)
     assert payload["product"] == {"eventDataLimit": 16384}
-    assert (await Product.get(id=world.product.id)).event_data_limit == 16384
+    assert (await Product.get(id=event_world.product.id)).event_data_limit == 16384
     assert await AuditEntry.filter(action="product.update").count() == 2
 
 
@@ -203,10 +167,10 @@ async def record(*specs: tuple[str | None, str, int], product: int | None = None
     return [event.id for event in stored if event is not None]
 
 
-async def history(world: World) -> None:
+async def history(event_world: EventWorld) -> None:
     await record((D1, "temp", 1), (D2, "temp", 2), (None, "alert/fire", 3),
-                 (D1, "temp/kitchen", 4), (D2, "humidity", 5), product=world.product.id)
-    await record((ELSEWHERE, "temp", 6), product=world.other.id)
+                 (D1, "temp/kitchen", 4), (D2, "humidity", 5), product=event_world.product.id)
+    await record((IN_KETTLE, "temp", 6), product=event_world.other.id)
 
 
 async def read_log(http: httpx.AsyncClient, token: str, *, first: int = 20,
@@ -234,7 +198,7 @@ def names(page: dict[str, Any]) -> list[tuple[str, str | None]]:
         ({"prefix": "tem_"}, []),
         ({"deviceId": D1}, [("temp/kitchen", D1), ("temp", D1)]),
         ({"deviceId": D2.upper()}, [("humidity", D2), ("temp", D2)]),
-        ({"deviceId": ELSEWHERE}, []),
+        ({"deviceId": IN_KETTLE}, []),
         ({"since": (T + 2 * MINUTE).isoformat()},
          [("humidity", D2), ("temp/kitchen", D1), ("alert/fire", None), ("temp", D2)]),
         ({"until": (T + 4 * MINUTE).isoformat()},
@@ -245,10 +209,10 @@ def names(page: dict[str, Any]) -> list[tuple[str, str | None]]:
     ],
 )
 async def test_the_products_log_newest_first_and_filtered(
-    http, world: World, filter: dict[str, Any], expected: list[tuple[str, str | None]]
+    http, event_world: EventWorld, filter: dict[str, Any], expected: list[tuple[str, str | None]]
 ) -> None:
-    await history(world)
-    assert names(await read_log(http, await world.token("VIEWER"), **filter)) == expected
+    await history(event_world)
+    assert names(await read_log(http, await event_world.token("VIEWER"), **filter)) == expected
 
 
 @pytest.mark.parametrize(
@@ -260,23 +224,23 @@ async def test_the_products_log_newest_first_and_filtered(
         ({"until": (T + 4 * MINUTE).isoformat()}, ["temp"]),
     ],
 )
-async def test_a_devices_events(http, world: World, filter: dict[str, Any],
+async def test_a_devices_events(http, event_world: EventWorld, filter: dict[str, Any],
                                 expected: list[str]) -> None:
-    await history(world)
+    await history(event_world)
     body = await graphql(http, DEVICE_LOG, {"id": D1, "filter": filter},
-                         token=await world.token("VIEWER"))
+                         token=await event_world.token("VIEWER"))
     edges = body["data"]["device"]["events"]["edges"]
     assert [(e["node"]["name"], e["node"]["deviceId"]) for e in edges] == [
         (name, D1) for name in expected]
 
 
-async def test_pages_do_not_shift_while_events_arrive(http, world: World) -> None:
-    await history(world)
-    token = await world.token("SUPPORT")
+async def test_pages_do_not_shift_while_events_arrive(http, event_world: EventWorld) -> None:
+    await history(event_world)
+    token = await event_world.token("SUPPORT")
     first = await read_log(http, token, first=2)
     assert names(first) == [("humidity", D2), ("temp/kitchen", D1)]
     assert first["pageInfo"]["hasNextPage"] is True
-    await record((D1, "late", 7), (None, "later", 8), product=world.product.id)
+    await record((D1, "late", 7), (None, "later", 8), product=event_world.product.id)
     second = await read_log(http, token, first=2, after=first["pageInfo"]["endCursor"])
     assert names(second) == [("alert/fire", None), ("temp", D2)]
     third = await read_log(http, token, first=2, after=second["pageInfo"]["endCursor"])
@@ -303,20 +267,20 @@ async def test_pages_do_not_shift_while_events_arrive(http, world: World) -> Non
     ],
 )
 async def test_bad_history_arguments_are_clear_errors(
-    http, world: World, variables: dict[str, Any], code: str, message: str
+    http, event_world: EventWorld, variables: dict[str, Any], code: str, message: str
 ) -> None:
-    await history(world)
+    await history(event_world)
     body = await graphql(http, LOG, {"first": 20, **variables},
-                         token=await world.token("VIEWER"))
+                         token=await event_world.token("VIEWER"))
     assert [(e["extensions"]["code"], e["message"]) for e in body["errors"]] == [
         (code, message)]
 
 
-async def test_an_events_device_and_product(http, world: World) -> None:
-    await history(world)
+async def test_an_events_device_and_product(http, event_world: EventWorld) -> None:
+    await history(event_world)
     query = """{ product(idOrSlug: "thermostat") { events(first: 3) { edges { node {
         name product { slug } device { deviceId name } } } } } }"""
-    token = await world.token("VIEWER")
+    token = await event_world.token("VIEWER")
     body = await graphql(http, query, token=token)
     assert [e["node"] for e in body["data"]["product"]["events"]["edges"]] == [
         {"name": "humidity", "product": {"slug": "thermostat"},
@@ -326,17 +290,17 @@ async def test_an_events_device_and_product(http, world: World) -> None:
         {"name": "alert/fire", "product": {"slug": "thermostat"}, "device": None},
     ]
     # A device that moved to another organization's product is not shown in the old log.
-    await Device.filter(id=D2).update(product_id=world.other.id)
+    await Device.filter(id=D2).update(product_id=event_world.other.id)
     body = await graphql(http, query, token=token)
     assert body["data"]["product"]["events"]["edges"][0]["node"] == {
         "name": "humidity", "product": {"slug": "thermostat"}, "device": None}
 
 
-async def test_a_moved_device_takes_no_history_to_its_new_organization(http, world: World
+async def test_a_moved_device_takes_no_history_to_its_new_organization(http, event_world: EventWorld
                                                                          ) -> None:
-    (old,) = await record((D1, "temp", 1), product=world.product.id)
-    await Device.filter(id=D1).update(product_id=world.other.id)
-    (new,) = await record((D1, "boil", 2), product=world.other.id)
+    (old,) = await record((D1, "temp", 1), product=event_world.product.id)
+    await Device.filter(id=D1).update(product_id=event_world.other.id)
+    (new,) = await record((D1, "boil", 2), product=event_world.other.id)
     globex = await access_token("outsider@example.com")
     query = """query($id: String!) { device(deviceId: $id) { events { edges { node {
         id name product { slug } device { deviceId } } } } } }"""
@@ -350,18 +314,20 @@ async def test_a_moved_device_takes_no_history_to_its_new_organization(http, wor
     assert (await graphql(http, node, {"id": gid("Event", new)}, token=globex))["data"] == {
         "node": {"name": "boil"}}
     # Acme's team still reads the event in its product's log, not the one published since.
-    acme = await world.token("VIEWER")
+    acme = await event_world.token("VIEWER")
     assert (await graphql(http, node, {"id": gid("Event", old)}, token=acme))["data"] == {
         "node": {"name": "temp"}}
     assert (await graphql(http, node, {"id": gid("Event", new)}, token=acme))["data"] == {
         "node": None}
 
 
-async def test_event_connections_are_costed_like_other_connections(http, world: World) -> None:
+async def test_event_connections_are_costed_like_other_connections(
+    http, event_world: EventWorld
+) -> None:
     query = """query($first: Int!) { product(idOrSlug: "thermostat") { events(first: $first) {
         edges { node { name device { events(first: $first) { edges { node { name } } } } } }
         } } }"""
-    token = await world.token("VIEWER")
+    token = await event_world.token("VIEWER")
     body = await graphql(http, query, {"first": 10}, token=token)
     # product 1 + events 1 + 10 * (edges 1 + node 1 + name 1 + device 1 + events 1 + 10 * 3)
     assert body["extensions"]["cost"]["requestedQueryCost"] == 352
@@ -369,10 +335,10 @@ async def test_event_connections_are_costed_like_other_connections(http, world: 
     assert body["errors"][0]["extensions"] == {"code": "QUERY_TOO_COSTLY"}
 
 
-async def test_a_variable_read_costs_more_than_a_field(http, world: World) -> None:
+async def test_a_variable_read_costs_more_than_a_field(http, event_world: EventWorld) -> None:
     query = """query($first: Int!) { product(idOrSlug: "thermostat") { devices(first: $first) {
         edges { node { variable(name: "temperature") { value } } } } } }"""
-    token = await world.token("VIEWER")
+    token = await event_world.token("VIEWER")
     body = await graphql(http, query, {"first": 2}, token=token)
     # product 1 + devices 1 + 2 * (edges 1 + node 1 + variable 50 + value 1)
     assert body["extensions"]["cost"]["requestedQueryCost"] == 108
@@ -383,18 +349,18 @@ async def test_a_variable_read_costs_more_than_a_field(http, world: World) -> No
 # --- the product's SERVER client ------------------------------------------------------------
 
 
-async def test_the_server_client_publishes_and_reads_the_log(http, world: World) -> None:
-    token = await client_token(http, *world.server)
+async def test_the_server_client_publishes_and_reads_the_log(http, event_world: EventWorld) -> None:
+    token = await client_token(http, *event_world.server)
     payload = await publish(http, token, {
-        "productId": world.product_id, "name": "firmware/rollout", "data": "v2"})
+        "productId": event_world.product_id, "name": "firmware/rollout", "data": "v2"})
     # It reads the log, but it is not in the team: the product and devices stay hidden.
     assert payload["userErrors"] == []
     assert payload["event"]["product"] is None
-    await record((D1, "temp", 1), product=world.product.id)
+    await record((D1, "temp", 1), product=event_world.product.id)
     body = await graphql(
         http, """query($id: ID!, $filter: EventFilter) { productEvents(productId: $id,
         filter: $filter) { edges { node { name data deviceId device { id } product { id } } }
-        } }""", {"id": world.product_id}, token=token)
+        } }""", {"id": event_world.product_id}, token=token)
     assert [e["node"] for e in body["data"]["productEvents"]["edges"]] == [
         {"name": "temp", "data": "#1", "deviceId": D1, "device": None, "product": None},
         {"name": "firmware/rollout", "data": "v2", "deviceId": None, "device": None,
@@ -403,22 +369,22 @@ async def test_the_server_client_publishes_and_reads_the_log(http, world: World)
     body = await graphql(
         http, "query($id: ID!, $filter: EventFilter) { productEvents(productId: $id, "
               "filter: $filter) { edges { node { name } } } }",
-        {"id": world.product_id, "filter": {"deviceId": D1}}, token=token)
+        {"id": event_world.product_id, "filter": {"deviceId": D1}}, token=token)
     assert body["data"]["productEvents"]["edges"] == [{"node": {"name": "temp"}}]
     assert [(r["name"], r["device_id"]) for r in await stored_events()] == [
         ("firmware/rollout", None), ("temp", D1)]
 
 
-async def test_another_products_server_client_sees_nothing(http, world: World) -> None:
+async def test_another_products_server_client_sees_nothing(http, event_world: EventWorld) -> None:
     client, secret = await products.create_oauth_client(
-        world.outsider, world.other.id, name="Kettle backend", client_type="SERVER",
+        event_world.outsider, event_world.other.id, name="Kettle backend", client_type="SERVER",
         redirect_uris=[])
     token = await client_token(http, client, secret)
-    await history(world)
+    await history(event_world)
     body = await graphql(http, "query($id: ID!) { productEvents(productId: $id) { edges { "
-                               "cursor } } }", {"id": world.product_id}, token=token)
+                               "cursor } } }", {"id": event_world.product_id}, token=token)
     assert body == {"data": {"productEvents": None}, "extensions": body["extensions"]}
-    payload = await publish(http, token, {"productId": world.product_id, "name": "x"})
+    payload = await publish(http, token, {"productId": event_world.product_id, "name": "x"})
     assert [(e["field"], e["code"]) for e in payload["userErrors"]] == [
         ("productId", "NOT_FOUND")]
 
@@ -444,8 +410,8 @@ async def read(http: httpx.AsyncClient, token: str, name: str, *, device_id: str
     return body["data"]["device"]["variable"]
 
 
-async def test_an_offline_device_cannot_be_called_or_read(http, world: World) -> None:
-    token = await world.token("SUPPORT")
+async def test_an_offline_device_cannot_be_called_or_read(http, event_world: EventWorld) -> None:
+    token = await event_world.token("SUPPORT")
     offline = {"field": "deviceId", "message": "The device is offline.",
                "code": "DEVICE_OFFLINE"}
     assert await call(http, token, "reboot") == {"returnValue": None, "userErrors": [offline]}
@@ -456,17 +422,17 @@ async def test_an_offline_device_cannot_be_called_or_read(http, world: World) ->
                                                "userErrors": [offline]}
 
 
-async def test_an_argument_over_1024_characters_is_refused(http, world: World) -> None:
-    payload = await call(http, await world.token("SUPPORT"), "reboot", "é" * 1025)
+async def test_an_argument_over_1024_characters_is_refused(http, event_world: EventWorld) -> None:
+    payload = await call(http, await event_world.token("SUPPORT"), "reboot", "é" * 1025)
     assert payload == {"returnValue": None, "userErrors": [{
         "field": "argument", "code": "ARGUMENT_TOO_LONG",
         "message": "The argument is 1025 characters; the limit is 1024."}]}
 
 
-async def test_unknown_functions_and_variables(http, world: World) -> None:
+async def test_unknown_functions_and_variables(http, event_world: EventWorld) -> None:
     await Device.filter(id=D1).update(online=True, session_id="elsewhere.session",
                                       functions=["reboot"], variables=["temp"])
-    token = await world.token("SUPPORT")
+    token = await event_world.token("SUPPORT")
     assert await call(http, token, "Reboot") == {"returnValue": None, "userErrors": [{
         "field": "name", "code": "FUNCTION_NOT_FOUND",
         "message": "The device has no function named 'Reboot'."}]}
@@ -491,12 +457,12 @@ async def answer_next(ws: ClientConnection, value: object, asking: asyncio.Task[
 
 
 async def test_a_call_and_a_read_reach_an_online_device(
-    http, live_server: LiveServer, world: World
+    http, live_server: LiveServer, event_world: EventWorld
 ) -> None:
-    device_id, secret = await make_device(world.product)
+    device_id, secret = await make_device(event_world.product)
     url = live_server.url.replace("http://", "ws://") + "/device/v1"
-    token = await world.token("SUPPORT")
-    async with session(url, device_id, secret, world.product.id) as (ws, _):
+    token = await event_world.token("SUPPORT")
+    async with session(url, device_id, secret, event_world.product.id) as (ws, _):
         calling = asyncio.create_task(call(http, token, "setTemp", "22.5", device_id=device_id))
         request = await answer_next(ws, -7, calling)
         assert request == {"type": "call", "id": request["id"], "name": "setTemp",

@@ -3,124 +3,29 @@ its device stats, its errors and their summary, one device, and managing devices
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pytest
 
-from fleet import organizations, products
-from models.devices import Device, DeviceError
+from models.devices import Device
 from models.organizations import AuditEntry
-from models.products import Product
-from tests.helpers import (
-    Team,
-    access_token,
-    acting_as,
-    gid,
-    graphql,
-    make_user,
-    organization_with_team,
-    run_mutation,
+from tests.support.constants import T
+from tests.support.graphql import gid, graphql, run_mutation
+from tests.support.worlds import (
+    CLAIMED,
+    DAY,
+    DENIED,
+    ELSEWHERE,
+    LOOSE,
+    MINUTE,
+    Q0,
+    Q1,
+    Fleet,
+    device_id,
+    device_row,
+    own,
 )
-
-T = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
-MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
-
-
-def device_id(prefix: str) -> str:
-    return prefix.ljust(24, "0")
-
-
-# The product's devices (quarantine NONE), by index: (id prefix, name, firmware, system
-# firmware, online, last heard, first online, development).
-OWN: list[tuple[str, str, str | None, str | None, bool, datetime | None, datetime | None,
-                bool]] = [
-    ("a0", "Kitchen sensor", "1.0.0", "5.0", True, T - MINUTE, T - 10 * DAY, False),  # 0
-    ("a1", "Kitchen light", "1.0.0", "5.0", True, T - 2 * MINUTE, T - 9 * DAY, True),  # 1
-    ("a2", "Garage", "1.0.0", "5.1", False, T - 3 * DAY, T - 20 * DAY, False),  # 2
-    ("b0", "Attic", "1.1.0", "5.1", True, T - MINUTE, T - 5 * DAY, False),  # 3
-    ("b1", "Porch", "1.1.0", "5.1", False, T - HOUR, T - 6 * DAY, True),  # 4
-    ("b2", "", "2.0.0", "5.1", False, T - 2 * HOUR, T - DAY, False),  # 5
-    ("c0", "Spare 1", None, None, False, None, None, False),  # 6
-    ("c1", "Spare 2", None, None, False, None, None, True),  # 7
-    ("c2", "kitchen spare", None, None, False, None, None, False),  # 8
-    ("d0", "Lab", "1.0.0", "5.0", False, T - 5 * DAY, T - 30 * DAY, False),  # 9
-]
-Q0, Q1, DENIED = device_id("e0"), device_id("e1"), device_id("e2")  # quarantine of the product
-ELSEWHERE, CLAIMED, LOOSE = device_id("f0"), device_id("f1"), device_id("f2")
-
-
-def own(*indexes: int) -> list[str]:
-    return [device_id(OWN[i][0]) for i in indexes]
-
-
-@dataclass
-class Fleet:
-    acme: Team
-    product: Product
-    other: Product
-    errors: list[DeviceError]  # oldest first
-
-    def token(self, role: str = "VIEWER") -> Any:
-        return access_token(self.acme.email(role))
-
-
-def _device(prefix_or_id: str, product: Product | None, **fields: Any) -> Device:
-    return Device(
-        id=prefix_or_id if len(prefix_or_id) == 24 else device_id(prefix_or_id),
-        secret_hash="0" * 64, platform="Photon", provisioned_at=T - 60 * DAY,
-        product_id=product.id if product else None, **fields,
-    )
-
-
-@pytest.fixture
-async def fleet() -> Fleet:
-    acme = await organization_with_team("Acme", "acme")
-    product = await products.create_product(
-        acme.principals["OWNER"], acme.organization.id, name="Thermostat", slug="thermostat",
-        description="", platform="Photon", customer_auth="SIMPLE",
-    )
-    outsider = await acting_as(await make_user("outsider@example.com"))
-    globex = await organizations.create_organization(outsider, "Globex", "globex")
-    other = await products.create_product(
-        outsider, globex.id, name="Kettle", slug="kettle", description="", platform="Photon",
-        customer_auth="SIMPLE",
-    )
-    rows = [
-        _device(prefix, product, name=name, firmware_version=fw, system_firmware_version=sfw,
-                online=online, last_heard_at=heard, first_online_at=first, development=dev)
-        for prefix, name, fw, sfw, online, heard, first, dev in OWN
-    ]
-    rows += [
-        _device(Q0, product, quarantine="QUARANTINED", firmware_version="1.0.0",
-                system_firmware_version="5.0", online=True, last_heard_at=T - MINUTE / 2,
-                first_online_at=T - HOUR),
-        _device(Q1, product, quarantine="QUARANTINED", firmware_version="3.0.0",
-                online=False, last_heard_at=T - DAY, first_online_at=T - 2 * DAY),
-        _device(DENIED, product, quarantine="DENIED", firmware_version="1.0.0"),
-        _device(ELSEWHERE, other, firmware_version="1.0.0", online=True,
-                last_heard_at=T, first_online_at=T - DAY),
-        _device(CLAIMED, None, claimed_by_id=acme.users["DEVELOPER"].id, name="Bench unit"),
-        _device(LOOSE, None),
-    ]
-    await Device.bulk_create(rows)
-    reports = [
-        (own(0)[0], product, "E_CRASH", T - 3 * DAY),
-        (own(0)[0], product, "E_CRASH", T - 2 * DAY),
-        (own(1)[0], product, "E_CRASH", T - DAY),
-        (own(1)[0], product, "E_WIFI", T - HOUR),
-        (own(2)[0], product, "E_WIFI", T - 30 * MINUTE),
-        (Q0, product, "E_BOOT", T - 10 * MINUTE),
-        (ELSEWHERE, other, "E_CRASH", T - 5 * MINUTE),
-    ]
-    errors = [
-        await DeviceError.create(device_id=device, product=owner, code=code,
-                                 message=f"{code} happened", reset_reason="panic",
-                                 occurred_at=at)
-        for device, owner, code, at in reports
-    ]
-    return Fleet(acme, product, other, errors)
 
 
 async def product_field(http, fleet: Fleet, selection: str, variables: dict | None = None,
@@ -275,7 +180,7 @@ async def test_filtered_pages(http, fleet):
 async def test_pages_stay_stable_while_devices_are_heard(http, fleet):
     ids, page_info = await device_ids(http, fleet, order="LAST_HEARD_DESC", first=3)
     assert ids == own(0, 3, 1)
-    await Device.bulk_create([_device("99", fleet.product, last_heard_at=T + MINUTE)])
+    await Device.bulk_create([device_row("99", fleet.product, last_heard_at=T + MINUTE)])
     ids, _ = await device_ids(http, fleet, order="LAST_HEARD_DESC", first=3,
                               after=page_info["endCursor"])
     assert ids == own(4, 5, 2)

@@ -14,7 +14,8 @@ from api.graphql.context import Context
 from api.graphql.errors import MaskUnexpectedErrors, log_errors
 from api.graphql.schema import build_schema
 from core.settings import get_settings
-from tests.helpers import graphql, signed_in_user
+from tests.support.accounts import signed_in_user
+from tests.support.graphql import graphql
 
 SESSIONS_PAGE = """
 query Sessions($first: Int!) {

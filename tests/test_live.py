@@ -16,7 +16,7 @@ from fleet import events, live, products, team
 from fleet.events import LiveEvent, NewEvent
 from fleet.live import UNKNOWN, EventStream, Missed
 from models.organizations import Membership
-from tests.helpers import access_token, organization_with_team
+from tests.support.accounts import access_token, organization_with_team
 
 
 @dataclass

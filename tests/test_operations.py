@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from core.settings import get_settings
-from tests.helpers import graphql
+from tests.support.graphql import graphql
 
 
 async def test_health_and_readiness(http):

@@ -15,16 +15,8 @@ from models.oauth import OAuthClient
 from models.organizations import AuditEntry, Invitation, Membership, Organization
 from models.outbox import OutboxEmail
 from models.products import Product
-from tests.helpers import (
-    access_token,
-    audit_trail,
-    gid,
-    graphql,
-    make_user,
-    organization_with_team,
-    run_mutation,
-    user_with_token,
-)
+from tests.support.accounts import access_token, make_user, organization_with_team, user_with_token
+from tests.support.graphql import audit_trail, gid, graphql, run_mutation
 
 ORGANIZATION = "organization { id name slug seats viewerRole }"
 INVITATION = "invitation { id email role status invitedBy organizationName createdAt expiresAt }"

@@ -15,18 +15,15 @@ from fleet import organizations
 from models.oauth import OAuthClient, TokenFamily
 from models.organizations import AuditEntry
 from models.products import Product
-from tests.helpers import (
+from tests.support.accounts import (
     Team,
     access_token,
     acting_as,
-    audit_trail,
-    gid,
-    graphql,
     make_user,
     organization_with_team,
-    run_mutation,
     service_client,
 )
+from tests.support.graphql import audit_trail, gid, graphql, run_mutation
 
 PRODUCT_FIELDS = "id productId name slug description platform customerAuth organization { slug }"
 PRODUCT = f"product {{ {PRODUCT_FIELDS} }}"

@@ -18,14 +18,14 @@ from core.errors import InvalidInput
 from fleet import products
 from fleet.provisioning import MAX_COUNT, provision_devices
 from models.devices import Device
-from tests.helpers import (
+from tests.support.accounts import (
     access_token,
     client_token,
     make_user,
     organization_with_team,
-    run_mutation,
     service_client,
 )
+from tests.support.graphql import run_mutation
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

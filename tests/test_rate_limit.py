@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from core import clock
 from fleet.rate_limit import TokenBucket
-from tests.conftest import Clock
+from tests.support.servers import Clock
 
 
 def test_a_burst_then_the_steady_rate(frozen_clock: Clock) -> None:

@@ -1,4 +1,5 @@
-from tests.helpers import graphql, signed_in_user
+from tests.support.accounts import signed_in_user
+from tests.support.graphql import graphql
 
 
 async def test_signed_in_user_sees_themselves(http):

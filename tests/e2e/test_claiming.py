@@ -22,13 +22,13 @@ from fleet.events import LiveEvent
 from models.customers import ClaimCode, Customer
 from models.devices import Device, Event
 from simulator.cli import add_arguments
-from tests.conftest import Clock
-from tests.customer_helpers import customer_token, make_customer
-from tests.e2e.conftest import Products
-from tests.e2e.test_device_events import answer_next, publish
-from tests.e2e.test_gateway import FIRMWARE, eventually, exchange, make_device
-from tests.e2e.test_live_events import particle, sse
-from tests.helpers import gid, graphql, run_mutation
+from tests.support.customers import customer_token, make_customer
+from tests.support.gateway import FIRMWARE, answer_next, exchange, make_device, publish
+from tests.support.graphql import gid, graphql, run_mutation
+from tests.support.live import particle, sse
+from tests.support.polling import eventually
+from tests.support.servers import Clock
+from tests.support.worlds import Products
 
 ROOT = Path(__file__).resolve().parents[2]
 DEVICECLOUD = Path(sys.executable).parent / "devicecloud"
@@ -64,19 +64,19 @@ async def owner_of(device_id: str) -> int | None:
 
 
 async def test_a_device_presenting_a_code_becomes_the_customers(
-    http: httpx.AsyncClient, url: str, fleet: Products
+    http: httpx.AsyncClient, url: str, two_products: Products
 ) -> None:
-    alice = await make_customer(fleet.p, "alice@customers.example")
-    bob = await make_customer(fleet.p, "bob@customers.example")
+    alice = await make_customer(two_products.p, "alice@customers.example")
+    bob = await make_customer(two_products.p, "bob@customers.example")
     token, bobs = await customer_token(alice), await customer_token(bob)
-    code = await claim_code(http, token, fleet.p.id)
-    device_id, secret = await make_device(fleet.p)
+    code = await claim_code(http, token, two_products.p.id)
+    device_id, secret = await make_device(two_products.p)
     mine = "{ customerDevices { edges { node { deviceId online product { id } } } } }"
     assert (await graphql(http, mine, token=token))["data"] == {
         "customerDevices": {"edges": []}}
 
-    async with connected(url, device_id, secret, fleet.p.id, code) as (ws, welcome):
-        assert welcome == welcome_frame(fleet.p.id, claimed=True)
+    async with connected(url, device_id, secret, two_products.p.id, code) as (ws, welcome):
+        assert welcome == welcome_frame(two_products.p.id, claimed=True)
         assert (await graphql(http, mine, token=token))["data"] == {"customerDevices": {
             "edges": [{"node": {"deviceId": device_id, "online": True, "product": None}}]}}
         assert (await Customer.get(id=alice.id)).last_active_at is not None
@@ -116,53 +116,53 @@ async def _last_event(device_id: str) -> LiveEvent:
 
 
 async def test_an_expired_code_claims_nothing(http: httpx.AsyncClient, url: str,
-                                              fleet: Products, frozen_clock: Clock) -> None:
-    alice = await make_customer(fleet.p, "alice@customers.example")
-    code = await claim_code(http, await customer_token(alice), fleet.p.id)
+                                              two_products: Products, frozen_clock: Clock) -> None:
+    alice = await make_customer(two_products.p, "alice@customers.example")
+    code = await claim_code(http, await customer_token(alice), two_products.p.id)
     frozen_clock.advance(hours=24)
-    device_id, secret = await make_device(fleet.p)
-    async with connected(url, device_id, secret, fleet.p.id, code) as (_, welcome):
-        assert welcome == welcome_frame(fleet.p.id)
+    device_id, secret = await make_device(two_products.p)
+    async with connected(url, device_id, secret, two_products.p.id, code) as (_, welcome):
+        assert welcome == welcome_frame(two_products.p.id)
     assert await owner_of(device_id) is None
     assert await ClaimCode.filter(used_at__not_isnull=True).count() == 0
 
 
 async def test_a_used_code_claims_nothing(http: httpx.AsyncClient, url: str,
-                                          fleet: Products) -> None:
-    alice = await make_customer(fleet.p, "alice@customers.example")
-    code = await claim_code(http, await customer_token(alice), fleet.p.id)
-    first, second = await make_device(fleet.p), await make_device(fleet.p)
-    async with connected(url, *first, fleet.p.id, code) as (_, welcome):
-        assert welcome == welcome_frame(fleet.p.id, claimed=True)
-    async with connected(url, *second, fleet.p.id, code) as (_, welcome):
-        assert welcome == welcome_frame(fleet.p.id)
+                                          two_products: Products) -> None:
+    alice = await make_customer(two_products.p, "alice@customers.example")
+    code = await claim_code(http, await customer_token(alice), two_products.p.id)
+    first, second = await make_device(two_products.p), await make_device(two_products.p)
+    async with connected(url, *first, two_products.p.id, code) as (_, welcome):
+        assert welcome == welcome_frame(two_products.p.id, claimed=True)
+    async with connected(url, *second, two_products.p.id, code) as (_, welcome):
+        assert welcome == welcome_frame(two_products.p.id)
     assert (await owner_of(first[0]), await owner_of(second[0])) == (alice.id, None)
 
 
 async def test_a_device_of_another_product_keeps_the_code_unused(
-    http: httpx.AsyncClient, url: str, fleet: Products
+    http: httpx.AsyncClient, url: str, two_products: Products
 ) -> None:
-    alice = await make_customer(fleet.p, "alice@customers.example")
-    code = await claim_code(http, await customer_token(alice), fleet.p.id)
-    device_id, secret = await make_device(fleet.q)
-    async with connected(url, device_id, secret, fleet.q.id, code) as (_, welcome):
-        assert welcome == welcome_frame(fleet.q.id)
+    alice = await make_customer(two_products.p, "alice@customers.example")
+    code = await claim_code(http, await customer_token(alice), two_products.p.id)
+    device_id, secret = await make_device(two_products.q)
+    async with connected(url, device_id, secret, two_products.q.id, code) as (_, welcome):
+        assert welcome == welcome_frame(two_products.q.id)
     assert await owner_of(device_id) is None
     assert await ClaimCode.filter(used_at__not_isnull=True).count() == 0
 
 
 async def test_the_simulator_presents_a_claim_code(
-    http: httpx.AsyncClient, url: str, fleet: Products, tmp_path: Path
+    http: httpx.AsyncClient, url: str, two_products: Products, tmp_path: Path
 ) -> None:
-    alice = await make_customer(fleet.p, "alice@customers.example")
+    alice = await make_customer(two_products.p, "alice@customers.example")
     token = await customer_token(alice)
-    code = await claim_code(http, token, fleet.p.id)
-    device_id, secret = await make_device(fleet.p)
+    code = await claim_code(http, token, two_products.p.id)
+    device_id, secret = await make_device(two_products.p)
     devices_csv = tmp_path / "devices.csv"
     devices_csv.write_text(f"device_id,secret\n{device_id},{secret}\n")
     process = await asyncio.create_subprocess_exec(
         str(DEVICECLOUD), "simulate", "--devices", str(devices_csv), "--url", url,
-        "--product-id", str(fleet.p.id), "--rate", "0", "--claim-code", code, cwd=ROOT,
+        "--product-id", str(two_products.p.id), "--rate", "0", "--claim-code", code, cwd=ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
     try:
         async def claimed() -> bool:

@@ -25,8 +25,10 @@ from models.customers import ClaimCode, Customer
 from models.devices import Device
 from models.oauth import OAuthClient, ThrottleCounter, Token, TokenFamily
 from models.products import Product
-from tests.conftest import FIRST_PARTY_CLIENT_ID, PASSWORD, Clock
-from tests.e2e.support import (
+from tests.support.accounts import client_token, organization_with_team, service_client
+from tests.support.constants import FIRST_PARTY_CLIENT_ID, PASSWORD
+from tests.support.graphql import gid, graphql
+from tests.support.oauth import (
     BAD_CREDENTIALS,
     TOKEN,
     WRONG_PASSWORD,
@@ -36,7 +38,7 @@ from tests.e2e.support import (
     sha256,
     storage_snapshot,
 )
-from tests.helpers import client_token, gid, graphql, organization_with_team, service_client
+from tests.support.servers import Clock
 
 EMAIL = "ada@example.com"
 CUSTOMER_PASSWORD = "thermostat-owner"

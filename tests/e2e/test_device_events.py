@@ -4,25 +4,18 @@ device connects to the real server over WebSocket."""
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import ClientConnection
 
 from core.errors import DomainError, PermissionDenied, TimedOut
-from fleet import products, rpc
+from fleet import rpc
 from models.devices import Device, Event
 from models.products import Product
-from tests.conftest import Clock
-from tests.e2e.conftest import Products
-from tests.e2e.test_gateway import eventually, exchange, make_device, receive, session
-from tests.helpers import organization_with_team
-
-
-def publish(frame_id: int, name: str = "temp", data: str = "21.5", **extra: Any) -> dict[str, Any]:
-    return {"type": "publish", "id": frame_id, "messageId": f"m{frame_id}", "name": name,
-            "data": data, **extra}
+from tests.support.gateway import answer_next, exchange, make_device, publish, session
+from tests.support.polling import eventually, receive
+from tests.support.servers import Clock
+from tests.support.worlds import CallingTeam, Products
 
 
 async def device_events(device_id: str) -> list[tuple[str, str, int | None, bool, str, int]]:
@@ -35,37 +28,38 @@ async def device_events(device_id: str) -> list[tuple[str, str, int | None, bool
 # --- Publishing -----------------------------------------------------------------------------
 
 
-async def test_a_publish_is_acknowledged_once_stored(url: str, fleet: Products) -> None:
-    await Product.filter(id=fleet.p.id).update(event_data_limit=2048)
-    device_id, secret = await make_device(fleet.p)
-    async with session(url, device_id, secret, fleet.p.id) as (ws, _):
+async def test_a_publish_is_acknowledged_once_stored(url: str, two_products: Products) -> None:
+    await Product.filter(id=two_products.p.id).update(event_data_limit=2048)
+    device_id, secret = await make_device(two_products.p)
+    async with session(url, device_id, secret, two_products.p.id) as (ws, _):
         assert await exchange(ws, publish(3, data="x" * 1300, private=False)) == {
             "type": "ack", "replyTo": 3}
         # Acknowledged means stored: no waiting needed.
         assert await device_events(device_id) == [
-            ("temp", "x" * 1300, fleet.p.id, False, "m3", 2)]
+            ("temp", "x" * 1300, two_products.p.id, False, "m3", 2)]
         assert await exchange(ws, publish(4, name="a/b.c-d_e", data="")) == {
             "type": "ack", "replyTo": 4}
-    assert (await device_events(device_id))[1] == ("a/b.c-d_e", "", fleet.p.id, True, "m4", 1)
+    assert (await device_events(device_id))[1] == (
+        "a/b.c-d_e", "", two_products.p.id, True, "m4", 1)
 
 
-async def test_a_retransmission_is_stored_once(url: str, fleet: Products) -> None:
-    device_id, secret = await make_device(fleet.p)
-    async with session(url, device_id, secret, fleet.p.id) as (ws, _):
+async def test_a_retransmission_is_stored_once(url: str, two_products: Products) -> None:
+    device_id, secret = await make_device(two_products.p)
+    async with session(url, device_id, secret, two_products.p.id) as (ws, _):
         assert await exchange(ws, publish(3)) == {"type": "ack", "replyTo": 3}
     # The ack was lost, say: the device sends the event again on its next connection.
-    async with session(url, device_id, secret, fleet.p.id) as (ws, _):
+    async with session(url, device_id, secret, two_products.p.id) as (ws, _):
         again = {**publish(9), "messageId": "m3"}
         assert await exchange(ws, again) == {"type": "ack", "replyTo": 9}
-    assert await device_events(device_id) == [("temp", "21.5", fleet.p.id, True, "m3", 1)]
+    assert await device_events(device_id) == [("temp", "21.5", two_products.p.id, True, "m3", 1)]
 
 
 async def test_the_same_message_id_from_two_devices_is_two_events(
-    url: str, fleet: Products
+    url: str, two_products: Products
 ) -> None:
-    first, second = await make_device(fleet.p), await make_device(fleet.p)
+    first, second = await make_device(two_products.p), await make_device(two_products.p)
     for device_id, secret in (first, second):
-        async with session(url, device_id, secret, fleet.p.id) as (ws, _):
+        async with session(url, device_id, secret, two_products.p.id) as (ws, _):
             assert await exchange(ws, publish(3)) == {"type": "ack", "replyTo": 3}
     assert await Event.filter(message_id="m3").count() == 2
 
@@ -106,10 +100,10 @@ async def test_the_same_message_id_from_two_devices_is_two_events(
     ],
 )
 async def test_a_bad_publish_is_refused_and_not_stored(
-    url: str, fleet: Products, change: dict[str, Any], code: str, message: str
+    url: str, two_products: Products, change: dict[str, Any], code: str, message: str
 ) -> None:
-    device_id, secret = await make_device(fleet.p)
-    async with session(url, device_id, secret, fleet.p.id) as (ws, _):
+    device_id, secret = await make_device(two_products.p)
+    async with session(url, device_id, secret, two_products.p.id) as (ws, _):
         frame = {**publish(3), **change}
         assert await exchange(ws, frame) == {
             "type": "error", "replyTo": 3, "code": code, "message": message}
@@ -119,23 +113,23 @@ async def test_a_bad_publish_is_refused_and_not_stored(
 
 
 async def test_data_up_to_the_products_limit_is_accepted(
-    url: str, fleet: Products, frozen_clock: Clock
+    url: str, two_products: Products, frozen_clock: Clock
 ) -> None:
-    device_id, secret = await make_device(fleet.p)
-    async with session(url, device_id, secret, fleet.p.id) as (ws, _):
+    device_id, secret = await make_device(two_products.p)
+    async with session(url, device_id, secret, two_products.p.id) as (ws, _):
         assert await exchange(ws, publish(3, data="é" * 512)) == {"type": "ack", "replyTo": 3}
         assert (await exchange(ws, publish(4, data="x" * 2000)))["code"] == "data_too_large"
         # The team raises the limit: the connection sees it within seconds.
-        await Product.filter(id=fleet.p.id).update(event_data_limit=16 * 1024)
+        await Product.filter(id=two_products.p.id).update(event_data_limit=16 * 1024)
         frozen_clock.advance(seconds=5)
         assert await exchange(ws, publish(5, data="x" * 2000)) == {"type": "ack", "replyTo": 5}
     assert [row[5] for row in await device_events(device_id)] == [1, 2]
 
 
-async def test_data_at_the_largest_limit_fits_in_a_frame(url: str, fleet: Products) -> None:
-    await Product.filter(id=fleet.p.id).update(event_data_limit=16 * 1024)
-    device_id, secret = await make_device(fleet.p)
-    async with session(url, device_id, secret, fleet.p.id) as (ws, _):
+async def test_data_at_the_largest_limit_fits_in_a_frame(url: str, two_products: Products) -> None:
+    await Product.filter(id=two_products.p.id).update(event_data_limit=16 * 1024)
+    device_id, secret = await make_device(two_products.p)
+    async with session(url, device_id, secret, two_products.p.id) as (ws, _):
         # Every character escaped as \u0001 in JSON: about 96 KiB of frame.
         assert await exchange(ws, publish(3, data="\x01" * 16384)) == {
             "type": "ack", "replyTo": 3}
@@ -144,10 +138,10 @@ async def test_data_at_the_largest_limit_fits_in_a_frame(url: str, fleet: Produc
 
 
 async def test_the_fifth_event_of_a_burst_is_rate_limited(
-    url: str, fleet: Products, frozen_clock: Clock
+    url: str, two_products: Products, frozen_clock: Clock
 ) -> None:
-    device_id, secret = await make_device(fleet.p)
-    async with session(url, device_id, secret, fleet.p.id) as (ws, _):
+    device_id, secret = await make_device(two_products.p)
+    async with session(url, device_id, secret, two_products.p.id) as (ws, _):
         for frame_id in range(1, 5):
             assert await exchange(ws, publish(10 + frame_id)) == {
                 "type": "ack", "replyTo": 10 + frame_id}
@@ -167,7 +161,9 @@ async def test_the_fifth_event_of_a_burst_is_rate_limited(
         "m11", "m12", "m13", "m14", "m16"]
 
 
-async def test_a_denied_devices_events_belong_to_no_product(url: str, fleet: Products) -> None:
+async def test_a_denied_devices_events_belong_to_no_product(
+    url: str, two_products: Products
+) -> None:
     device_id, secret = await make_device()
     async with session(url, device_id, secret, None) as (ws, _):
         assert await exchange(ws, publish(3)) == {"type": "ack", "replyTo": 3}
@@ -177,29 +173,10 @@ async def test_a_denied_devices_events_belong_to_no_product(url: str, fleet: Pro
 # --- Function calls and variable reads ----------------------------------------------------------
 
 
-@pytest.fixture
-async def team() -> tuple[dict[str, Any], Product]:
-    """A team with an owner, a support member and a viewer, and their product."""
-    team = await organization_with_team("Callers", "callers", domain="callers.example",
-                                        roles=("OWNER", "SUPPORT", "VIEWER"))
-    product = await products.create_product(
-        team.principals["OWNER"], team.organization.id, name="Kettle", slug=None,
-        description="", platform="Photon", customer_auth="SIMPLE",
-    )
-    return team.principals, product
-
-
-async def answer_next(ws: ClientConnection, **reply: Any) -> dict[str, Any]:
-    """Read the cloud's next request and answer it with `reply`; the request."""
-    request = await receive(ws)
-    await ws.send(json.dumps({"type": "reply", "replyTo": request["id"], **reply}))
-    return request
-
-
 async def test_a_function_call_reaches_the_device_and_returns_its_value(
-    url: str, team: tuple[dict[str, Any], Product]
+    url: str, calling_team: CallingTeam
 ) -> None:
-    principals, product = team
+    principals, product = calling_team
     device_id, secret = await make_device(product)
     async with session(url, device_id, secret, product.id) as (ws, _):
         with pytest.raises(PermissionDenied):
@@ -230,9 +207,9 @@ async def test_a_function_call_reaches_the_device_and_returns_its_value(
     ],
 )
 async def test_a_device_that_cannot_answer_a_call(
-    url: str, team: tuple[dict[str, Any], Product], reply: dict[str, Any], code: str
+    url: str, calling_team: CallingTeam, reply: dict[str, Any], code: str
 ) -> None:
-    principals, product = team
+    principals, product = calling_team
     device_id, secret = await make_device(product)
     async with session(url, device_id, secret, product.id) as (ws, _):
         call = asyncio.create_task(
@@ -245,9 +222,9 @@ async def test_a_device_that_cannot_answer_a_call(
 
 
 async def test_a_silent_device_times_out_and_a_closing_one_is_offline(
-    url: str, team: tuple[dict[str, Any], Product], monkeypatch: pytest.MonkeyPatch
+    url: str, calling_team: CallingTeam, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    principals, product = team
+    principals, product = calling_team
     owner = principals["OWNER"]
     device_id, secret = await make_device(product)
     monkeypatch.setattr(rpc.router(), "timeout", 0.3)
@@ -264,9 +241,9 @@ async def test_a_silent_device_times_out_and_a_closing_one_is_offline(
             await call
 
 
-async def test_a_reply_to_no_request_is_refused(url: str, fleet: Products) -> None:
-    device_id, secret = await make_device(fleet.p)
-    async with session(url, device_id, secret, fleet.p.id) as (ws, _):
+async def test_a_reply_to_no_request_is_refused(url: str, two_products: Products) -> None:
+    device_id, secret = await make_device(two_products.p)
+    async with session(url, device_id, secret, two_products.p.id) as (ws, _):
         assert await exchange(ws, {"type": "reply", "replyTo": 99, "value": 1}) == {
             "type": "error", "replyTo": 99, "code": "bad_frame",
             "message": "No request 99 is waiting for a reply."}

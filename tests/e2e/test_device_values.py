@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 import httpx
 import pytest
@@ -13,10 +12,10 @@ from websockets.asyncio.client import ClientConnection
 
 from core.errors import DomainError
 from fleet import rpc
-from models.products import Product
-from tests.e2e.test_device_events import team  # noqa: F401 - the fixture
-from tests.e2e.test_gateway import make_device, receive, session
-from tests.helpers import access_token
+from tests.support.accounts import access_token
+from tests.support.gateway import make_device, session
+from tests.support.polling import receive
+from tests.support.worlds import CallingTeam
 
 NOT_FINITE = ["NaN", "Infinity", "-Infinity"]
 READ = """query($id: String!) { device(deviceId: $id) {
@@ -35,9 +34,9 @@ def _strict(constant: str) -> None:
 
 @pytest.mark.parametrize("value", NOT_FINITE)
 async def test_a_variable_that_is_not_a_finite_number_is_refused(
-    url: str, team: tuple[dict[str, Any], Product], value: str  # noqa: F811
+    url: str, calling_team: CallingTeam, value: str
 ) -> None:
-    principals, product = team
+    principals, product = calling_team
     device_id, secret = await make_device(product)
     async with session(url, device_id, secret, product.id) as (ws, _):
         read = asyncio.create_task(
@@ -55,9 +54,9 @@ async def test_a_variable_that_is_not_a_finite_number_is_refused(
 
 
 async def test_the_graphql_answer_stays_json(
-    url: str, http: httpx.AsyncClient, team: tuple[dict[str, Any], Product]  # noqa: F811
+    url: str, http: httpx.AsyncClient, calling_team: CallingTeam
 ) -> None:
-    _, product = team
+    _, product = calling_team
     device_id, secret = await make_device(product)
     token = await access_token("support@callers.example")
     async with session(url, device_id, secret, product.id) as (ws, _):

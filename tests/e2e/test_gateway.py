@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
 from api.app import create_app
-from auth import tokens
 from core import clock
 from core.settings import get_settings
 from fleet import gateway
 from models.devices import Device, DeviceError, Event
-from models.products import Product
-from tests.conftest import Clock
-from tests.e2e.conftest import Products
-
-FIRMWARE = {"firmwareVersion": "3", "systemFirmwareVersion": "5.6.0",
-            "functions": ["reboot", "setTemp"], "variables": ["temperature"]}
+from tests.support.gateway import FIRMWARE, close_code, exchange, make_device, session, statuses
+from tests.support.polling import eventually, receive
+from tests.support.servers import Clock
+from tests.support.worlds import Products
 
 
 @pytest.fixture
@@ -35,43 +30,6 @@ def keepalive(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
         monkeypatch.setattr(get_settings(), "device_keepalive", seconds)
 
     return set_keepalive
-
-
-async def make_device(
-    product: Product | None = None, *, forced: bool = False, quarantine: str = "NONE",
-    online: bool = False, last_heard_at: Any = None,
-) -> tuple[str, str]:
-    """A device straight in the registry (as provisioning and import leave it): ID, secret."""
-    device_id, secret = secrets.token_hex(12), secrets.token_urlsafe(24)
-    await Device.create(
-        id=device_id, secret_hash=tokens.digest(secret), platform="Photon",
-        provisioned_at=clock.now(), product=product,
-        imported_at=clock.now() if product else None, import_forced=forced,
-        quarantine=quarantine, online=online, last_heard_at=last_heard_at,
-        session_id="dead-process" if online else None,
-    )
-    return device_id, secret
-
-
-async def receive(ws: ClientConnection) -> dict[str, Any]:
-    return json.loads(await asyncio.wait_for(ws.recv(), 10))
-
-
-async def exchange(ws: ClientConnection, frame: dict[str, Any] | str | bytes) -> dict[str, Any]:
-    await ws.send(json.dumps(frame) if isinstance(frame, dict) else frame)
-    return await receive(ws)
-
-
-async def close_code(ws: ClientConnection, within: float = 10) -> int | None:
-    await asyncio.wait_for(ws.wait_closed(), within)
-    return ws.close_code
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 async def gone_offline(device_id: str) -> None:
@@ -88,33 +46,6 @@ async def gone_offline(device_id: str) -> None:
 
 async def is_online(device_id: str, expected: bool) -> bool:
     return (await Device.get(id=device_id)).online is expected
-
-
-async def statuses(device_id: str) -> list[tuple[str, int | None, int]]:
-    return list(
-        await Event.filter(device_id=device_id, name="spark/status")
-        .order_by("id").values_list("data", "product_id", "data_operations")
-    )
-
-
-@asynccontextmanager
-async def session(
-    url: str, device_id: str, secret: str, product_id: int | None
-) -> AsyncIterator[tuple[ClientConnection, dict[str, Any]]]:
-    """A device connected and welcomed: the connection and the welcome frame."""
-    async with connect(url, max_size=None) as ws:
-        auth = {"type": "auth", "id": 1, "deviceId": device_id, "secret": secret}
-        assert await exchange(ws, auth) == {"type": "ok", "replyTo": 1}
-        welcome = await exchange(ws, {"type": "hello", "id": 2, "productId": product_id,
-                                      **FIRMWARE})
-        assert welcome["type"] == "welcome", welcome
-        session_id = (await Device.get(id=device_id)).session_id
-        yield ws, welcome
-
-    async def ended() -> bool:
-        return (await Device.get(id=device_id)).session_id != session_id
-
-    await eventually(ended)
 
 
 # --- Authentication ----------------------------------------------------------------------------
@@ -183,15 +114,15 @@ async def test_a_frame_before_auth_is_unauthorized(
     ],
 )
 async def test_hello_assigns_the_product(
-    url: str, fleet: Products, imported_into: str | None, forced: bool, reports: str | None,
+    url: str, two_products: Products, imported_into: str | None, forced: bool, reports: str | None,
     becomes: str | None, quarantined: bool,
 ) -> None:
     def product_id(name: str | None) -> int | None:
         if name == "missing":
-            return fleet.q.id + 1000
-        return getattr(fleet, name).id if name else None
+            return two_products.q.id + 1000
+        return getattr(two_products, name).id if name else None
 
-    product = getattr(fleet, imported_into) if imported_into else None
+    product = getattr(two_products, imported_into) if imported_into else None
     device_id, secret = await make_device(product, forced=forced)
     async with session(url, device_id, secret, product_id(reports)) as (_, welcome):
         assert welcome == {"type": "welcome", "replyTo": 2, "productId": product_id(becomes),
@@ -205,34 +136,35 @@ async def test_hello_assigns_the_product(
 
 
 async def test_a_quarantined_device_reporting_its_product_stays_quarantined(
-    url: str, fleet: Products
+    url: str, two_products: Products
 ) -> None:
-    device_id, secret = await make_device(fleet.q, quarantine="QUARANTINED")
-    async with session(url, device_id, secret, fleet.q.id) as (_, welcome):
-        assert (welcome["productId"], welcome["quarantined"]) == (fleet.q.id, True)
+    device_id, secret = await make_device(two_products.q, quarantine="QUARANTINED")
+    async with session(url, device_id, secret, two_products.q.id) as (_, welcome):
+        assert (welcome["productId"], welcome["quarantined"]) == (two_products.q.id, True)
 
 
-async def test_a_denied_device_is_refused_at_connect(url: str, fleet: Products) -> None:
-    device_id, secret = await make_device(fleet.q, quarantine="DENIED")
+async def test_a_denied_device_is_refused_at_connect(url: str, two_products: Products) -> None:
+    device_id, secret = await make_device(two_products.q, quarantine="DENIED")
     async with connect(url) as ws:
         await exchange(ws, {"type": "auth", "id": 1, "deviceId": device_id, "secret": secret})
-        reply = await exchange(ws, {"type": "hello", "id": 2, "productId": fleet.q.id,
+        reply = await exchange(ws, {"type": "hello", "id": 2, "productId": two_products.q.id,
                                     **FIRMWARE})
         assert reply == {"type": "error", "replyTo": 2, "code": "denied",
                          "message": "The device's product denied it."}
         assert await close_code(ws) == 4403
     device = await Device.get(id=device_id)
-    assert (device.online, device.product_id, device.quarantine) == (False, fleet.q.id, "DENIED")
+    assert (device.online, device.product_id, device.quarantine) == (
+        False, two_products.q.id, "DENIED")
     assert device.first_online_at is None
     assert await statuses(device_id) == []
 
 
 async def test_a_denied_device_reporting_another_product_is_quarantined_there(
-    url: str, fleet: Products
+    url: str, two_products: Products
 ) -> None:
-    device_id, secret = await make_device(fleet.q, quarantine="DENIED")
-    async with session(url, device_id, secret, fleet.p.id) as (_, welcome):
-        assert (welcome["productId"], welcome["quarantined"]) == (fleet.p.id, True)
+    device_id, secret = await make_device(two_products.q, quarantine="DENIED")
+    async with session(url, device_id, secret, two_products.p.id) as (_, welcome):
+        assert (welcome["productId"], welcome["quarantined"]) == (two_products.p.id, True)
 
 
 @pytest.mark.parametrize(
@@ -285,10 +217,10 @@ async def test_any_frame_but_hello_after_auth_is_refused(url: str) -> None:
 
 
 async def test_presence_flips_online_on_welcome_and_offline_on_close(
-    url: str, fleet: Products
+    url: str, two_products: Products
 ) -> None:
-    device_id, secret = await make_device(fleet.p)
-    async with session(url, device_id, secret, fleet.p.id):
+    device_id, secret = await make_device(two_products.p)
+    async with session(url, device_id, secret, two_products.p.id):
         device = await Device.get(id=device_id)
         assert device.online is True
         assert device.session_id is not None
@@ -298,9 +230,10 @@ async def test_presence_flips_online_on_welcome_and_offline_on_close(
     await gone_offline(device_id)
     device = await Device.get(id=device_id)
     assert device.session_id is None
-    assert await statuses(device_id) == [("online", fleet.p.id, 0), ("offline", fleet.p.id, 0)]
+    assert await statuses(device_id) == [
+        ("online", two_products.p.id, 0), ("offline", two_products.p.id, 0)]
 
-    async with session(url, device_id, secret, fleet.p.id):
+    async with session(url, device_id, secret, two_products.p.id):
         device = await Device.get(id=device_id)
         assert device.online is True
         assert device.first_online_at == first_online_at
@@ -312,11 +245,11 @@ async def test_presence_flips_online_on_welcome_and_offline_on_close(
 
 
 async def test_last_heard_at_is_written_every_few_seconds_and_on_close(
-    url: str, fleet: Products, frozen_clock: Clock
+    url: str, two_products: Products, frozen_clock: Clock
 ) -> None:
-    device_id, secret = await make_device(fleet.p)
+    device_id, secret = await make_device(two_products.p)
     welcomed_at = frozen_clock.current
-    async with session(url, device_id, secret, fleet.p.id) as (ws, _):
+    async with session(url, device_id, secret, two_products.p.id) as (ws, _):
         frozen_clock.advance(seconds=2)
         assert await exchange(ws, {"type": "ping", "id": 3}) == {"type": "pong", "replyTo": 3}
         assert (await Device.get(id=device_id)).last_heard_at == welcomed_at  # kept in memory
@@ -337,11 +270,11 @@ async def test_last_heard_at_is_written_every_few_seconds_and_on_close(
 
 
 async def test_heartbeats_keep_a_connection_alive(
-    url: str, fleet: Products, keepalive: Callable[[int], None]
+    url: str, two_products: Products, keepalive: Callable[[int], None]
 ) -> None:
     keepalive(1)
-    device_id, secret = await make_device(fleet.p)
-    async with session(url, device_id, secret, fleet.p.id) as (ws, welcome):
+    device_id, secret = await make_device(two_products.p)
+    async with session(url, device_id, secret, two_products.p.id) as (ws, welcome):
         assert welcome["keepAlive"] == 1
         loop = asyncio.get_running_loop()
         until = loop.time() + 3  # longer than the 2 s of silence that ends a connection
@@ -356,28 +289,31 @@ async def test_heartbeats_keep_a_connection_alive(
 
 
 async def test_a_silent_connection_is_closed_and_the_device_marked_offline(
-    url: str, fleet: Products, keepalive: Callable[[int], None]
+    url: str, two_products: Products, keepalive: Callable[[int], None]
 ) -> None:
     keepalive(1)
-    device_id, secret = await make_device(fleet.p)
-    async with session(url, device_id, secret, fleet.p.id) as (ws, _):
+    device_id, secret = await make_device(two_products.p)
+    async with session(url, device_id, secret, two_products.p.id) as (ws, _):
         assert await receive(ws) == {"type": "error", "code": "timeout",
                                      "message": "Nothing heard for 2 s."}
         assert await close_code(ws) == 4408
     await gone_offline(device_id)
-    assert await statuses(device_id) == [("online", fleet.p.id, 0), ("offline", fleet.p.id, 0)]
+    assert await statuses(device_id) == [
+        ("online", two_products.p.id, 0), ("offline", two_products.p.id, 0)]
 
 
 async def test_the_sweeper_marks_stale_devices_offline(
-    fleet: Products, frozen_clock: Clock
+    two_products: Products, frozen_clock: Clock
 ) -> None:
     now = frozen_clock.current
     # Twice keepAlive (60 s) plus 10 s of flush slack.
-    stale, _ = await make_device(fleet.p, online=True, last_heard_at=now - timedelta(seconds=71))
-    quarantined, _ = await make_device(fleet.q, quarantine="QUARANTINED", online=True,
+    stale, _ = await make_device(two_products.p, online=True,
+                                 last_heard_at=now - timedelta(seconds=71))
+    quarantined, _ = await make_device(two_products.q, quarantine="QUARANTINED", online=True,
                                        last_heard_at=now - timedelta(hours=1))
-    recent, _ = await make_device(fleet.p, online=True, last_heard_at=now - timedelta(seconds=69))
-    offline, _ = await make_device(fleet.p, last_heard_at=now - timedelta(hours=1))
+    recent, _ = await make_device(two_products.p, online=True,
+                                  last_heard_at=now - timedelta(seconds=69))
+    offline, _ = await make_device(two_products.p, last_heard_at=now - timedelta(hours=1))
 
     assert await gateway.mark_stale_devices_offline(30) == 2
 
@@ -386,29 +322,29 @@ async def test_the_sweeper_marks_stale_devices_offline(
         device = await Device.get(id=device_id)
         assert device.online is online
         assert device.session_id == ("dead-process" if online else None)
-    assert await statuses(stale) == [("offline", fleet.p.id, 0)]
-    assert await statuses(quarantined) == [("offline", fleet.q.id, 0)]
+    assert await statuses(stale) == [("offline", two_products.p.id, 0)]
+    assert await statuses(quarantined) == [("offline", two_products.q.id, 0)]
     assert await statuses(recent) == []
     assert await statuses(offline) == []
     assert await gateway.mark_stale_devices_offline(30) == 0
 
 
-async def test_the_app_sweeps_stale_devices_when_it_starts(fleet: Products) -> None:
-    stale, _ = await make_device(fleet.p, online=True,
+async def test_the_app_sweeps_stale_devices_when_it_starts(two_products: Products) -> None:
+    stale, _ = await make_device(two_products.p, online=True,
                                  last_heard_at=clock.now() - timedelta(hours=1))
     app = create_app(get_settings(), manage_database=False)
     async with app.router.lifespan_context(app):
         await eventually(lambda: is_online(stale, False))
-    assert await statuses(stale) == [("offline", fleet.p.id, 0)]
+    assert await statuses(stale) == [("offline", two_products.p.id, 0)]
 
 
 async def test_a_device_connecting_twice_keeps_the_newer_connection(
-    url: str, fleet: Products
+    url: str, two_products: Products
 ) -> None:
-    device_id, secret = await make_device(fleet.p)
+    device_id, secret = await make_device(two_products.p)
     async with (
-        session(url, device_id, secret, fleet.p.id) as (older, _),
-        session(url, device_id, secret, fleet.p.id) as (newer, _),
+        session(url, device_id, secret, two_products.p.id) as (older, _),
+        session(url, device_id, secret, two_products.p.id) as (newer, _),
     ):
         assert await receive(older) == {
             "type": "error", "code": "replaced",
@@ -487,10 +423,10 @@ async def test_frames_over_128_kib_are_refused_and_the_connection_keeps_working(
 
 
 async def test_errors_reported_by_a_device_are_stored_and_acknowledged(
-    url: str, fleet: Products, frozen_clock: Clock
+    url: str, two_products: Products, frozen_clock: Clock
 ) -> None:
-    device_id, secret = await make_device(fleet.p)
-    async with session(url, device_id, secret, fleet.p.id) as (ws, _):
+    device_id, secret = await make_device(two_products.p)
+    async with session(url, device_id, secret, two_products.p.id) as (ws, _):
         assert await exchange(ws, {"type": "error", "id": 7, "code": "OUT_OF_MEMORY",
                                    "message": "heap exhausted", "resetReason": "watchdog"}) == {
             "type": "ack", "replyTo": 7
@@ -511,16 +447,16 @@ async def test_errors_reported_by_a_device_are_stored_and_acknowledged(
         "product_id", "code", "message", "reset_reason", "occurred_at"
     )
     assert stored == [
-        (fleet.p.id, "OUT_OF_MEMORY", "heap exhausted", "watchdog", frozen_clock.current),
-        (fleet.p.id, "SENSOR", "", "", frozen_clock.current),
+        (two_products.p.id, "OUT_OF_MEMORY", "heap exhausted", "watchdog", frozen_clock.current),
+        (two_products.p.id, "SENSOR", "", "", frozen_clock.current),
     ]
 
 
 async def test_error_reports_beyond_the_rate_limit_are_refused_and_not_stored(
-    url: str, fleet: Products, frozen_clock: Clock
+    url: str, two_products: Products, frozen_clock: Clock
 ) -> None:
-    device_id, secret = await make_device(fleet.p)
-    async with session(url, device_id, secret, fleet.p.id) as (ws, _):
+    device_id, secret = await make_device(two_products.p)
+    async with session(url, device_id, secret, two_products.p.id) as (ws, _):
         replies = [await exchange(ws, {"type": "error", "id": 100 + n, "code": "E"})
                    for n in range(11)]
         assert replies[:10] == [{"type": "ack", "replyTo": 100 + n} for n in range(10)]

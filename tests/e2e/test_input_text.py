@@ -14,8 +14,9 @@ from core.errors import InvalidInput
 from core.text import REFUSAL
 from models.oauth import ClientType, OAuthClient
 from models.organizations import Organization
-from tests.e2e.support import assert_oauth_error
-from tests.helpers import access_token, graphql, make_user
+from tests.support.accounts import access_token, make_user
+from tests.support.graphql import graphql
+from tests.support.oauth import assert_oauth_error
 
 BAD_TEXT = ["a\x00b", "\ud800"]
 

@@ -4,8 +4,9 @@ sees the invitation and answers it."""
 from __future__ import annotations
 
 from auth import accounts
-from tests.conftest import PASSWORD
-from tests.helpers import graphql, password_login
+from tests.support.accounts import password_login
+from tests.support.constants import PASSWORD
+from tests.support.graphql import graphql
 
 INVITE = """
 mutation($input: InviteTeamMemberInput!) {

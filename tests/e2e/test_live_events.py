@@ -6,41 +6,45 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
 
-import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
 
 from auth import tokens
-from core import clock
 from core.settings import get_settings
 from fleet import events, live, products, team
-from fleet.events import LiveEvent, NewEvent
+from fleet.events import LiveEvent
 from models.devices import Device
 from models.organizations import Membership
-from models.products import Product
-from tests.conftest import Clock, LiveServer
-from tests.e2e.support import revoke
-from tests.helpers import (
+from tests.support.accounts import (
     TEAM_ROLES,
     access_token,
     client_token,
-    gid,
     make_user,
     user_with_token,
 )
-from tests.test_fleet_queries import CLAIMED, ELSEWHERE, Fleet, fleet, own  # noqa: F401 - the fixture
+from tests.support.graphql import gid
+from tests.support.live import (
+    Sse,
+    auth_headers,
+    graphql_ws,
+    particle,
+    publish,
+    refused,
+    sse,
+    subscribe,
+    until_subscribed,
+)
+from tests.support.oauth import revoke
+from tests.support.polling import WITHIN, receive
+from tests.support.servers import Clock
+from tests.support.worlds import CLAIMED, ELSEWHERE, Fleet, own
 
-# The world: tests.test_fleet_queries's fleet (Acme, one member per role, and its product
+# The world: the fleet (tests.support.worlds: Acme, one member per role, and its product
 # "thermostat"; Globex's "kettle", owned by outsider@example.com, with device ELSEWHERE;
 # CLAIMED, in no product, claimed by Acme's DEVELOPER). D1 and D2 are thermostat's devices.
 D1, D2 = own(0, 1)
 AT = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
-WITHIN = 10  # seconds: how long anything expected may take
 PRODUCT_EVENTS = (
     "subscription($id: ID!, $prefix: String) { productEvents(productId: $id, prefix: $prefix) "
     "{ missed event { id name data publishedAt private ttl deviceId } } }"
@@ -52,119 +56,14 @@ DEVICE_EVENTS = (
 
 
 @pytest.fixture
-def world(fleet: Fleet) -> Fleet:  # noqa: F811 - the fixture
+def world(fleet: Fleet) -> Fleet:
     return fleet
-
-
-@pytest.fixture
-def quick_checks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Streams opened from now on re-check their subscriber's access every 0.2 s."""
-    monkeypatch.setattr(get_settings(), "stream_access_check_interval", 0.2)
-
-
-async def publish(product: Product | None, device_id: str | None, name: str, data: str = "",
-                  at: datetime | None = None) -> LiveEvent:
-    (event,) = await events.record([NewEvent(
-        product_id=product.id if product else None, device_id=device_id, name=name, data=data,
-        published_at=at or clock.now())])
-    assert event is not None
-    return event
 
 
 # --- SSE client ----------------------------------------------------------------------------
 
 
-class Sse:
-    """An open SSE response, read one message (the lines up to a blank line) at a time."""
-
-    def __init__(self, response: httpx.Response):
-        self._chunks = response.aiter_bytes()
-        self._pending = b""
-
-    async def message(self) -> bytes:
-        async with asyncio.timeout(WITHIN):
-            while b"\n\n" not in self._pending:
-                self._pending += await anext(self._chunks)
-        message, _, self._pending = self._pending.partition(b"\n\n")
-        return message + b"\n\n"
-
-    async def event(self) -> dict[str, str]:
-        """The next message that is not a comment, as its fields."""
-        while (message := await self.message()).startswith(b":"):
-            pass
-        fields = (line.split(": ", 1) for line in message.decode().strip("\n").split("\n"))
-        return {name: value for name, value in fields}
-
-    async def ends(self) -> None:
-        """The server ends the response (within WITHIN seconds), sending only keep-alives."""
-        async with asyncio.timeout(WITHIN):
-            async for chunk in self._chunks:
-                assert set(chunk.split(b"\n\n")) <= {b":", b""}, chunk
-
-
-def _headers(token: str | None, **extra: str) -> dict[str, str]:
-    return ({"Authorization": f"Bearer {token}"} if token else {}) | extra
-
-
-@asynccontextmanager
-async def sse(http: httpx.AsyncClient, path: str, token: str | None, **headers: str
-              ) -> AsyncIterator[Sse]:
-    """A stream that the server accepted: 200, `:ok` received (so it is subscribed)."""
-    async with http.stream("GET", path, headers=_headers(token, **headers)) as response:
-        assert response.status_code == 200, await response.aread()
-        stream = Sse(response)
-        assert await stream.message() == b":ok\n\n"
-        yield stream
-
-
-async def refused(http: httpx.AsyncClient, path: str, token: str | None, **headers: str
-                  ) -> httpx.Response:
-    """A request the server must refuse (read in full; a 200 stream would never end)."""
-    async with http.stream("GET", path, headers=_headers(token, **headers)) as response:
-        assert response.status_code != 200
-        await response.aread()
-        return response
-
-
-def particle(event: LiveEvent, coreid: str) -> dict[str, str]:
-    """The fields of the SSE message Particle sends for `event`."""
-    published_at = event.published_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    data = {"data": event.data, "ttl": 60, "published_at": published_at, "coreid": coreid}
-    return {"id": str(event.id), "event": event.name,
-            "data": json.dumps(data, separators=(",", ":"))}
-
-
-async def until_subscribed(channel: str, count: int = 1) -> None:
-    """Poll this process's broker until `count` streams listen on `channel`."""
-    broker = events.event_log().broker
-    deadline = asyncio.get_running_loop().time() + WITHIN
-    while (listening := broker.local_subscribers(channel)) != count:
-        assert asyncio.get_running_loop().time() < deadline, f"{listening} streams, not {count}"
-        await asyncio.sleep(0.01)
-
-
 # --- GraphQL subscriptions client ------------------------------------------------------------
-
-
-@asynccontextmanager
-async def graphql_ws(live_server: LiveServer, token: str | None
-                     ) -> AsyncIterator[ClientConnection]:
-    """A graphql-transport-ws connection, initialised (with the token) and acknowledged."""
-    url = live_server.url.replace("http://", "ws://") + "/graphql"
-    async with connect(url, subprotocols=["graphql-transport-ws"]) as ws:
-        payload = {"authorization": f"Bearer {token}"} if token else {}
-        await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
-        assert await receive(ws) == {"type": "connection_ack"}
-        yield ws
-
-
-async def receive(ws: ClientConnection) -> dict[str, Any]:
-    return json.loads(await asyncio.wait_for(ws.recv(), WITHIN))
-
-
-async def subscribe(ws: ClientConnection, query: str, **variables: Any) -> None:
-    await ws.send(json.dumps({"id": "1", "type": "subscribe",
-                              "payload": {"query": query, "variables": variables}}))
 
 
 # --- SSE: the wire format ---------------------------------------------------------------------
@@ -172,7 +71,7 @@ async def subscribe(ws: ClientConnection, query: str, **variables: Any) -> None:
 
 async def test_product_stream_speaks_particles_format(http, world: Fleet) -> None:
     path = "/v1/products/thermostat/events"
-    async with http.stream("GET", path, headers=_headers(await world.token())) as response:
+    async with http.stream("GET", path, headers=auth_headers(await world.token())) as response:
         assert response.status_code == 200
         assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
         assert response.headers["cache-control"] == "no-cache"

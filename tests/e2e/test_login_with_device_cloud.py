@@ -30,8 +30,10 @@ from fleet import products
 from models.accounts import User
 from models.customers import Customer
 from models.oauth import AuthorizationCode, Consent, OAuthClient, ThrottleCounter, TokenFamily
-from tests.conftest import PASSWORD, LiveServer
-from tests.e2e.support import (
+from tests.support.accounts import access_token, acting_as, make_user, organization_with_team
+from tests.support.constants import PASSWORD
+from tests.support.graphql import graphql, run_mutation
+from tests.support.oauth import (
     TOKEN,
     WRONG_PASSWORD,
     assert_oauth_error,
@@ -40,14 +42,7 @@ from tests.e2e.support import (
     refresh,
     sha256,
 )
-from tests.helpers import (
-    access_token,
-    acting_as,
-    graphql,
-    make_user,
-    organization_with_team,
-    run_mutation,
-)
+from tests.support.servers import LiveServer
 
 AUTHORIZE = "/oauth/authorize"
 ISSUER = "http://127.0.0.1"  # BASE_URL in the tests

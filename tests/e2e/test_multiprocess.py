@@ -1,5 +1,5 @@
 """Several app processes sharing one database and one Redis, as behind a load balancer (see
-tests/e2e/processes.py): an event published through one process reaches live streams on
+tests/support/processes.py): an event published through one process reaches live streams on
 another; a function call or variable read made through one process reaches the device on
 whichever process holds it; a device connecting again through another process replaces its
 older connection; and a process killed with SIGKILL during a publishing burst loses no
@@ -30,18 +30,11 @@ from fleet import products, rpc
 from fleet.events import device_channel, product_channel
 from models.devices import Device, Event
 from models.products import Product
-from tests.e2e.processes import AppProcess, AppProcesses, app_processes
-from tests.e2e.test_device_events import answer_next
-from tests.e2e.test_gateway import (
-    FIRMWARE,
-    close_code,
-    eventually,
-    exchange,
-    make_device,
-    receive,
-    statuses,
-)
-from tests.helpers import Team, access_token, gid, graphql, organization_with_team, run_mutation
+from tests.support.accounts import Team, access_token, organization_with_team
+from tests.support.gateway import FIRMWARE, answer_next, close_code, exchange, make_device, statuses
+from tests.support.graphql import gid, graphql, run_mutation
+from tests.support.polling import eventually, receive
+from tests.support.processes import AppProcess, AppProcesses, app_processes
 
 # Devices of the burst publish as fast as their acks come: no rate limit in the way.
 FAST_PUBLISHING = {"DEVICE_EVENT_RATE": "1000000", "DEVICE_EVENT_BURST": "1000000"}

@@ -10,8 +10,9 @@ import pytest
 from auth import accounts
 from core.text import REFUSAL
 from models.oauth import Token, TokenFamily
-from tests.conftest import FIRST_PARTY_CLIENT_ID, PASSWORD
-from tests.e2e.support import (
+from tests.support.accounts import password_login, service_client, signed_in_user
+from tests.support.constants import FIRST_PARTY_CLIENT_ID, PASSWORD
+from tests.support.oauth import (
     BAD_CREDENTIALS,
     FORM,
     INTROSPECT,
@@ -23,7 +24,6 @@ from tests.e2e.support import (
     assert_token_response,
     storage_snapshot,
 )
-from tests.helpers import password_login, service_client, signed_in_user
 
 EMAIL = "ada@example.com"
 LOGIN = {

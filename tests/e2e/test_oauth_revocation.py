@@ -8,8 +8,9 @@ import pytest
 
 from auth import accounts
 from models.oauth import TokenFamily
-from tests.conftest import FIRST_PARTY_CLIENT_ID, PASSWORD
-from tests.e2e.support import (
+from tests.support.accounts import client_token, password_login, service_client, signed_in_user
+from tests.support.constants import FIRST_PARTY_CLIENT_ID, PASSWORD
+from tests.support.oauth import (
     INTROSPECT,
     REVOKE,
     assert_acts_as,
@@ -23,7 +24,6 @@ from tests.e2e.support import (
     sha256,
     storage_snapshot,
 )
-from tests.helpers import client_token, password_login, service_client, signed_in_user
 
 EMAIL = "ada@example.com"
 ISSUER = "http://127.0.0.1"

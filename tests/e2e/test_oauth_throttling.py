@@ -11,14 +11,14 @@ import httpx
 
 from auth import accounts
 from models.oauth import ThrottleCounter, Token
-from tests.conftest import PASSWORD
-from tests.e2e.support import (
+from tests.support.accounts import password_login
+from tests.support.constants import PASSWORD
+from tests.support.oauth import (
     BAD_CREDENTIALS,
     WRONG_PASSWORD,
     assert_oauth_error,
     assert_token_response,
 )
-from tests.helpers import password_login
 
 EMAIL = "ada@example.com"
 ACCOUNT_KEY = f"account:{EMAIL}"

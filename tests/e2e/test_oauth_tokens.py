@@ -13,8 +13,9 @@ from oauthlib.oauth2 import BackendApplicationClient, LegacyApplicationClient
 
 from auth import accounts
 from models.oauth import OAuthClient, Token, TokenFamily
-from tests.conftest import FIRST_PARTY_CLIENT_ID, PASSWORD
-from tests.e2e.support import (
+from tests.support.accounts import client_token, password_login, service_client, signed_in_user
+from tests.support.constants import FIRST_PARTY_CLIENT_ID, PASSWORD
+from tests.support.oauth import (
     ME,
     TOKEN,
     assert_acts_as,
@@ -25,7 +26,6 @@ from tests.e2e.support import (
     sha256,
     storage_snapshot,
 )
-from tests.helpers import client_token, password_login, service_client, signed_in_user
 
 EMAIL = "ada@example.com"
 # 256 random bits in URL-safe base64 (43 characters), after the kind prefix.

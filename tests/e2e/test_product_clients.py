@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fleet import products
-from tests.conftest import PASSWORD
-from tests.helpers import organization_with_team
+from tests.support.accounts import organization_with_team
+from tests.support.constants import PASSWORD
 
 
 @pytest.mark.parametrize(

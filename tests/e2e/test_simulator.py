@@ -25,14 +25,9 @@ from simulator.activities import ACTIVITIES, temperature_event
 from simulator.cli import add_arguments
 from simulator.report import SimulationReport
 from simulator.runner import SimulatorError, load_devices_csv, simulate
-from tests.conftest import LiveServer
-from tests.helpers import (
-    access_token,
-    graphql,
-    make_user,
-    organization_with_team,
-    run_mutation,
-)
+from tests.support.accounts import access_token, make_user, organization_with_team
+from tests.support.graphql import graphql, run_mutation
+from tests.support.servers import LiveServer
 
 SECRET = "dc_ds_simulated-secret-"
 DEADLINE = 15.0

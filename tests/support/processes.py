@@ -35,8 +35,8 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from core.settings import get_settings
+from tests.support.constants import TEST_REDIS_URL
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 30.0  # seconds until /readyz answers 200
 STOP_TIMEOUT = 15.0  # seconds from SIGTERM to exit
@@ -131,7 +131,7 @@ class AppProcesses:
 
     async def redis_subscribers(self, channel: str) -> int:
         """How many processes Redis counts as subscribed to the broker channel `channel`."""
-        client = redis.Redis.from_url(REDIS_URL)
+        client = redis.Redis.from_url(TEST_REDIS_URL)
         try:
             ((_, count),) = await client.pubsub_numsub(self.redis_channel(channel))
         finally:
@@ -164,7 +164,7 @@ class AppProcesses:
         return {
             **os.environ,
             "DATABASE_URL": self.database_url,
-            "BROKER_URL": REDIS_URL,
+            "BROKER_URL": TEST_REDIS_URL,
             "BROKER_CHANNEL_PREFIX": self.prefix,
             "ENVIRONMENT": "development",
             "SECRET_KEY": settings.secret_key,
@@ -237,7 +237,7 @@ def free_port() -> int:
 
 async def require_redis() -> None:
     """Fail the test, saying why, when Redis is not there: the tests never skip for it."""
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(TEST_REDIS_URL)
     try:
         await client.ping()
     except (RedisError, OSError) as error:
@@ -247,8 +247,8 @@ async def require_redis() -> None:
     finally:
         await client.aclose()
     pytest.fail(
-        f"Redis at {REDIS_URL} (TEST_REDIS_URL) is unreachable ({unreachable}); the tests across "
-        "app processes need it: start one, e.g. `redis-server --daemonize yes`.",
+        f"Redis at {TEST_REDIS_URL} (TEST_REDIS_URL) is unreachable ({unreachable}); the tests "
+        "across app processes need it: start one, e.g. `redis-server --daemonize yes`.",
         pytrace=False,
     )
 

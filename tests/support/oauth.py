@@ -9,7 +9,7 @@ import httpx
 
 from models.accounts import User
 from models.oauth import OAuthClient, ThrottleCounter, Token, TokenFamily
-from tests.conftest import FIRST_PARTY_CLIENT_ID
+from tests.support.constants import FIRST_PARTY_CLIENT_ID
 
 TOKEN = "/oauth/token"
 REVOKE = "/oauth/revoke"

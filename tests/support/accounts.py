@@ -1,4 +1,5 @@
-"""Small client-side helpers shared by the tests."""
+"""Accounts, teams and tokens, made the quick way (rows and direct service calls); the sign-in
+flows have their own tests."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from strawberry import relay
 
 from auth import accounts, passwords, tokens
 from auth.clients import create_service_client
@@ -17,23 +17,7 @@ from fleet import organizations, team
 from models.accounts import User
 from models.oauth import OAuthClient
 from models.organizations import Membership, Organization
-from tests.conftest import FIRST_PARTY_CLIENT_ID, PASSWORD
-
-
-async def graphql(
-    http: httpx.AsyncClient,
-    query: str,
-    variables: dict[str, Any] | None = None,
-    *,
-    token: str | None = None,
-    expect_status: int = 200,
-) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = await http.post(
-        "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
-    )
-    assert response.status_code == expect_status, response.text
-    return response.json()
+from tests.support.constants import FIRST_PARTY_CLIENT_ID, PASSWORD
 
 
 async def password_login(
@@ -74,14 +58,7 @@ async def client_token(http: httpx.AsyncClient, client: OAuthClient, secret: str
     return response.json()["access_token"]
 
 
-# --- Organizations and teams (issue 3) ---------------------------------------------------------
-
 _password_hash: dict[str, str] = {}
-
-
-def gid(type_name: str, pk: int | str) -> str:
-    """The global ID of a `type_name` with primary key `pk`."""
-    return str(relay.GlobalID(type_name, str(pk)))
 
 
 async def make_user(email: str) -> User:
@@ -164,42 +141,3 @@ async def user_with_token(http: httpx.AsyncClient, email: str) -> tuple[User, st
     """A new account, signed in: the user and an access token."""
     user = await make_user(email)
     return user, await access_token(email)
-
-
-async def run_mutation(
-    http: httpx.AsyncClient,
-    name: str,
-    input_type: str,
-    input: dict[str, Any],
-    selection: str,
-    *,
-    token: str | None,
-) -> dict[str, Any]:
-    """Call mutation `name` with `input`; returns its payload (`selection` plus userErrors)."""
-    body = await graphql(
-        http,
-        f"mutation($input: {input_type}!) {{ {name}(input: $input) "
-        f"{{ {selection} userErrors {{ field message code }} }} }}",
-        {"input": input},
-        token=token,
-    )
-    assert "errors" not in body, body
-    return body["data"][name]
-
-
-AUDIT_FIELDS = "action actorEmail targetType targetId targetLabel details ipAddress createdAt"
-
-
-async def audit_trail(
-    http: httpx.AsyncClient, slug: str, *, token: str, first: int = 50
-) -> list[dict[str, Any]]:
-    """The organization's audit log, newest first, as the holder of `token` sees it."""
-    body = await graphql(
-        http,
-        "query($slug: String!, $first: Int!) { organization(slug: $slug) { "
-        f"auditLog(first: $first) {{ edges {{ node {{ {AUDIT_FIELDS} }} }} }} }} }}",
-        {"slug": slug, "first": first},
-        token=token,
-    )
-    assert "errors" not in body, body
-    return [edge["node"] for edge in body["data"]["organization"]["auditLog"]["edges"]]

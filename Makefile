@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+TEST_WORKERS ?= 2
 
 .PHONY: run test lint unit schema bench install clean
 
@@ -29,11 +30,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	TEST_DATABASE=sqlite $(BIN)/pytest -q tests/test_layering.py tests/test_error_catalog.py
 
-# The whole suite, once against SQLite and once against PostgreSQL.
+# The whole suite, once against SQLite and once against PostgreSQL, each spread over
+# TEST_WORKERS processes (pytest-xdist; each has its own database).
 test: lint
 	TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) ./scripts/ensure-postgres
-	TEST_DATABASE=sqlite $(BIN)/pytest
-	TEST_DATABASE=postgres TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest
+	TEST_DATABASE=sqlite $(BIN)/pytest -n $(TEST_WORKERS)
+	TEST_DATABASE=postgres TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest -n $(TEST_WORKERS)
 
 schema: $(STAMP)
 	$(BIN)/devicecloud export-schema

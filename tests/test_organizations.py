@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from core.text import clean_slug
-from fleet import products, team
+from fleet import access, products, team
 from models.oauth import OAuthClient
 from models.organizations import AuditEntry, Invitation, Membership, Organization
 from models.outbox import OutboxEmail
@@ -852,9 +852,21 @@ async def test_joining_another_organization_first_leaves_the_invitation_unanswer
     assert (await me(http, token))["organization"] == {"slug": "globex", "viewerRole": "VIEWER"}
 
 
-async def test_concurrent_transfers_leave_exactly_one_owner():
+async def test_concurrent_transfers_leave_exactly_one_owner(monkeypatch: pytest.MonkeyPatch):
     acme = await organization_with_team(roles=("OWNER", "ADMINISTRATOR", "DEVELOPER"))
     owner = acme.principals["OWNER"]
+    # The race under test: both transfers have found their caller the owner before either
+    # writes. Without holding each at that point, a slow machine may finish the first
+    # transfer before the second even looks, and the second is then simply FORBIDDEN.
+    both_checked = asyncio.Barrier(2)
+    teammate = access.teammate
+
+    async def teammate_then_wait(*args: Any, **kwargs: Any) -> Any:
+        found = await teammate(*args, **kwargs)
+        await both_checked.wait()
+        return found
+
+    monkeypatch.setattr(access, "teammate", teammate_then_wait)
     outcomes = await asyncio.gather(
         team.transfer_ownership(owner, acme.memberships["ADMINISTRATOR"].id),
         team.transfer_ownership(owner, acme.memberships["DEVELOPER"].id),

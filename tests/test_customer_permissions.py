@@ -147,7 +147,7 @@ async def _create_without_password(p: Probe[World]) -> str:
 @MATRIX.operation("deleteCustomer")
 async def _delete(p: Probe[World]) -> str:
     outcome = await _mutate(p, "deleteCustomer", "DeleteCustomerInput",
-                             {"customerId": gid("Customer", p.world.doomed.id)})
+                            {"customerId": gid("Customer", p.world.doomed.id)})
     deleted = not await Customer.exists(id=p.world.doomed.id)
     return outcome if deleted == (outcome == OK) else f"{outcome}, yet deleted={deleted}"
 

@@ -114,38 +114,22 @@ async def _summary(p: Probe[Fleet]) -> Any:
 @MATRIX.operation("updateDevice")
 async def _update(p: Probe[Fleet]) -> str:
     return await _mutate(p, "updateDevice", "UpdateDeviceInput",
-                          {"deviceId": OWN1, "name": f"Renamed {p.token and p.token[-4:]}"})
+                         {"deviceId": OWN1, "name": f"Renamed {p.token and p.token[-4:]}"})
 
 
 @MATRIX.operation("updateDevice(claimed)")
 async def _update_claimed(p: Probe[Fleet]) -> str:
     return await _mutate(p, "updateDevice", "UpdateDeviceInput",
-                          {"deviceId": MINE, "notes": f"Notes {p.token and p.token[-4:]}"})
+                         {"deviceId": MINE, "notes": f"Notes {p.token and p.token[-4:]}"})
 
 
-@MATRIX.operation("removeDeviceFromProduct")
-async def _remove(p: Probe[Fleet]) -> str:
-    return await _mutate(p, "removeDeviceFromProduct", "DeviceInput", {"deviceId": OWN2})
-
-
-@MATRIX.operation("removeDeviceFromProduct(clm)")
-async def _remove_claimed(p: Probe[Fleet]) -> str:
-    return await _mutate(p, "removeDeviceFromProduct", "DeviceInput", {"deviceId": MINE})
-
-
-@MATRIX.operation("approveQuarantinedDevice")
-async def _approve(p: Probe[Fleet]) -> str:
-    return await _mutate(p, "approveQuarantinedDevice", "DeviceInput", {"deviceId": Q0})
-
-
-@MATRIX.operation("denyQuarantinedDevice")
-async def _deny(p: Probe[Fleet]) -> str:
-    return await _mutate(p, "denyQuarantinedDevice", "DeviceInput", {"deviceId": Q1})
-
-
-@MATRIX.operation("approveQuarantinedDevice(no)")
-async def _approve_not_quarantined(p: Probe[Fleet]) -> str:
-    return await _mutate(p, "approveQuarantinedDevice", "DeviceInput", {"deviceId": OWN0})
+@MATRIX.operation("removeDeviceFromProduct", "removeDeviceFromProduct", OWN2)
+@MATRIX.operation("removeDeviceFromProduct(clm)", "removeDeviceFromProduct", MINE)
+@MATRIX.operation("approveQuarantinedDevice", "approveQuarantinedDevice", Q0)
+@MATRIX.operation("denyQuarantinedDevice", "denyQuarantinedDevice", Q1)
+@MATRIX.operation("approveQuarantinedDevice(no)", "approveQuarantinedDevice", OWN0)
+async def _on_device(p: Probe[Fleet], mutation: str, device: str) -> str:
+    return await _mutate(p, mutation, "DeviceInput", {"deviceId": device})
 
 
 def test_the_table_covers_every_operation_and_caller() -> None:

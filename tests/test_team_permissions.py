@@ -226,7 +226,7 @@ async def _members(p: Probe[World]) -> Any:
 @MATRIX.operation("organization.invitations")
 async def _invitations(p: Probe[World]) -> Any:
     found = await _acme(p, "invitations { edges { node { email status } } }",
-                                 "invitations")
+                        "invitations")
     expected = [("newcomer@example.com", "PENDING"), ("invitee@example.com", "PENDING")] + [
         (p.world.acme.email(role), "ACCEPTED") for role in reversed(TEAM_ROLES[1:])
     ]
@@ -242,7 +242,7 @@ async def _products(p: Probe[World]) -> Any:
 @MATRIX.operation("organization.auditLog")
 async def _audit_log(p: Probe[World]) -> Any:
     found = await _acme(p, "auditLog(first: 2) { edges { node { action targetLabel } } }",
-                                 "auditLog")
+                        "auditLog")
     newest = [("team.invite", "newcomer@example.com"), ("team.invite", "invitee@example.com")]
     return ok_if(found, {"edges": [
         {"node": {"action": a, "targetLabel": t}} for a, t in newest
@@ -272,8 +272,8 @@ async def _oauth_clients(p: Probe[World]) -> Any:
 @MATRIX.operation("updateOrganization")
 async def _update_organization(p: Probe[World]) -> str:
     return await p.audited("updateOrganization", "UpdateOrganizationInput",
-                          {"organizationId": p.world.acme_id, "name": "Acme Renamed"},
-                          "organization { name }")
+                           {"organizationId": p.world.acme_id, "name": "Acme Renamed"},
+                           "organization { name }")
 
 
 @MATRIX.operation("inviteTeamMember")
@@ -288,21 +288,21 @@ async def _invite(p: Probe[World]) -> str:
 @MATRIX.operation("revokeInvitation")
 async def _revoke(p: Probe[World]) -> str:
     return await p.audited("revokeInvitation", "InvitationInput",
-                          {"invitationId": gid("Invitation", p.world.to_newcomer.id)},
-                          "invitation { status }")
+                           {"invitationId": gid("Invitation", p.world.to_newcomer.id)},
+                           "invitation { status }")
 
 
 @MATRIX.operation("changeTeamMemberRole")
 async def _change_role(p: Probe[World]) -> str:
     return await p.audited("changeTeamMemberRole", "ChangeTeamMemberRoleInput",
-                          {"memberId": p.world.member_id("VIEWER"), "role": "SUPPORT"},
-                          "member { role }")
+                           {"memberId": p.world.member_id("VIEWER"), "role": "SUPPORT"},
+                           "member { role }")
 
 
 @MATRIX.operation("removeTeamMember")
 async def _remove(p: Probe[World]) -> str:
     return await p.audited("removeTeamMember", "MemberInput",
-                          {"memberId": p.world.member_id("SUPPORT")}, "member { id }")
+                           {"memberId": p.world.member_id("SUPPORT")}, "member { id }")
 
 
 @MATRIX.operation("createProduct")
@@ -318,35 +318,35 @@ async def _create_product(p: Probe[World]) -> str:
 @MATRIX.operation("updateProduct")
 async def _update_product(p: Probe[World]) -> str:
     return await p.audited("updateProduct", "UpdateProductInput",
-                          {"productId": gid("Product", p.world.product.id),
-                           "description": "Keeps rooms warm."},
-                          "product { description }")
+                           {"productId": gid("Product", p.world.product.id),
+                            "description": "Keeps rooms warm."},
+                           "product { description }")
 
 
 @MATRIX.operation("createOAuthClient")
 async def _create_client(p: Probe[World]) -> str:
     return await p.audited("createOAuthClient", "CreateOAuthClientInput",
-                          {"productId": gid("Product", p.world.product.id), "name": "Backend",
-                           "type": "SERVER"},
-                          "clientSecret")
+                           {"productId": gid("Product", p.world.product.id), "name": "Backend",
+                            "type": "SERVER"},
+                           "clientSecret")
 
 
 @MATRIX.operation("rotateOAuthClientSecret")
 async def _rotate(p: Probe[World]) -> str:
     return await p.audited("rotateOAuthClientSecret", "OAuthClientInput",
-                          {"clientId": p.world.client.client_id}, "clientSecret")
+                           {"clientId": p.world.client.client_id}, "clientSecret")
 
 
 @MATRIX.operation("deleteOAuthClient")
 async def _delete_client(p: Probe[World]) -> str:
     return await p.audited("deleteOAuthClient", "OAuthClientInput",
-                          {"clientId": p.world.client.client_id}, "oauthClient { clientId }")
+                           {"clientId": p.world.client.client_id}, "oauthClient { clientId }")
 
 
 @MATRIX.operation("transferOwnership")
 async def _transfer(p: Probe[World]) -> str:
     outcome = await p.audited("transferOwnership", "MemberInput",
-                             {"memberId": p.world.member_id("DEVELOPER")}, "member { role }")
+                              {"memberId": p.world.member_id("DEVELOPER")}, "member { role }")
     if outcome == OK:  # hand it back, so the owner's remaining cells still see an owner
         acme = p.world.acme
         await team.transfer_ownership(acme.principals["DEVELOPER"], acme.memberships["OWNER"].id)
@@ -356,27 +356,27 @@ async def _transfer(p: Probe[World]) -> str:
 @MATRIX.operation("declineInvitation")
 async def _decline(p: Probe[World]) -> str:
     return await p.audited("declineInvitation", "InvitationInput",
-                          {"invitationId": gid("Invitation", p.world.globex_to_invitee.id)},
-                          "invitation { status }")
+                           {"invitationId": gid("Invitation", p.world.globex_to_invitee.id)},
+                           "invitation { status }")
 
 
 @MATRIX.operation("acceptInvitation")
 async def _accept(p: Probe[World]) -> str:
     return await p.audited("acceptInvitation", "InvitationInput",
-                          {"invitationId": gid("Invitation", p.world.to_invitee.id)},
-                          "member { role }")
+                           {"invitationId": gid("Invitation", p.world.to_invitee.id)},
+                           "member { role }")
 
 
 @MATRIX.operation("createOrganization")
 async def _create_organization(p: Probe[World]) -> str:
     return await p.audited("createOrganization", "CreateOrganizationInput", {"name": "Initech"},
-                          "organization { slug }")
+                           "organization { slug }")
 
 
 @MATRIX.operation("leaveOrganization")
 async def _leave(p: Probe[World]) -> str:
     return await p.audited("leaveOrganization", "LeaveOrganizationInput",
-                          {"organizationId": p.world.acme_id}, "left")
+                           {"organizationId": p.world.acme_id}, "left")
 
 
 def test_the_table_covers_every_operation_and_caller() -> None:

@@ -9,6 +9,8 @@ from tortoise import Tortoise
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.migrations.api.migrate import migrate as run_migrations
 
+from core.settings import get_settings
+
 MODEL_MODULES = [
     "models.accounts",
     "models.oauth",
@@ -67,8 +69,6 @@ async def disconnect() -> None:
 
 
 def _configured_tortoise_orm() -> dict[str, Any]:
-    from core.settings import get_settings
-
     return tortoise_config(get_settings().database_url)
 
 

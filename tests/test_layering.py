@@ -8,6 +8,8 @@ and four rules judge them:
   deferring never hides a circle), an `if TYPE_CHECKING:` import does not (it never runs);
 - client: the chain does not import its clients (`simulator`, `bench`) nor the tests; the CLI
   alone wires the `devicecloud simulate` command;
+- device client: the simulator speaks to the cloud only through the protocol, so of the chain
+  it imports `core` alone (shared rules such as the form of a device ID live there);
 - test module: no module under `tests/` imports a test module (`test_*.py`, `conftest.py`);
   shared helpers live in `tests/support/`.
 """
@@ -28,6 +30,8 @@ RANK = {"core": 0, "models": 1, "auth": 2, "fleet": 3, "billing": 3, "api": 4}
 CLIENTS = ("simulator", "bench", "tests")
 # (importing module, imported package): the CLI wires `devicecloud simulate`.
 ALLOWED_CLIENT_IMPORTS = {("api.cli", "simulator")}
+# What the simulator, a device client, may import of the chain.
+SIMULATOR_MAY_IMPORT = ("core",)
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,17 @@ def client_violations(imports: Iterable[Import]) -> list[str]:
     ]
 
 
+def simulator_violations(imports: Iterable[Import]) -> list[str]:
+    return [
+        f"{edge.where}: device client: simulator may not import {edge.target}; it imports "
+        f"only {', '.join(SIMULATOR_MAY_IMPORT)} of the chain and speaks the protocol"
+        for edge in imports
+        if _top(edge.importer) == "simulator"
+        and _top(edge.target) in RANK
+        and _top(edge.target) not in SIMULATOR_MAY_IMPORT
+    ]
+
+
 def imported_test_modules(imports: Iterable[Import], sources: Mapping[str, str]) -> list[str]:
     paths = {module_name(path): path for path in sources}
     return [
@@ -218,6 +233,7 @@ def violations(sources: Mapping[str, str]) -> list[str]:
         *chain_violations(imports),
         *circles(imports),
         *client_violations(imports),
+        *simulator_violations(imports),
         *imported_test_modules(imports, sources),
     ]
 
@@ -317,6 +333,25 @@ def test_the_chain_does_not_import_its_clients():
         "simulator, bench, tests are clients outside the chain",
         "api/app.py:1: client: api may not import simulator; "
         "simulator, bench, tests are clients outside the chain",
+        "simulator/runner.py:1: device client: simulator may not import fleet.devices; it "
+        "imports only core of the chain and speaks the protocol",
+    ]
+
+
+def test_the_simulator_imports_only_core_of_the_chain():
+    found = violations({
+        "core/device_ids.py": "",
+        "models/devices.py": "",
+        "api/gateway.py": "",
+        "simulator/__init__.py": "",
+        "simulator/client.py": "from core import device_ids\nfrom models.devices import Device\n",
+        "simulator/runner.py": "from api.gateway import CloseCode\nfrom simulator import client\n",
+    })
+    assert found == [
+        "simulator/client.py:2: device client: simulator may not import models.devices; it "
+        "imports only core of the chain and speaks the protocol",
+        "simulator/runner.py:1: device client: simulator may not import api.gateway; it "
+        "imports only core of the chain and speaks the protocol",
     ]
 
 

@@ -17,18 +17,11 @@ from models.customers import ClaimCode, Customer
 from models.devices import Device, Quarantine
 from models.organizations import AuditEntry
 from models.products import Product
-from tests.support.accounts import (
-    TEAM_ROLES,
-    Team,
-    access_token,
-    client_token,
-    make_user,
-    organization_with_team,
-    service_client,
-)
+from tests.support.accounts import TEAM_ROLES, Team, access_token, make_user, organization_with_team
 from tests.support.constants import T
 from tests.support.customers import customer_token, make_customer
 from tests.support.graphql import audit_trail, gid, graphql, run_mutation
+from tests.support.matrix import FB, NF, OK, Matrix, Probe, caller_token
 from tests.support.servers import Clock
 from tests.support.worlds import two_organizations
 
@@ -249,7 +242,6 @@ async def test_a_welcome_makes_the_devices_customer_active(world: World, frozen_
 
 
 CALLERS = ("anonymous", "client", "outsider", "claimer", "customer", *TEAM_ROLES)
-OK, NF, FB, UN = "OK", "NOT_FOUND", "FORBIDDEN", "UNAUTHENTICATED"
 NIP, NPD, NC = "NOT_IN_PRODUCT", "NOT_PRODUCT_DEVICE", "NO_CUSTOMER"
 
 # Callers: anonymous; client (a platform service client's token); outsider (Globex's owner);
@@ -257,7 +249,7 @@ NIP, NPD, NC = "NOT_IN_PRODUCT", "NOT_PRODUCT_DEVICE", "NO_CUSTOMER"
 # the Acme member with each role. Cells: OK (one audit entry, the change made) or the
 # userError's code (no audit entry, nothing changed). Each row has its own target device.
 # fmt: off
-MATRIX_ROWS: dict[str, tuple[Any, ...]] = {
+MATRIX = Matrix(CALLERS, {
     #                                  anon clnt out  clmr cust OWN  ADM  DEV  SUP  VIEW
     "assignDeviceCustomer":            (NF, NF,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
     "assignDeviceCustomer(taken)":     (NF, NF,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
@@ -267,70 +259,57 @@ MATRIX_ROWS: dict[str, tuple[Any, ...]] = {
     "assignDeviceCustomer(elsewhere)": (NF, NF,  NF,  NF,  NF,  NF,  NF,  NF,  NF,  NF),
     "removeDeviceCustomer":            (NF, NF,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
     "removeDeviceCustomer(none)":      (NF, NF,  NF,  NF,  NF,  NC,  NC,  NC,  FB,  FB),
-}
+})
 # fmt: on
-MATRIX = {
-    operation: dict(zip(CALLERS, cells, strict=True)) for operation, cells in MATRIX_ROWS.items()
-}
 
 
-async def _token(http: httpx.AsyncClient, caller: str, world: World) -> str | None:
-    if caller == "anonymous":
-        return None
-    if caller == "client":
-        return await client_token(http, *await service_client())
-    if caller == "customer":
-        return await customer_token(world.alice)
-    if caller in TEAM_ROLES:
-        return await access_token(world.acme.email(caller))
-    return await access_token(f"{caller}@example.com")
-
-
-async def _change(http: httpx.AsyncClient, token: str | None, name: str, input: dict[str, Any],
-                  expected_owner: int | None) -> str:
+async def _change(p: Probe[World], name: str, input_type: str, input: dict[str, Any],
+                  expected_owner: Customer | None) -> str:
+    """OK when exactly one audit entry is written, the device's customer is `expected_owner`
+    and the device comes back; the userError's code when nothing changed."""
     device_id = input["deviceId"]
     before_owner = await owner_of(device_id)
     before_audit = await AuditEntry.all().count()
-    input_type = "AssignDeviceCustomerInput" if name.startswith("assign") else (
-        "RemoveDeviceCustomerInput")
-    payload = await run_mutation(http, name, input_type, input, "device { deviceId }",
-                                 token=token)
+    payload, code = await p.mutate(name, input_type, input, "device { deviceId }")
     written = await AuditEntry.all().count() - before_audit
     owner = (await owner_of(device_id))[0]
-    if payload["userErrors"]:
-        code = payload["userErrors"][0]["code"]
+    if code:
         unchanged = written == 0 and await owner_of(device_id) == before_owner
         return code if unchanged and payload["device"] is None else f"{code}, yet changed"
-    done = written == 1 and owner == expected_owner and payload["device"] == {
-        "deviceId": device_id}
+    done = written == 1 and owner == (expected_owner and expected_owner.id) and (
+        payload["device"] == {"deviceId": device_id})
     return OK if done else f"OK, yet {written} entries and owner {owner}"
+
+
+@MATRIX.operation("assignDeviceCustomer", SPARE, "alice", "alice")
+@MATRIX.operation("assignDeviceCustomer(taken)", OWNED, "alice", "alice")
+@MATRIX.operation("assignDeviceCustomer(foreign)", MOVABLE, "carol", None)
+@MATRIX.operation("assignDeviceCustomer(quarantine)", QUARANTINED, "alice", None)
+@MATRIX.operation("assignDeviceCustomer(no product)", LOOSE, "alice", None)
+@MATRIX.operation("assignDeviceCustomer(elsewhere)", ELSEWHERE, "alice", None)
+async def _assign(p: Probe[World], device_id: str, customer: str, owner: str | None) -> str:
+    return await _change(
+        p, "assignDeviceCustomer", "AssignDeviceCustomerInput",
+        {"deviceId": device_id, "customerId": gid("Customer", getattr(p.world, customer).id)},
+        getattr(p.world, owner) if owner else None)
+
+
+@MATRIX.operation("removeDeviceCustomer", OTHER_OWNED)
+@MATRIX.operation("removeDeviceCustomer(none)", MOVABLE)
+async def _remove(p: Probe[World], device_id: str) -> str:
+    return await _change(p, "removeDeviceCustomer", "RemoveDeviceCustomerInput",
+                         {"deviceId": device_id}, None)
+
+
+def test_the_table_covers_every_operation_and_caller() -> None:
+    MATRIX.assert_complete()
 
 
 @pytest.mark.parametrize("caller", CALLERS)
 async def test_assigning_and_removing_customers_matrix(http, world: World, caller: str
                                                        ) -> None:
-    token = await _token(http, caller, world)
-    alice, carol = gid("Customer", world.alice.id), gid("Customer", world.carol.id)
-    rows = {
-        "assignDeviceCustomer": ({"deviceId": SPARE, "customerId": alice}, world.alice.id),
-        "assignDeviceCustomer(taken)": ({"deviceId": OWNED, "customerId": alice},
-                                        world.alice.id),
-        "assignDeviceCustomer(foreign)": ({"deviceId": MOVABLE, "customerId": carol}, None),
-        "assignDeviceCustomer(quarantine)": ({"deviceId": QUARANTINED, "customerId": alice},
-                                             None),
-        "assignDeviceCustomer(no product)": ({"deviceId": LOOSE, "customerId": alice}, None),
-        "assignDeviceCustomer(elsewhere)": ({"deviceId": ELSEWHERE, "customerId": alice},
-                                            None),
-        "removeDeviceCustomer": ({"deviceId": OTHER_OWNED}, None),
-        "removeDeviceCustomer(none)": ({"deviceId": MOVABLE}, None),
-    }
-    assert list(rows) == list(MATRIX)
-    differences = {}
-    for name, (input, expected_owner) in rows.items():
-        found = await _change(http, token, name.partition("(")[0], input, expected_owner)
-        if found != MATRIX[name][caller]:
-            differences[name] = (MATRIX[name][caller], found)
-    assert differences == {}, "expected vs found: " + repr(differences)
+    token = await caller_token(http, caller, world.acme, customers={"customer": world.alice})
+    await MATRIX.check(caller, Probe(http, token, world, caller))
 
 
 async def test_assignments_are_audited_and_reach_the_customer(http, world: World,

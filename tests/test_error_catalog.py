@@ -1,7 +1,8 @@
 """The error catalog: every code a service or transport gives is a member of one domain's
 `ErrorCode` enum, with the HTTP status of the kind it is raised with, and
-docs/error-codes.md lists exactly those codes. (The device gateway's error-frame codes are
-docs/device-protocol.md's, checked in test_device_protocol.py.)"""
+docs/error-codes.md lists exactly those codes, naming operations and fields that exist. (The
+device gateway's error-frame codes are docs/device-protocol.md's, checked in
+test_device_protocol.py.)"""
 
 from __future__ import annotations
 
@@ -12,8 +13,15 @@ from http import HTTPStatus
 from pathlib import Path
 
 import pytest
+from graphql import (
+    GraphQLInputObjectType,
+    GraphQLInterfaceType,
+    GraphQLObjectType,
+    build_schema,
+)
 
 from api.errors import ApiCode
+from api.gateway import FrameCode
 from auth.errors import AuthCode
 from core.errors import (
     Conflict,
@@ -205,3 +213,43 @@ def test_the_document_lists_every_catalog_and_every_code_with_its_status_and_mea
             assert (int(row["status"]), row["meaning"]) == (
                 member.http_status.value, member.description), row["code"]
             assert row["where"].strip(), f"{row['code']}: say what returns it"
+
+
+def _schema_names() -> tuple[set[str], dict[str, set[str]]]:
+    """Every field, input field and argument name of `schema.graphql`, and each type's
+    fields."""
+    schema = build_schema((ROOT / "schema.graphql").read_text())
+    names: set[str] = set()
+    fields: dict[str, set[str]] = {}
+    for kind in schema.type_map.values():
+        if isinstance(kind, GraphQLObjectType | GraphQLInterfaceType | GraphQLInputObjectType):
+            fields[kind.name] = set(kind.fields)
+            names.update(kind.fields)
+            for field in kind.fields.values():
+                names.update(getattr(field, "args", {}))
+    return names, fields
+
+
+def _protocol_names() -> set[str]:
+    """The device protocol's frame types and error-frame codes."""
+    text = (ROOT / "docs" / "device-protocol.md").read_text()
+    return set(re.findall(r'"type": *"([a-z_]+)"', text)) | {code.value for code in FrameCode}
+
+
+def test_what_the_document_says_returns_a_code_names_real_operations_and_fields():
+    names, fields = _schema_names()
+    frames = _protocol_names()
+    unknown = []
+    for rows in documented().values():
+        for row in rows:
+            for name in re.findall(r"`([^`]+)`", row["where"]):
+                if re.fullmatch(r"[A-Z]\w*\.[a-z]\w*", name):
+                    kind, _, field = name.partition(".")
+                    known = field in fields.get(kind, ())
+                elif re.fullmatch(r"[a-z][A-Za-z]*", name):
+                    known = name in names or name in frames
+                else:
+                    continue  # a path, a command or an HTTP route
+                if not known:
+                    unknown.append(f"{row['code']}: `{name}`")
+    assert unknown == [], "not in schema.graphql nor the device protocol: " + ", ".join(unknown)

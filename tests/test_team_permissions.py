@@ -1,6 +1,6 @@
 """Who may use each query field and mutation of organizations, teams and products.
 
-The whole answer is MATRIX_ROWS below: one row per operation, one column per kind of caller.
+The whole answer is the table of MATRIX below: one row per operation, one column per kind of caller.
 Each test builds a fresh world, signs one caller in and runs every row for that caller, in the
 table's order, collecting every cell that differs.
 """

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from api.authorize import routes as authorize_routes
 from api.middleware import BodyTooLarge
 from auth.oauth import ANY_METHOD, AuthorizationServer, respond
-from auth.oauth_common import FormRequest
+from auth.oauth_common import FormRequest, client_authentication_problem
 from auth.scopes import Scope
 from core import text
 
@@ -52,6 +52,10 @@ async def _form_request(request: Request) -> FormRequest | JSONResponse:
     values: dict[str, Any] = {key: value for key, value in form.items() if isinstance(value, str)}
     if not text.storable(values):
         return oauth_error(400, "invalid_request", text.REFUSAL)
+    problem = client_authentication_problem(request.headers, values)
+    if problem is not None:
+        status, body, error_headers = problem()
+        return JSONResponse(body, status_code=status, headers={**dict(error_headers), **NO_STORE})
     # Case-insensitive: Authlib reads `headers.get("Authorization")` for HTTP Basic.
     # Setting the address replaces any value the caller sent.
     headers = request.headers.mutablecopy()

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import anyio.to_thread
 from authlib.common.urls import add_params_to_uri
@@ -25,7 +26,6 @@ from authlib.oauth2.rfc6749.errors import (
     InvalidRequestError,
     InvalidScopeError,
     UnauthorizedClientError,
-    UnsupportedResponseTypeError,
 )
 from authlib.oauth2.rfc6749.requests import OAuth2Payload
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -147,7 +147,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             raise InvalidRequestError("Missing 'redirect_uri' in request.")
         if not client.check_redirect_uri(redirect_uri):
             raise InvalidRequestError(
-                f"The redirect URI {redirect_uri[:200]} is not registered for this client."
+                f"The redirect URI {_describable(redirect_uri[:200])} is not registered for "
+                "this client."
             )
         return redirect_uri
 
@@ -211,6 +212,12 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def delete_authorization_code(self, authorization_code: IssuedCode) -> None:
         """Nothing to do: `save_token` marked the code used (kept to detect replays)."""
+
+
+def _describable(value: str) -> str:
+    """`value` percent-encoded where an error description may not carry it: outside printable
+    ASCII, `"` and `\\` (RFC 6749 §4.1.2.1)."""
+    return quote(value, safe="".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"\\'))
 
 
 def _client_may_sign_in_users(grant: AuthorizationCodeGrant, redirect_uri: str) -> None:
@@ -395,9 +402,6 @@ def refusal_location(error: OAuth2Error, issuer: str) -> str | None:
     or None when the client or its redirect URI is not trusted (show an error page)."""
     if not error.redirect_uri:
         return None
-    if isinstance(error, UnsupportedResponseTypeError):
-        # Authlib 1.9 swaps this error's arguments (its description is the response type).
-        error.description = "Only response_type=code is supported."
     return _with_issuer(dict(error()[2])["Location"], issuer)
 
 

@@ -15,7 +15,11 @@ import anyio.to_thread
 from authlib.oauth2 import AuthorizationServer as _AuthorizationServer
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import OAuth2Request, TokenMixin, grants
-from authlib.oauth2.rfc6749.errors import InvalidGrantError, UnauthorizedClientError
+from authlib.oauth2.rfc6749.errors import (
+    InvalidGrantError,
+    UnauthorizedClientError,
+    UnsupportedResponseTypeError,
+)
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
@@ -333,6 +337,26 @@ class AuthorizationServer(_AuthorizationServer):
     def query_client(self, client_id: str) -> Client | None:  # type: ignore[override]
         row = on_loop(_query_client, client_id)
         return Client(row) if row else None
+
+    def get_authorization_grant(self, request: OAuth2Request) -> grants.BaseGrant:
+        """Authlib's, except that an unsupported response type is refused with a fixed
+        description: Authlib's quotes the response type, and fails (a 500) on the characters
+        an error description must not carry (RFC 6749 §4.1.2.1)."""
+        assert request.payload is not None  # an `AuthorizeRequest`: it carries its query
+        if request.payload.response_type == "code":
+            return super().get_authorization_grant(request)
+        redirect_uri = None  # sent back only to a URI registered by an existing client
+        client = self.query_client(request.payload.client_id or "")
+        if client is not None:
+            requested = request.payload.redirect_uri
+            if not requested:
+                redirect_uri = client.get_default_redirect_uri()
+            elif client.check_redirect_uri(requested):
+                redirect_uri = requested
+        raise UnsupportedResponseTypeError(
+            request.payload.response_type, "Only response_type=code is supported.",
+            redirect_uri=redirect_uri,
+        )
 
     def _mint(
         self,

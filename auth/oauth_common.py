@@ -4,11 +4,15 @@ and the hop from an Authlib hook's worker thread back to the event loop."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, ParamSpec, TypeVar
 
 import anyio.from_thread
+from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import ClientMixin, OAuth2Request
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 
 from auth import tokens
@@ -18,6 +22,33 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 SECRET_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+BAD_BASIC = ("The Authorization header's Basic credentials are not valid: send base64 of "
+             "client_id:client_secret, each form-urlencoded UTF-8.")
+TWO_METHODS = ("Authenticate the client one way only (RFC 6749 section 2.3.1): HTTP "
+               "Basic or client_secret in the body, not both.")
+
+
+def client_authentication_problem(headers: Mapping[str, str], form: Mapping[str, str]
+                                  ) -> OAuth2Error | None:
+    """What is wrong with how a request authenticates its client before Authlib reads it:
+    Basic credentials that are not base64 of UTF-8 (Authlib would fail decoding them), or
+    Basic and a body secret at once (RFC 6749 §2.3.1 allows one method per request)."""
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip())
+    except binascii.Error:
+        decoded = b""  # as Authlib decodes it: no credentials, so `invalid_client`
+    try:
+        decoded.decode()
+    except UnicodeDecodeError:
+        return InvalidClientError(BAD_BASIC, status_code=401)
+    if "client_secret" in form:
+        return InvalidRequestError(TWO_METHODS)
+    return None
 
 
 def on_loop(fn: Callable[P, Coroutine[Any, Any, R]], *args: P.args, **kwargs: P.kwargs) -> R:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -812,3 +813,39 @@ def test_the_cookies_are_secure_in_production():
     authorize._set_cookie(response, settings, "dc_session", "v", max_age=60)
     assert response.headers["set-cookie"] == (
         "dc_session=v; HttpOnly; Max-Age=60; Path=/oauth/authorize; SameSite=lax; Secure")
+
+
+# --- Characters an error description cannot carry (RFC 6749 §4.1.2.1) ---------------------
+
+
+@pytest.mark.parametrize("character", ["\t", '"', "\\", "é"])
+async def test_an_unregistered_redirect_uri_with_any_character_gets_the_error_page(
+        browser, user, app, character, caplog):
+    response = await browser.open(authorize_url(
+        app.client_id, pkce()[1], redirect_uri=f"https://evil.example/c{character}b"))
+    assert_page(response, 400, "This sign-in link is not valid",
+                "is not registered for this client.", "you were not sent back to it")
+    assert response.headers["x-request-id"]
+    assert not [r for r in caplog.records if r.levelno > logging.WARNING]
+
+
+@pytest.mark.parametrize("character", ["\t", '"', "\\", "é"])
+async def test_a_response_type_with_any_character_is_sent_back_to_the_client(
+        browser, user, app, character, caplog):
+    response = await browser.open(authorize_url(
+        app.client_id, pkce()[1], response_type=f"co{character}de"))
+    assert callback(response) == {
+        "error": "unsupported_response_type",
+        "error_description": "Only response_type=code is supported.",
+        "state": "st-123", "iss": ISSUER}
+    assert not [r for r in caplog.records if r.levelno > logging.WARNING]
+
+
+@pytest.mark.parametrize("character", ["\t", '"', "\\", "é"])
+async def test_a_response_type_with_any_character_and_an_untrusted_uri_gets_the_error_page(
+        browser, user, app, character):
+    response = await browser.open(authorize_url(
+        app.client_id, pkce()[1], response_type=f"co{character}de",
+        redirect_uri="https://evil.example/cb"))
+    assert_page(response, 400, "This sign-in link is not valid",
+                "Only response_type=code is supported.")

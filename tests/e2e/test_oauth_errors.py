@@ -3,6 +3,8 @@ and none of them changes anything in storage."""
 
 from __future__ import annotations
 
+import base64
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -229,3 +231,30 @@ async def test_undecodable_credentials_are_wrong_credentials(http):
     assert_oauth_error(response, 400, "invalid_grant", BAD_CREDENTIALS)
     assert await Token.all().count() == tokens_before
     assert_token_response(await password_login(http, EMAIL))
+
+
+@pytest.mark.parametrize("path", [TOKEN, REVOKE, INTROSPECT])
+@pytest.mark.parametrize("credentials", [b"\xff\xfe:\xff", b"caf\xe9:secret", b"\x80"])
+async def test_basic_credentials_that_are_not_utf8_are_invalid_client(
+        http, unchanged, path, credentials, caplog):
+    header = "Basic " + base64.b64encode(credentials).decode()
+    response = await http.post(path, data={"grant_type": "client_credentials", "token": "x"},
+                               headers={"Authorization": header})
+    assert_oauth_error(response, 401, "invalid_client",
+                       "The Authorization header's Basic credentials are not valid: send "
+                       "base64 of client_id:client_secret, each form-urlencoded UTF-8.")
+    assert response.headers["www-authenticate"].startswith('Basic error="invalid_client"')
+    assert response.headers["x-request-id"]
+    assert not [r for r in caplog.records if r.levelno > logging.WARNING]
+
+
+@pytest.mark.parametrize("path", [TOKEN, REVOKE, INTROSPECT])
+async def test_basic_and_a_secret_in_the_body_at_once_are_invalid_request(http, path):
+    client, secret = await service_client()
+    response = await http.post(
+        path, data={"grant_type": "client_credentials", "token": "x",
+                    "client_secret": secret},
+        auth=(client.client_id, secret))
+    assert_oauth_error(response, 400, "invalid_request",
+                       "Authenticate the client one way only (RFC 6749 section 2.3.1): "
+                       "HTTP Basic or client_secret in the body, not both.")

@@ -24,7 +24,6 @@ from authlib.oauth2.rfc6749.errors import (
     AccessDeniedError,
     InvalidGrantError,
     InvalidRequestError,
-    InvalidScopeError,
     UnauthorizedClientError,
 )
 from authlib.oauth2.rfc6749.requests import OAuth2Payload
@@ -35,7 +34,13 @@ from tortoise.transactions import in_transaction
 from auth import passwords, scopes, throttle, tokens
 from auth.emails import normalize_email
 from auth.errors import AuthCode
-from auth.oauth_common import SECRET_METHODS, FormRequest, as_client, on_loop
+from auth.oauth_common import (
+    SECRET_METHODS,
+    FormRequest,
+    as_client,
+    check_requested_scope,
+    on_loop,
+)
 from core import clock
 from core.errors import Conflict, InvalidInput
 from models.accounts import User
@@ -153,13 +158,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return redirect_uri
 
     def validate_requested_scope(self) -> None:
-        requested = scopes.parse(self.request.payload.scope or "")
-        if requested is None:
-            known = ", ".join(scopes.Scope)
-            raise InvalidScopeError(f"Unknown scope; the scopes are {known}.")
-        allowed = set(as_client(self.request.client).row.scope.split())
-        if not requested <= allowed:
-            raise InvalidScopeError("The client is not registered for the requested scope.")
+        check_requested_scope(as_client(self.request.client), self.request.payload.scope)
 
     def generate_authorization_code(self) -> str:
         return tokens.generate(CODE_PREFIX)

@@ -26,7 +26,14 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from auth import customer_auth, passwords, throttle, tokens
 from auth.code_flow import AuthorizationCodeGrant, RequireS256
 from auth.emails import normalize_email
-from auth.oauth_common import SECRET_METHODS, Client, FormRequest, as_client, on_loop
+from auth.oauth_common import (
+    SECRET_METHODS,
+    Client,
+    FormRequest,
+    as_client,
+    check_requested_scope,
+    on_loop,
+)
 from core import clock
 from core.errors import InvalidInput
 from core.settings import Settings
@@ -222,7 +229,7 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
         self.request.client = client
         scope = self.request.payload.scope
         if not customer_auth.asks_for_customer(scope):
-            self.validate_requested_scope()
+            check_requested_scope(client, scope)
             return
         self.request.user = on_loop(customer_auth.customer_for_scope, client.row, scope)
         self.customer_token_lifetime = customer_auth.customer_token_lifetime(

@@ -12,10 +12,14 @@ from typing import Any, ParamSpec, TypeVar
 import anyio.from_thread
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import ClientMixin, OAuth2Request
-from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
+from authlib.oauth2.rfc6749.errors import (
+    InvalidClientError,
+    InvalidRequestError,
+    InvalidScopeError,
+)
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 
-from auth import tokens
+from auth import scopes, tokens
 from models.oauth import OAuthClient
 
 P = ParamSpec("P")
@@ -100,6 +104,16 @@ class Client(ClientMixin):
         if grant_type == "password" and not (self.row.first_party or self.row.product_id):
             return False  # passwords go only to our own clients and to products' apps
         return grant_type in self.row.grant_types
+
+
+def check_requested_scope(client: Client, scope: str | None) -> None:
+    """Refuse a scope that is unknown or that the client is not registered for."""
+    requested = scopes.parse(scope or "")
+    if requested is None:
+        known = ", ".join(scopes.Scope)
+        raise InvalidScopeError(f"Unknown scope; the scopes are {known}.")
+    if not requested <= set(client.row.scope.split()):
+        raise InvalidScopeError("The client is not registered for the requested scope.")
 
 
 def as_client(client: ClientMixin | None) -> Client:

@@ -9,6 +9,7 @@ import base64
 import re
 from urllib.parse import parse_qs
 
+import pytest
 from oauthlib.oauth2 import BackendApplicationClient, LegacyApplicationClient
 
 from auth import accounts
@@ -321,3 +322,23 @@ async def test_a_refresh_refused_for_bad_input_leaves_the_token_usable(http):
     retried = await refresh(http, tokens["refresh_token"])
     assert retried.status_code == 200, retried.text
     await assert_acts_as(http, retried.json()["access_token"], "ada@example.com")
+
+
+UNKNOWN_SCOPE = "Unknown scope; the scopes are devices:read, events:read, devices:call."
+NOT_REGISTERED = "The client is not registered for the requested scope."
+
+
+@pytest.mark.parametrize(
+    ("scope", "description"),
+    [("admin", UNKNOWN_SCOPE), ("devices:read admin", UNKNOWN_SCOPE),
+     ("devices:read", NOT_REGISTERED)],
+)
+async def test_client_credentials_issue_only_the_scopes_the_client_may_have(
+        http, scope, description):
+    client, secret = await service_client()
+    response = await http.post(
+        TOKEN, data={"grant_type": "client_credentials", "scope": scope},
+        auth=(client.client_id, secret),
+    )
+    assert_oauth_error(response, 400, "invalid_scope", description)
+    assert await TokenFamily.all().count() == 0

@@ -32,6 +32,10 @@ def validate_redirect_uri(uri: str, client_type: ClientType, field: str = "redir
         problem = "contains a wildcard; redirect URIs are matched exactly"
     elif parts.fragment or uri.endswith("#"):
         problem = "has a fragment, which redirect URIs must not have"
+    elif "@" in parts.netloc:
+        # `https://dash.example.com@evil.example/cb` reads like dash.example.com but goes to
+        # evil.example, and credentials do not belong in a URI (RFC 9700 §4.1.1, RFC 3986 §3.2.1)
+        problem = "has a user name or password (userinfo), which redirect URIs must not have"
     elif parts.scheme == "https":
         problem = None if parts.hostname else "has no host"
     elif parts.scheme == "http":

@@ -55,6 +55,8 @@ class CoreCode(ErrorCode):
     INVALID_SLUG = "INVALID_SLUG", HTTPStatus.BAD_REQUEST, \
         "A slug is not 3 to 63 lowercase letters, digits and single hyphens."
     SLUG_TAKEN = "SLUG_TAKEN", HTTPStatus.CONFLICT, "Another organization or product has the slug."
+    UNSAFE_CHARACTERS = "UNSAFE_CHARACTERS", HTTPStatus.BAD_REQUEST, \
+        "A name contains a control character or a bidirectional formatting character."
 
 
 class DomainError(Exception):

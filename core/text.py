@@ -19,6 +19,11 @@ NAME_MAX = 100
 SLUG_MIN, SLUG_MAX = 3, 63
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _KEY = re.compile(r"[0-9]{1,19}")
+# Bidirectional formatting characters (embeddings, overrides, isolates, marks): they can make a
+# name shown on a page read as something else ("Device Cloud \u202eppa live").
+BIDI_FORMATTING = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 KEY_MAX = 2**63 - 1  # BIGINT
 
 
@@ -61,10 +66,30 @@ def check_length(text: str, limit: int, *, field: str, what: str) -> str:
     return text
 
 
+def unsafe_character(value: str) -> str | None:
+    """The first control character (Unicode Cc) or bidirectional formatting character in
+    `value`, if any."""
+    for character in value:
+        if character in BIDI_FORMATTING or unicodedata.category(character) == "Cc":
+            return character
+    return None
+
+
 def clean_name(value: str, field: str = "name") -> str:
+    """A name shown to people (an organization's, a product's, an app's): runs of spaces
+    collapsed, at most `NAME_MAX` characters, and no control or bidirectional formatting
+    characters, which could disguise it."""
     name = " ".join(value.split())
     if not name:
         raise InvalidInput("Enter a name.", field=field, code=CoreCode.REQUIRED)
+    unsafe = unsafe_character(value)
+    if unsafe is not None:
+        raise InvalidInput(
+            f"A name cannot contain control or text-direction characters; remove "
+            f"U+{ord(unsafe):04X}.",
+            field=field,
+            code=CoreCode.UNSAFE_CHARACTERS,
+        )
     return check_length(name, NAME_MAX, field=field, what="name")
 
 

@@ -124,6 +124,17 @@ PUBLIC_HTTP = ("uses plain http to a public host; use https (http is allowed onl
          ("redirectUris", "INVALID_REDIRECT_URI",
           "The redirect URI 'https://*.example.com/cb' contains a wildcard; redirect URIs are "
           "matched exactly.")),
+        ({"name": "Device Cloud \u202eppa live"},
+         ("name", "UNSAFE_CHARACTERS",
+          "A name cannot contain control or text-direction characters; remove U+202E.")),
+        ({"redirectUris": ["https://user:pass@evil.example/cb"]},
+         ("redirectUris", "INVALID_REDIRECT_URI",
+          "The redirect URI 'https://user:pass@evil.example/cb' has a user name or password "
+          "(userinfo), which redirect URIs must not have.")),
+        ({"redirectUris": ["https://dash.example.com@evil.example/cb"]},
+         ("redirectUris", "INVALID_REDIRECT_URI",
+          "The redirect URI 'https://dash.example.com@evil.example/cb' has a user name or "
+          "password (userinfo), which redirect URIs must not have.")),
         ({"scopes": ["devices:read", "devices:write"]},
          ("scopes", "INVALID_SCOPE", "Unknown scope 'devices:write'; the scopes are "
                                      "devices:read, events:read, devices:call.")),

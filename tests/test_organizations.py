@@ -165,6 +165,11 @@ SLUG_RULE = ("A slug is 3 to 63 lowercase letters, digits and single hyphens bet
              "(like 'acme-sensors'); '{}' is not.")
 
 
+# Control characters and the bidirectional formatting characters.
+UNSAFE = ["\t", "\x07", "\x7f", "\x85", "\u061c", "\u200e", "\u200f", "\u202a", "\u202b",
+          "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"]
+
+
 @pytest.mark.parametrize(
     ("input", "expected"),
     [
@@ -182,10 +187,13 @@ SLUG_RULE = ("A slug is 3 to 63 lowercase letters, digits and single hyphens bet
          ("INVALID_SLUG", "slug", SLUG_RULE.format("acme--sensors"))),
         ({"name": "Acme", "slug": "-acme"}, ("INVALID_SLUG", "slug", SLUG_RULE.format("-acme"))),
         ({"name": "Acme", "slug": "a" * 64}, ("INVALID_SLUG", "slug", SLUG_RULE.format("a" * 64))),
+        *(({"name": f"Acme {c} Sensors"},
+           ("UNSAFE_CHARACTERS", "name", "A name cannot contain control or text-direction "
+            f"characters; remove U+{ord(c):04X}.")) for c in UNSAFE),
     ],
     ids=["empty-name", "blank-name", "300-char-name", "101-char-name", "slug-with-space",
          "uppercase-slug", "short-slug", "double-hyphen-slug", "leading-hyphen-slug",
-         "64-char-slug"],
+         "64-char-slug", *(f"U+{ord(c):04X}" for c in UNSAFE)],
 )
 async def test_bad_organization_input_is_a_user_error_and_creates_nothing(http, input, expected):
     _, token = await user_with_token(http, "ada@example.com")

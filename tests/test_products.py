@@ -300,7 +300,8 @@ def _bad_uri(uri: str, problem: str) -> tuple[str, str, str]:
         ("WEB", ["https://app.example.com/cb", "https://app.example.com/*"], _bad_uri(
             "https://app.example.com/*", "contains a wildcard; redirect URIs are matched exactly")),
         ("WEB", ["http://localhost@example.com/cb"],
-         _bad_uri("http://localhost@example.com/cb", PUBLIC_HTTP)),
+         _bad_uri("http://localhost@example.com/cb",
+                  "has a user name or password (userinfo), which redirect URIs must not have")),
         ("WEB", ["https:///cb"], _bad_uri("https:///cb", "has no host")),
         ("WEB", ["/cb"], _bad_uri("/cb", "is not an absolute URI")),
         ("MOBILE", ["javascript:alert(1)"], _bad_uri("javascript:alert(1)",

@@ -22,7 +22,9 @@ class Environment(StrEnum):
 class Settings(BaseSettings):
     """Every knob of the service. Names are the environment variables, upper-cased."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # A refused setting's value is left out of the error: it may be (or sit next to) a secret,
+    # such as SMTP_URL's or DATABASE_URL's password or SECRET_KEY.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     environment: Environment = Environment.DEVELOPMENT
     database_url: str = f"sqlite://{DATA_DIR}/devicecloud.sqlite3"

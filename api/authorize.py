@@ -40,6 +40,10 @@ from models.accounts import User
 SESSION_COOKIE = "dc_session"
 CSRF_COOKIE = "dc_csrf"
 COOKIE_PATH = "/oauth/authorize"
+# In production the cookies are `__Host-` cookies: Secure, Path=/ and no Domain, so neither a
+# sibling subdomain nor plain http can set or shadow them. Development serves plain http, where
+# browsers refuse that prefix: there they keep their names and this endpoint's path.
+HOST_PREFIX = "__Host-"
 SESSION_LIFETIME = 12 * 3600  # seconds a sign-in at the hosted login page lasts
 CLIENT_ADDRESS_HEADER = "x-devicecloud-client-address"
 
@@ -86,7 +90,9 @@ def _session_cookie(settings: Settings, user: User) -> str:
 async def _browser_session(request: Request, settings: Settings) -> BrowserSession | None:
     """The signed-in user of a valid, unexpired session cookie whose account still exists
     and was issued after the user last revoked all sessions (at the same instant: revoked)."""
-    message, _, signature = request.cookies.get(SESSION_COOKIE, "").rpartition(".")
+    message, _, signature = request.cookies.get(
+        cookie_name(settings, SESSION_COOKIE), ""
+    ).rpartition(".")
     if not _same(signature, _mac(settings, "browser-session", message)):
         return None
     user_id, issued, nonce = message.split(".")
@@ -110,7 +116,7 @@ def _csrf_token(settings: Settings, csrf_cookie: str, session: BrowserSession | 
 
 def _csrf_ok(settings: Settings, request: Request, form_token: str,
              session: BrowserSession | None) -> bool:
-    cookie = request.cookies.get(CSRF_COOKIE, "")
+    cookie = request.cookies.get(cookie_name(settings, CSRF_COOKIE), "")
     expected = _csrf_token(settings, cookie, session)
     return bool(cookie) and _same(expected, form_token)
 
@@ -152,11 +158,19 @@ def _secure(response: _R, pending: PendingAuthorization | None) -> _R:
     return response
 
 
+def cookie_name(settings: Settings, name: str) -> str:
+    return name if settings.development else HOST_PREFIX + name
+
+
+def _cookie_path(settings: Settings) -> str:
+    return COOKIE_PATH if settings.development else "/"
+
+
 def _set_cookie(response: Response, settings: Settings, name: str, value: str,
                 max_age: int | None = None) -> None:
     response.set_cookie(
-        name, value, max_age=max_age, path=COOKIE_PATH, secure=not settings.development,
-        httponly=True, samesite="lax",
+        cookie_name(settings, name), value, max_age=max_age, path=_cookie_path(settings),
+        secure=not settings.development, httponly=True, samesite="lax",
     )
 
 
@@ -270,7 +284,8 @@ async def authorize(request: Request) -> Response:
                            "misconfigured, so you were not sent back to it.")
 
     session = await _browser_session(request, settings)
-    csrf_cookie = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+    csrf_name = cookie_name(settings, CSRF_COOKIE)
+    csrf_cookie = request.cookies.get(csrf_name) or secrets.token_urlsafe(32)
     if request.method == "POST":
         response = await _decide(request, settings, pending, csrf_cookie, session)
     elif session is None:
@@ -279,7 +294,7 @@ async def authorize(request: Request) -> Response:
         response = _redirect(await code_flow.approve(pending, session.user, issuer), pending)
     else:
         response = _consent_page(settings, request, pending, csrf_cookie, session)
-    if CSRF_COOKIE not in request.cookies:
+    if csrf_name not in request.cookies:
         _set_cookie(response, settings, CSRF_COOKIE, csrf_cookie)
     return response
 
@@ -310,7 +325,9 @@ async def _decide(request: Request, settings: Settings, pending: PendingAuthoriz
         return _forbidden(settings)
     if action == "switch_account":
         response = _login_page(settings, request, pending, csrf_cookie)
-        response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
+        response.delete_cookie(cookie_name(settings, SESSION_COOKIE),
+                               path=_cookie_path(settings), secure=not settings.development,
+                               httponly=True, samesite="lax")
         return response
     if action == "deny":
         return _redirect(code_flow.denial_location(pending, settings.issuer), pending)

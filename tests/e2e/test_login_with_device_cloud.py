@@ -807,12 +807,14 @@ async def test_two_concurrent_redemptions_issue_nothing_that_lasts(browser, http
     assert await TokenFamily.filter(revoked_at=None).count() == 0
 
 
-def test_the_cookies_are_secure_in_production():
+def test_the_cookies_are_host_prefixed_and_secure_in_production():
     settings = get_settings().model_copy(update={"environment": Environment.PRODUCTION})
     response = Response()
     authorize._set_cookie(response, settings, "dc_session", "v", max_age=60)
+    # `__Host-`: Secure, Path=/ and no Domain (RFC 6265bis §4.1.3.2).
     assert response.headers["set-cookie"] == (
-        "dc_session=v; HttpOnly; Max-Age=60; Path=/oauth/authorize; SameSite=lax; Secure")
+        "__Host-dc_session=v; HttpOnly; Max-Age=60; Path=/; SameSite=lax; Secure")
+    assert authorize.cookie_name(settings, "dc_csrf") == "__Host-dc_csrf"
 
 
 # --- Characters an error description cannot carry (RFC 6749 §4.1.2.1) ---------------------

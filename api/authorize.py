@@ -238,9 +238,18 @@ def _consent_page(settings: Settings, request: Request, pending: PendingAuthoriz
             f"Know your email address ({e(session.user.email)})"
         ]
     destination = urlsplit(pending.redirect_uri).netloc or pending.redirect_uri
+    unverified = ""
+    if pending.client.owner_id is not None:
+        # Anyone can register an app and name it anything: say that the name is the app's own
+        # claim, and where allowing really leads.
+        unverified = (
+            f'<p class="error"><strong>Unverified app.</strong> {brand} has not checked who '
+            f"made this app; its name is its own claim. It is hosted at "
+            f"<strong>{e(destination)}</strong>.</p>"
+        )
     body = (
         f"<h1><strong>{e(_app_name(pending))}</strong> wants to use your {brand} account"
-        "</h1><p>It asks to:</p><ul>"
+        f"</h1>{unverified}<p>It asks to:</p><ul>"
         + "".join(f"<li>{item}</li>" for item in items)
         + f'</ul><p class="quiet">Signed in as {e(session.user.email)}. Allowing sends you back '
         f"to {e(destination)}.</p>"

@@ -851,3 +851,24 @@ async def test_a_response_type_with_any_character_and_an_untrusted_uri_gets_the_
         redirect_uri="https://evil.example/cb"))
     assert_page(response, 400, "This sign-in link is not valid",
                 "Only response_type=code is supported.")
+
+
+UNVERIFIED = ('<p class="error"><strong>Unverified app.</strong> Device Cloud has not checked who '
+              "made this app; its name is its own claim. It is hosted at "
+              "<strong>127.0.0.1:8765</strong>.</p>")
+
+
+async def test_the_consent_page_marks_a_third_party_app_unverified(browser, user, app):
+    consent = await sign_in(browser, await browser.open(authorize_url(app.client_id,
+                                                                      pkce()[1])))
+    assert_page(consent, 200, "<strong>Dashboard Pro</strong> wants to use your Device Cloud "
+                "account</h1>" + UNVERIFIED)
+
+
+async def test_a_product_app_is_not_marked_unverified(browser, user, product_app):
+    web, _ = product_app
+    url = await web.get_authorization_url(REDIRECT, state="s", code_challenge=pkce()[1],
+                                          code_challenge_method="S256")
+    consent = await sign_in(browser, await browser.open(url))
+    assert_page(consent, 200, "Kettle Web (Smart Kettle)")
+    assert "Unverified" not in consent.text

@@ -69,7 +69,8 @@ async def issue(
     ip_address: str = "",
     customer: Customer | None = None,
 ) -> IssuedToken:
-    """Store a new token pair, in a new family or (on refresh) in the given one."""
+    """Store a new token pair, in a new family or (on refresh, with the scope the refresh
+    asked for) in the given one."""
     now = clock.now()
     access = generate(ACCESS_PREFIX)
     refresh = generate(REFRESH_PREFIX) if refresh_lifetime else None
@@ -91,7 +92,12 @@ async def issue(
                 ip_address=ip_address[:45],
             )
         else:
-            await TokenFamily.filter(id=family.id).update(last_used_at=now, expires_at=expires)
+            # A refresh may narrow the scope (RFC 6749 §6): the family, which carries the scope
+            # of its access and refresh tokens, keeps the narrower one from now on.
+            await TokenFamily.filter(id=family.id).update(
+                last_used_at=now, expires_at=expires, scope=scope
+            )
+            family.scope = scope
         await Token.create(
             family=family,
             access_hash=digest(access),

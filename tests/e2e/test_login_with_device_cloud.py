@@ -872,3 +872,30 @@ async def test_a_product_app_is_not_marked_unverified(browser, user, product_app
     consent = await sign_in(browser, await browser.open(url))
     assert_page(consent, 200, "Kettle Web (Smart Kettle)")
     assert "Unverified" not in consent.text
+
+
+async def test_a_scope_narrowed_on_refresh_is_stored(browser, http, user, app):
+    code, verifier = await authorized_code(browser, app, scope="devices:read events:read")
+    first = (await exchange(http, app, code, verifier)).json()
+    auth = (app.client_id, app.secret)
+
+    async def refreshed(refresh_token: str, **scope: str) -> httpx.Response:
+        return await http.post(TOKEN, auth=auth, data={
+            "grant_type": "refresh_token", "refresh_token": refresh_token, **scope})
+
+    narrowed = await refreshed(first["refresh_token"], scope="devices:read")
+    assert narrowed.status_code == 200, narrowed.text
+    second = narrowed.json()
+    assert second["scope"] == "devices:read"
+    for token in (second["access_token"], second["refresh_token"]):
+        assert (await introspect(http, token, auth))["scope"] == "devices:read"
+    assert (await tokens.authenticate(second["access_token"])).scope == "devices:read"
+
+    # The narrowed scope is what the next refresh starts from: it cannot widen again.
+    widened = await refreshed(second["refresh_token"], scope="devices:read events:read")
+    assert_oauth_error(widened, 400, "invalid_scope")
+    third = await refreshed(second["refresh_token"])
+    assert third.status_code == 200, third.text
+    assert third.json()["scope"] == "devices:read"
+    assert (await introspect(http, third.json()["access_token"], auth))["scope"] == (
+        "devices:read")

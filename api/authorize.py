@@ -79,11 +79,11 @@ def _mac(settings: Settings, purpose: str, message: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def _session_cookie(settings: Settings, user: User) -> str:
+def _session_cookie(settings: Settings, session: BrowserSession) -> str:
     """`<user id>.<issued at, Unix microseconds>.<nonce>.<signature>`. (Cookies of the former
     `<user id>.<expiry, Unix seconds>...` format read as issued in 1970: expired.)"""
     issued = (clock.now() - _UNIX_EPOCH) // _MICROSECOND
-    message = f"{user.id}.{issued}.{secrets.token_urlsafe(16)}"
+    message = f"{session.user.id}.{issued}.{session.nonce}"
     return f"{message}.{_mac(settings, 'browser-session', message)}"
 
 
@@ -107,17 +107,23 @@ async def _browser_session(request: Request, settings: Settings) -> BrowserSessi
     return BrowserSession(user, nonce)
 
 
-def _csrf_token(settings: Settings, csrf_cookie: str, session: BrowserSession | None) -> str:
+def _csrf_token(settings: Settings, request: Request, csrf_cookie: str,
+                session: BrowserSession | None) -> str:
     """The token a form must send back: the login form's is bound to the CSRF cookie, the
-    consent form's to that cookie and the session."""
-    purpose = f"consent:{session.nonce}" if session else "sign-in"
+    consent form's to that cookie, the session and this very authorization request (its
+    query string, which the form posts back to)."""
+    if session is None:
+        purpose = "sign-in"
+    else:
+        request_digest = hashlib.sha256(request.url.query.encode()).hexdigest()
+        purpose = f"consent:{session.nonce}:{request_digest}"
     return _mac(settings, "csrf", f"{purpose}:{csrf_cookie}")
 
 
 def _csrf_ok(settings: Settings, request: Request, form_token: str,
              session: BrowserSession | None) -> bool:
     cookie = request.cookies.get(cookie_name(settings, CSRF_COOKIE), "")
-    expected = _csrf_token(settings, cookie, session)
+    expected = _csrf_token(settings, request, cookie, session)
     return bool(cookie) and _same(expected, form_token)
 
 
@@ -212,7 +218,7 @@ def _login_page(settings: Settings, request: Request, pending: PendingAuthorizat
         f"<p>to continue to <strong>{e(_app_name(pending))}</strong></p>{problem}"
         f'<form method="post" action="{e(_self_url(request))}">'
         f'<input type="hidden" name="csrf_token" '
-        f'value="{e(_csrf_token(settings, csrf_cookie, None))}">'
+        f'value="{e(_csrf_token(settings, request, csrf_cookie, None))}">'
         f'<label>Email<input type="email" name="email" value="{e(email)}" '
         'autocomplete="username" required autofocus></label>'
         '<label>Password<input type="password" name="password" '
@@ -255,7 +261,7 @@ def _consent_page(settings: Settings, request: Request, pending: PendingAuthoriz
         f"to {e(destination)}.</p>"
         f'<form method="post" action="{e(_self_url(request))}">'
         f'<input type="hidden" name="csrf_token" '
-        f'value="{e(_csrf_token(settings, csrf_cookie, session))}">'
+        f'value="{e(_csrf_token(settings, request, csrf_cookie, session))}">'
         '<button type="submit" name="action" value="allow">Allow</button>'
         '<button type="submit" name="action" value="deny">Deny</button>'
         '<button type="submit" name="action" value="switch_account">Use another account'
@@ -297,15 +303,41 @@ async def authorize(request: Request) -> Response:
     csrf_cookie = request.cookies.get(csrf_name) or secrets.token_urlsafe(32)
     if request.method == "POST":
         response = await _decide(request, settings, pending, csrf_cookie, session)
-    elif session is None:
+    elif "none" in pending.prompt:
+        response = await _without_pages(settings, pending, session)
+    elif session is None or pending.prompt & {"login", "select_account"}:
         response = _login_page(settings, request, pending, csrf_cookie)
-    elif await code_flow.consent_covers(session.user, pending.client, pending.scope):
-        response = _redirect(await code_flow.approve(pending, session.user, issuer), pending)
     else:
-        response = _consent_page(settings, request, pending, csrf_cookie, session)
+        response = await _after_sign_in(request, settings, pending, csrf_cookie, session)
     if csrf_name not in request.cookies:
         _set_cookie(response, settings, CSRF_COOKIE, csrf_cookie)
     return response
+
+
+async def _without_pages(settings: Settings, pending: PendingAuthorization,
+                         session: BrowserSession | None) -> Response:
+    """`prompt=none`: a code if the user is signed in and already allowed these scopes, else
+    the error back to the app, never a page."""
+    issuer = settings.issuer
+    if session is not None and await code_flow.consent_covers(
+        session.user, pending.client, pending.scope
+    ):
+        return _redirect(await code_flow.approve(pending, session.user, issuer), pending)
+    location = code_flow.interaction_required(pending, signed_in=session is not None,
+                                              issuer=issuer)
+    return _redirect(location, pending)
+
+
+async def _after_sign_in(request: Request, settings: Settings, pending: PendingAuthorization,
+                         csrf_cookie: str, session: BrowserSession) -> Response:
+    """Signed in: back to the app with a code if it already has the user's consent (unless
+    `prompt=consent`), else the consent page."""
+    if "consent" not in pending.prompt and await code_flow.consent_covers(
+        session.user, pending.client, pending.scope
+    ):
+        location = await code_flow.approve(pending, session.user, settings.issuer)
+        return _redirect(location, pending)
+    return _consent_page(settings, request, pending, csrf_cookie, session)
 
 
 async def _decide(request: Request, settings: Settings, pending: PendingAuthorization,
@@ -332,6 +364,8 @@ async def _decide(request: Request, settings: Settings, pending: PendingAuthoriz
         return _login_page(settings, request, pending, csrf_cookie)
     if not _csrf_ok(settings, request, token, session):
         return _forbidden(settings)
+    if action == "allow" and await code_flow.already_allowed(pending, session.user):
+        return _forbidden(settings)
     if action == "switch_account":
         response = _login_page(settings, request, pending, csrf_cookie)
         response.delete_cookie(cookie_name(settings, SESSION_COOKIE),
@@ -357,10 +391,15 @@ async def _sign_in(request: Request, settings: Settings, pending: PendingAuthori
         if isinstance(error, throttle.Throttled):
             refused.headers["Retry-After"] = str(error.retry_after)
         return refused
-    # Post/redirect/get: the same request again, now signed in.
-    response = _secure(Response(status_code=303, headers={"Location": _self_url(request)}),
-                       pending)
-    _set_cookie(response, settings, SESSION_COOKIE, _session_cookie(settings, user),
+    session = BrowserSession(user, secrets.token_urlsafe(16))
+    if pending.prompt & {"login", "select_account"}:
+        # The same request again would ask to sign in again: go on from here.
+        response = await _after_sign_in(request, settings, pending, csrf_cookie, session)
+    else:  # post/redirect/get: the same request again, now signed in
+        response = _secure(
+            Response(status_code=303, headers={"Location": _self_url(request)}), pending
+        )
+    _set_cookie(response, settings, SESSION_COOKIE, _session_cookie(settings, session),
                 max_age=SESSION_LIFETIME)
     return response
 

@@ -28,6 +28,7 @@ from authlib.oauth2.rfc6749.errors import (
 )
 from authlib.oauth2.rfc6749.requests import OAuth2Payload
 from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
 
 CODE_PREFIX = "dc_ac_"
 CODE_LIFETIME = timedelta(seconds=60)
+PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 BAD_CREDENTIALS = "The email or password is incorrect."
 
 
@@ -372,6 +374,8 @@ class PendingAuthorization:
     redirect_uri: str
     scope: str
     state: str | None
+    code_challenge: str
+    prompt: frozenset[str]  # OpenID Connect's `prompt`: none, or login, consent, select_account
 
     @property
     def requested(self) -> list[scopes.Scope]:
@@ -386,6 +390,12 @@ async def check_request(server: AuthorizationServer, request: AuthorizeRequest
     grant: AuthorizationCodeGrant = await anyio.to_thread.run_sync(
         server.get_consent_grant, request
     )
+    prompt = frozenset((request.payload.data.get("prompt") or "").split())
+    if not prompt <= PROMPTS or ("none" in prompt and len(prompt) > 1):
+        raise InvalidRequestError(
+            "prompt is none alone, or any of login, consent and select_account.",
+            redirect_uri=grant.redirect_uri, state=request.payload.state,
+        )
     return PendingAuthorization(
         grant=grant,
         client=as_client(grant.request.client).row,
@@ -393,6 +403,30 @@ async def check_request(server: AuthorizationServer, request: AuthorizeRequest
         redirect_uri=grant.redirect_uri,
         scope=canonical_scope(grant.request.scope or ""),
         state=request.payload.state,
+        code_challenge=request.payload.data["code_challenge"],
+        prompt=prompt,
+    )
+
+
+def interaction_required(pending: PendingAuthorization, *, signed_in: bool, issuer: str
+                         ) -> str:
+    """Where `prompt=none` sends the browser when a page would be needed (OpenID Connect
+    Core §3.1.2.6): `login_required` when nobody is signed in, else `consent_required`."""
+    error: OAuth2Error
+    if signed_in:
+        error = ConsentRequiredError("The user has not allowed this app these scopes.",
+                                     redirect_uri=pending.redirect_uri, state=pending.state)
+    else:
+        error = LoginRequiredError("The user is not signed in.",
+                                   redirect_uri=pending.redirect_uri, state=pending.state)
+    return _with_issuer(dict(error()[2])["Location"], issuer)
+
+
+async def already_allowed(pending: PendingAuthorization, user: User) -> bool:
+    """Whether this very request (its PKCE challenge, fresh per request) already got a code
+    for the user: a consent form is good for one decision."""
+    return await AuthorizationCode.exists(
+        client_id=pending.client.id, user_id=user.id, code_challenge=pending.code_challenge
     )
 
 

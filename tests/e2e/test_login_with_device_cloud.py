@@ -899,3 +899,88 @@ async def test_a_scope_narrowed_on_refresh_is_stored(browser, http, user, app):
     assert third.json()["scope"] == "devices:read"
     assert (await introspect(http, third.json()["access_token"], auth))["scope"] == (
         "devices:read")
+
+
+# --- prompt (OpenID Connect Core §3.1.2.1) --------------------------------------------------
+
+
+async def allowed_once(browser: Browser, app: App) -> None:
+    """Sign in and allow the app its scopes, so later requests need no page."""
+    page = await sign_in(browser, await browser.open(authorize_url(app.client_id, pkce()[1])))
+    assert "code" in callback(await browser.submit(page, "allow"))
+
+
+async def test_prompt_login_asks_a_signed_in_user_to_sign_in_again(browser, user, app):
+    await allowed_once(browser, app)
+    login = await browser.open(authorize_url(app.client_id, pkce()[1], prompt="login"))
+    assert_page(login, 200, "Sign in with Device Cloud")
+    # Signed in afresh, the remembered consent sends the browser straight back with a code.
+    posted = await browser.submit(login, "sign_in", email=EMAIL, password=PASSWORD)
+    assert "code" in callback(posted)
+
+
+async def test_prompt_login_then_consent_for_a_new_app(browser, user, app):
+    login = await browser.open(authorize_url(app.client_id, pkce()[1], prompt="login"))
+    consent = await browser.submit(login, "sign_in", email=EMAIL, password=PASSWORD)
+    assert_page(consent, 200, "wants to use your Device Cloud account")
+    assert "code" in callback(await browser.submit(consent, "allow"))
+
+
+async def test_prompt_consent_shows_the_consent_page_again(browser, user, app):
+    await allowed_once(browser, app)
+    consent = await browser.open(authorize_url(app.client_id, pkce()[1], prompt="consent"))
+    assert_page(consent, 200, "wants to use your Device Cloud account")
+    assert "code" in callback(await browser.submit(consent, "allow"))
+
+
+async def test_prompt_none_never_shows_a_page(browser, user, app):
+    def prompt_none() -> str:
+        return authorize_url(app.client_id, pkce()[1], prompt="none")
+
+    assert callback(await browser.open(prompt_none())) == {
+        "error": "login_required", "error_description": "The user is not signed in.",
+        "state": "st-123", "iss": ISSUER}
+    consent = await sign_in(browser, await browser.open(authorize_url(app.client_id,
+                                                                      pkce()[1])))
+    assert callback(await browser.open(prompt_none())) == {
+        "error": "consent_required",
+        "error_description": "The user has not allowed this app these scopes.",
+        "state": "st-123", "iss": ISSUER}
+    assert await AuthorizationCode.all().count() == 0
+    assert "code" in callback(await browser.submit(consent, "allow"))
+    assert "code" in callback(await browser.open(prompt_none()))
+
+
+@pytest.mark.parametrize("prompt", ["none login", "none consent", "sometimes"])
+async def test_a_bad_prompt_is_sent_back_as_invalid_request(browser, user, app, prompt):
+    response = await browser.open(authorize_url(app.client_id, pkce()[1], prompt=prompt))
+    assert callback(response) == {
+        "error": "invalid_request",
+        "error_description": "prompt is none alone, or any of login, consent and "
+                             "select_account.",
+        "state": "st-123", "iss": ISSUER}
+
+
+# --- The consent form's CSRF token: this request's, once --------------------------------------
+
+
+async def test_a_consent_token_works_only_for_its_own_request(browser, user, app):
+    consent = await sign_in(browser, await browser.open(authorize_url(app.client_id,
+                                                                      pkce()[1])))
+    other = await browser.open(authorize_url(app.client_id, pkce()[1]))
+    assert_page(other, 200, "wants to use your Device Cloud account")
+    # The first page's token, posted to the second request.
+    data = {**the_form(consent).fields, "action": "allow"}
+    response = await browser.http.post(urljoin(str(other.url), the_form(other).action),
+                                       data=data)
+    assert_page(response, 403, "This form has expired")
+    assert await AuthorizationCode.all().count() == 0
+
+
+async def test_a_consent_token_works_once(browser, user, app):
+    consent = await sign_in(browser, await browser.open(authorize_url(app.client_id,
+                                                                      pkce()[1])))
+    assert "code" in callback(await browser.submit(consent, "allow"))
+    again = await browser.submit(consent, "allow")
+    assert_page(again, 403, "This form has expired")
+    assert await AuthorizationCode.all().count() == 1

@@ -26,7 +26,7 @@ from api.sse import routes as sse_routes
 from auth.oauth import AuthorizationServer
 from core.broker import create_broker
 from core.settings import Settings, get_settings
-from fleet import events, gateway, outbox, rpc
+from fleet import code_pruning, events, gateway, outbox, rpc
 from models import db
 
 log = logging.getLogger("devicecloud")
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
                         gateway.presence_sweeper(settings),
                         device_gateway.heard_flusher(),
                         events.pruner(settings),
+                        code_pruning.pruner(settings),
                     ):
                         log.info(
                             "started",

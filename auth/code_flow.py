@@ -54,6 +54,9 @@ if TYPE_CHECKING:
 
 CODE_PREFIX = "dc_ac_"
 CODE_LIFETIME = timedelta(seconds=60)
+# Codes stay this long after they expire: a replayed code still revokes what it issued, and a
+# consent form stays single use (`already_allowed`) for as long as its sign-in lasts (12 hours).
+CODE_RETENTION = timedelta(hours=24)
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 BAD_CREDENTIALS = "The email or password is incorrect."
 

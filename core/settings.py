@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     broker_channel_prefix: str = Field("devicecloud", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     event_retention_days: int = Field(30, gt=0)
     event_prune_interval: float = Field(3600.0, gt=0, description="seconds")
+    code_prune_interval: float = Field(3600.0, gt=0, description="seconds")
     sse_keepalive: float = Field(15.0, gt=0, description="seconds")
     # How often a live stream checks that its subscriber may still watch (token, team).
     stream_access_check_interval: float = Field(5.0, gt=0, description="seconds")

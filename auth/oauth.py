@@ -275,8 +275,7 @@ class Revocation(RevocationEndpoint):
                     ) -> IssuedCredential | None:
         return on_loop(_find_credential, token_string, token_type_hint)
 
-    # The stub returns TokenMixin; Authlib takes None for nothing to revoke.
-    def authenticate_token(  # type: ignore[override]
+    def authenticate_token(
         self, request: OAuth2Request, client: Client
     ) -> IssuedCredential | None:
         """Another client's token is, to the caller, an invalid one: nothing is revoked and

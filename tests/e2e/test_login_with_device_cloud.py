@@ -24,6 +24,7 @@ from requests_oauthlib import OAuth2Session
 from starlette.responses import Response
 
 from api import authorize
+from api.app import create_app
 from auth import apps, tokens
 from auth.principals import CustomerPrincipal, UserPrincipal
 from core.settings import Environment, get_settings
@@ -984,3 +985,25 @@ async def test_a_consent_token_works_once(browser, user, app):
     again = await browser.submit(consent, "allow")
     assert_page(again, 403, "This form has expired")
     assert await AuthorizationCode.all().count() == 1
+
+
+async def test_production_signs_in_with_host_prefixed_cookies(user, app):
+    settings = get_settings().model_copy(update={
+        "environment": Environment.PRODUCTION, "base_url": "https://auth.example"})
+    transport = httpx.ASGITransport(app=create_app(settings, manage_database=False))
+    async with httpx.AsyncClient(transport=transport, base_url="https://auth.example") as http:
+        login = await http.get(authorize_url(app.client_id, pkce()[1]))
+        assert_page(login, 200, "Sign in with Device Cloud")
+        [csrf] = login.headers.get_list("set-cookie")
+        assert csrf.startswith("__Host-dc_csrf=")
+        assert csrf.endswith("; HttpOnly; Path=/; SameSite=lax; Secure")
+        form = the_form(login)
+        posted = await http.post(form.action, data={
+            **form.fields, "action": "sign_in", "email": EMAIL, "password": PASSWORD})
+        assert posted.status_code == 303, posted.text
+        [session] = posted.headers.get_list("set-cookie")
+        assert session.startswith("__Host-dc_session=")
+        assert session.endswith("; HttpOnly; Max-Age=43200; Path=/; SameSite=lax; Secure")
+        # The browser sends both back: signed in, the consent page comes next.
+        consent = await http.get(posted.headers["location"])
+        assert_page(consent, 200, "wants to use your Device Cloud account")

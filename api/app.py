@@ -15,6 +15,7 @@ from starlette.routing import Route, WebSocketRoute
 from tortoise import connections
 
 from api import logs
+from api.account_pages import routes as account_routes
 from api.authentication import BearerAuthentication
 from api.authorize import SecureErrors
 from api.gateway import DeviceGateway
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             *oauth_routes,
+            *account_routes,
             *sse_routes,
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),

@@ -35,6 +35,7 @@ from auth.code_flow import AuthorizeRequest, PendingAuthorization
 from core import clock, text
 from core.errors import InvalidInput
 from core.settings import Settings
+from fleet import account_emails
 from models.accounts import User
 
 SESSION_COOKIE = "dc_session"
@@ -46,6 +47,9 @@ COOKIE_PATH = "/oauth/authorize"
 HOST_PREFIX = "__Host-"
 SESSION_LIFETIME = 12 * 3600  # seconds a sign-in at the hosted login page lasts
 CLIENT_ADDRESS_HEADER = "x-devicecloud-client-address"
+# The pages whose every answer, errors included, carries `security_headers`.
+HOSTED_PAGES = frozenset({COOKIE_PATH, account_emails.ACCOUNT_PATH, account_emails.VERIFY_PATH,
+                          account_emails.RESET_PATH})
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0}"
@@ -132,11 +136,11 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-def _form_action(pending: PendingAuthorization | None) -> str:
+def _form_action(pending: PendingAuthorization | None, forms: bool) -> str:
     """CSP `form-action`: our own forms, and the redirect they may end in (browsers check
     the redirects that follow a form submission too)."""
     if pending is None:
-        return "'none'"
+        return "'self'" if forms else "'none'"
     target = urlsplit(pending.redirect_uri)
     host = target.hostname or ""
     if _HOST.fullmatch(host):
@@ -145,12 +149,15 @@ def _form_action(pending: PendingAuthorization | None) -> str:
     return f"'self' {target.scheme}:"
 
 
-def _security_headers(pending: PendingAuthorization | None) -> dict[str, str]:
+def security_headers(pending: PendingAuthorization | None, *, forms: bool = False
+                     ) -> dict[str, str]:
+    """The headers of every hosted page (the account pages' too): no framing, caching,
+    referrers or scripts; forms post only to us (`forms`, or `pending`'s redirect)."""
     return {
         "X-Frame-Options": "DENY",
         "Content-Security-Policy": (
             f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; "
-            f"form-action {_form_action(pending)}; frame-ancestors 'none'; base-uri 'none'"
+            f"form-action {_form_action(pending, forms)}; frame-ancestors 'none'; base-uri 'none'"
         ),
         "Referrer-Policy": "no-referrer",
         "X-Content-Type-Options": "nosniff",
@@ -160,7 +167,7 @@ def _security_headers(pending: PendingAuthorization | None) -> dict[str, str]:
 
 
 def _secure(response: _R, pending: PendingAuthorization | None) -> _R:
-    response.headers.update(_security_headers(pending))
+    response.headers.update(security_headers(pending))
     return response
 
 
@@ -184,8 +191,9 @@ def _redirect(location: str, pending: PendingAuthorization | None) -> Response:
     return _secure(Response(status_code=302, headers={"Location": location}), pending)
 
 
-def _page(settings: Settings, title: str, body: str, *, status: int = 200,
-          pending: PendingAuthorization | None = None) -> HTMLResponse:
+def page(settings: Settings, title: str, body: str, *, status: int = 200,
+         pending: PendingAuthorization | None = None, forms: bool = False) -> HTMLResponse:
+    """A hosted page in the sign-in pages' style, with their security headers."""
     e = html.escape
     document = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
@@ -194,12 +202,14 @@ def _page(settings: Settings, title: str, body: str, *, status: int = 200,
         f"<style>{_STYLE}</style></head><body><main>"
         f'<p class="brand">{e(settings.platform_name)}</p>{body}</main></body></html>'
     )
-    return _secure(HTMLResponse(document, status_code=status), pending)
+    response = HTMLResponse(document, status_code=status)
+    response.headers.update(security_headers(pending, forms=forms))
+    return response
 
 
 def _error_page(settings: Settings, status: int, title: str, message: str) -> HTMLResponse:
     body = f"<h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>"
-    return _page(settings, title, body, status=status)
+    return page(settings, title, body, status=status)
 
 
 def _app_name(pending: PendingAuthorization) -> str:
@@ -225,7 +235,7 @@ def _login_page(settings: Settings, request: Request, pending: PendingAuthorizat
         'autocomplete="current-password" required></label>'
         '<button type="submit" name="action" value="sign_in">Sign in</button></form>'
     )
-    return _page(settings, "Sign in", body, status=status, pending=pending)
+    return page(settings, "Sign in", body, status=status, pending=pending)
 
 
 def _consent_page(settings: Settings, request: Request, pending: PendingAuthorization,
@@ -267,7 +277,7 @@ def _consent_page(settings: Settings, request: Request, pending: PendingAuthoriz
         '<button type="submit" name="action" value="switch_account">Use another account'
         "</button></form>"
     )
-    return _page(settings, "Allow access", body, pending=pending)
+    return page(settings, "Allow access", body, pending=pending)
 
 
 def _self_url(request: Request) -> str:
@@ -413,14 +423,14 @@ def _forbidden(settings: Settings) -> HTMLResponse:
 
 
 class SecureErrors:
-    """Middleware (outside the body limit): the 413 and 500 answers of this endpoint forbid
-    framing, caching and referrers like its pages; a 500 is an error page, not plain text."""
+    """Middleware (outside the body limit): the 413 and 500 answers of the hosted pages forbid
+    framing, caching and referrers like the pages; a 500 is an error page, not plain text."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != COOKIE_PATH:
+        if scope["type"] != "http" or scope["path"] not in HOSTED_PAGES:
             await self.app(scope, receive, send)
             return
         started = False
@@ -433,7 +443,7 @@ class SecureErrors:
                 present = {name.lower() for name, _ in headers}
                 missing = [  # a page's own headers (its CSP's form-action) stay
                     (name.lower().encode(), value.encode())
-                    for name, value in _security_headers(None).items()
+                    for name, value in security_headers(None).items()
                     if name.lower().encode() not in present
                 ]
                 message["headers"] = [*headers, *missing]

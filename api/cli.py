@@ -52,7 +52,7 @@ def cmd_seed(args: argparse.Namespace) -> None:
 
     async def run() -> None:
         if not await User.exists():
-            await accounts.sign_up(DEMO_EMAIL, DEMO_PASSWORD)
+            await accounts.sign_up(DEMO_EMAIL, DEMO_PASSWORD, email_verified=True)
             print(f"Seeded the demo account {DEMO_EMAIL} / {DEMO_PASSWORD}")
         elif not await User.exists(email=DEMO_EMAIL):
             print("The database already has accounts; nothing seeded.")

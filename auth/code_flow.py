@@ -32,7 +32,7 @@ from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from auth import passwords, scopes, throttle, tokens
+from auth import accounts, passwords, scopes, throttle, tokens
 from auth.emails import normalize_email
 from auth.errors import AuthCode
 from auth.oauth_common import (
@@ -43,7 +43,7 @@ from auth.oauth_common import (
     on_loop,
 )
 from core import clock
-from core.errors import Conflict, InvalidInput
+from core.errors import Conflict, InvalidInput, PermissionDenied
 from models.accounts import User
 from models.customers import Customer
 from models.oauth import AuthorizationCode, Consent, OAuthClient, Token
@@ -207,7 +207,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 user_agent=self.request.headers.get("user-agent", ""),
                 ip_address=self.request.headers.get("x-devicecloud-client-address", ""),
             )
-        except Conflict as error:
+        except (Conflict, PermissionDenied) as error:
             raise InvalidGrantError(error.message) from None
         if issued is None:
             raise InvalidGrantError("The authorization code was already used.")
@@ -339,6 +339,8 @@ async def link_customer(product_id: int, user: User) -> Customer:
     whoever signed up with someone's email would take over their devices. A product whose
     customers the team or server already created with this email refuses (`Conflict`)."""
     now = clock.now()
+    if not await Customer.exists(product_id=product_id, user_id=user.id):
+        accounts.require_verified(user)  # a new link needs a proven email
     for _ in range(2):  # a concurrent sign-in may create the customer first
         customer = await Customer.get_or_none(product_id=product_id, user_id=user.id)
         if customer is not None:

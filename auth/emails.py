@@ -1,10 +1,12 @@
-"""Email address normalisation shared by accounts, invitations and customers."""
+"""Email address normalisation shared by accounts, invitations and customers, and the
+confusable skeleton that tells look-alike addresses apart from new ones."""
 
 from __future__ import annotations
 
 from email_validator import EmailNotValidError, validate_email
 
 from auth.errors import AuthCode
+from core.confusables import skeleton
 from core.errors import CoreCode, InvalidInput
 
 
@@ -22,3 +24,9 @@ def normalize_email(raw: str, field: str = "email") -> str:
             code=AuthCode.INVALID_EMAIL,
         ) from None
     return result.normalized.lower()
+
+
+def email_skeleton(address: str) -> str:
+    """The skeleton of a normalised address: `demo@…` written with a fullwidth d, or with a
+    Cyrillic e, shares `demo@…`'s, so no look-alike sign-up can pass for an account."""
+    return skeleton(address)

@@ -30,6 +30,15 @@ class Throttled(LimitReached):
         self.retry_after = retry_after
 
 
+class TooManyRequests(LimitReached):
+    code = AuthCode.TOO_MANY_REQUESTS
+
+    def __init__(self, message: str, retry_after: int):
+        minutes = max(1, math.ceil(retry_after / 60))
+        super().__init__(f"{message} Try again in {minutes} minutes.")
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True)
 class SignInKeys:
     account: str
@@ -81,6 +90,30 @@ async def record_success(keys: SignInKeys) -> None:
     await ThrottleCounter.filter(
         key=keys.address, failures__lt=settings.login_max_address_failures
     ).update(locked_until=None)
+
+
+async def spend(keys: list[str], limit: int, window_seconds: int, message: str) -> None:
+    """Count one request against each key (at most `limit` per `window_seconds` each); raise
+    `TooManyRequests` once any key is past its limit. Every attempt counts, refused ones too,
+    so hammering does not reopen the window."""
+    now = clock.now()
+    window_start = now - timedelta(seconds=window_seconds)
+    over = False
+    for key in keys:
+        with contextlib.suppress(IntegrityError):
+            await ThrottleCounter.get_or_create(
+                key=key, defaults={"failures": 0, "window_started_at": now}
+            )
+        await ThrottleCounter.filter(key=key, window_started_at__lt=window_start).update(
+            failures=0, window_started_at=now, locked_until=None
+        )
+        over = await _increment(key) > limit or over
+    if over:
+        started: list[datetime] = await ThrottleCounter.filter(  # type: ignore[assignment]
+            key__in=keys
+        ).values_list("window_started_at", flat=True)
+        reopens = min(started) + timedelta(seconds=window_seconds)
+        raise TooManyRequests(message, max(1, math.ceil((reopens - now).total_seconds())))
 
 
 async def _count(key: str, limit: int, window_seconds: int | None) -> int:

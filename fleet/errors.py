@@ -18,7 +18,6 @@ class FleetCode(ErrorCode):
     ALREADY_IN_ORGANIZATION = "ALREADY_IN_ORGANIZATION", CONFLICT, \
         "The user already belongs to an organization (a user has at most one)."
     INVALID_ROLE = "INVALID_ROLE", BAD_REQUEST, "Not a role that can be given."
-    NO_ACCOUNT = "NO_ACCOUNT", BAD_REQUEST, "No account uses this email; they sign up first."
     ALREADY_MEMBER = "ALREADY_MEMBER", CONFLICT, "The user is already on this team."
     IN_ANOTHER_ORGANIZATION = "IN_ANOTHER_ORGANIZATION", CONFLICT, \
         "The user is on another organization's team."

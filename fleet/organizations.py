@@ -6,6 +6,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
+from auth import accounts
 from auth.principals import AnyPrincipal, UserPrincipal, require_user
 from core import clock
 from core.errors import Conflict, CoreCode, NotFound
@@ -53,6 +54,7 @@ async def create_organization(
 ) -> Organization:
     """Create an organization; its creator becomes the owner."""
     actor = require_user(principal)
+    accounts.require_verified(actor.user)  # every team member's email is proven
     name = clean_name(name)
     explicit = slug is not None
     base = clean_slug(slug) if slug is not None else slugify(name)

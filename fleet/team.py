@@ -8,12 +8,13 @@ from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
+from auth import accounts
 from auth.emails import normalize_email
 from auth.principals import AnyPrincipal, UserPrincipal, require_user
 from core import clock
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from core.settings import get_settings
-from fleet import access, audit, outbox
+from fleet import access, account_emails, audit, outbox
 from fleet.access import Member
 from fleet.errors import FleetCode
 from fleet.permissions import ASSIGNABLE_ROLES, Permission
@@ -70,65 +71,81 @@ def pending_invitations(principal: AnyPrincipal) -> QuerySet[Invitation]:
 async def invite_team_member(
     principal: AnyPrincipal, organization_id: int, email: str, role: str
 ) -> Invitation:
-    """Invite an existing account by email. Inviting a pending email again re-sends the same
-    invitation (with the role asked for now) and restarts its 7 days."""
+    """Invite an email address, whoever uses it: the answer and the email sent are the same
+    whether or not an account uses the address, or is on another team (outsiders learn
+    nothing about addresses). Inviting a pending email again re-sends the same invitation
+    (with the role asked for now) and restarts its 7 days; so does a concurrent invitation
+    of the same address, which the pending-invitation unique index turns into a re-send."""
     member = await access.organization_member(principal, organization_id,
                                               Permission.TEAM_MANAGE)
     address = normalize_email(email)
     wanted_role = parse_role(role)
-    invitee = await User.get_or_none(email=address)
-    if invitee is None:
-        raise InvalidInput(
-            f"No account uses {address}; ask them to sign up first, then invite them again.",
-            field="email",
-            code=FleetCode.NO_ACCOUNT,
-        )
-    current = await Membership.get_or_none(user_id=invitee.id)
-    if current is not None:
-        if current.organization_id == organization_id:
-            raise Conflict(f"{address} is already on this team.", field="email",
-                           code=FleetCode.ALREADY_MEMBER)
-        raise Conflict(
-            f"{address} belongs to another organization; a user belongs to at most one.",
-            field="email",
-            code=FleetCode.IN_ANOTHER_ORGANIZATION,
-        )
-    now = clock.now()
-    async with in_transaction():
-        invitation = (
-            await Invitation.filter(organization_id=organization_id, email=address,
-                                    status=InvitationStatus.PENDING, expires_at__gt=now)
-            .select_for_update()
-            .first()
-        )
-        action = "team.invite.resend" if invitation else "team.invite"
-        if invitation is None:
-            invitation = await Invitation.create(
-                organization_id=organization_id, email=address, role=wanted_role,
-                invited_by=member.principal.user, created_at=now, last_sent_at=now,
-                expires_at=now + INVITATION_LIFETIME,
-            )
-        else:
-            invitation.role = wanted_role
-            invitation.invited_by = member.principal.user
-            invitation.last_sent_at = now
-            invitation.expires_at = now + INVITATION_LIFETIME
-            await invitation.save(
-                update_fields=["role", "invited_by_id", "last_sent_at", "expires_at"]
-            )
-        organization = await Organization.get(id=organization_id)
-        await outbox.enqueue_email(**_invitation_email(invitation, organization, member))
-        await audit.record(member.principal, organization_id, action, invitation,
-                           label=address, details={"role": wanted_role.value})
+    if await Membership.exists(organization_id=organization_id, user__email=address):
+        raise Conflict(f"{address} is already on this team.", field="email",
+                       code=FleetCode.ALREADY_MEMBER)
+    try:
+        invitation = await _invite(member, organization_id, address, wanted_role)
+    except IntegrityError:
+        # A concurrent invitation of this address committed first: re-send that one.
+        invitation = await _invite(member, organization_id, address, wanted_role)
     outbox.notify()
     await invitation.fetch_related("invited_by", "organization")
     return invitation
 
 
-def _invitation_email(invitation: Invitation, organization: Organization, inviter: Member
-                      ) -> dict[str, str]:
+async def pending_invitation(organization_id: int, address: str) -> Invitation | None:
+    """The address's pending invitation to the team, expired or not."""
+    return await Invitation.get_or_none(organization_id=organization_id, email=address,
+                                        status=InvitationStatus.PENDING)
+
+
+async def _invite(member: Member, organization_id: int, address: str, role: Role
+                  ) -> Invitation:
+    now = clock.now()
+    invitation = await pending_invitation(organization_id, address)
+    async with in_transaction():
+        renewed = invitation is not None and invitation.expires_at > now and bool(
+            await Invitation.filter(id=invitation.id, status=InvitationStatus.PENDING).update(
+                role=role, invited_by_id=member.principal.user.id, last_sent_at=now,
+                expires_at=now + INVITATION_LIFETIME,
+            )
+        )
+        if invitation is not None and renewed:
+            await invitation.refresh_from_db()
+        else:
+            # An expired invitation makes way for the new one (the unique index allows one
+            # pending invitation per address and team), and shows as expired.
+            await Invitation.filter(
+                organization_id=organization_id, email=address,
+                status=InvitationStatus.PENDING, expires_at__lte=now,
+            ).update(status=InvitationStatus.EXPIRED)
+            invitation = await Invitation.create(
+                organization_id=organization_id, email=address, role=role,
+                invited_by=member.principal.user, created_at=now, last_sent_at=now,
+                expires_at=now + INVITATION_LIFETIME,
+            )
+        organization = await Organization.get(id=organization_id)
+        invitee = await User.get_or_none(email=address)
+        await outbox.enqueue_email(**_invitation_email(invitation, organization, member,
+                                                       has_account=invitee is not None))
+        await audit.record(member.principal, organization_id,
+                           "team.invite.resend" if renewed else "team.invite", invitation,
+                           label=address, details={"role": role.value})
+    return invitation
+
+
+def _invitation_email(invitation: Invitation, organization: Organization, inviter: Member,
+                      *, has_account: bool) -> dict[str, str]:
     settings = get_settings()
     role = Role(invitation.role).value.lower()
+    account_page = account_emails.page_url(account_emails.ACCOUNT_PATH)
+    if has_account:
+        how = (f"Sign in with {invitation.email} ({account_page} shows how) and accept or "
+               "decline it; joining a team needs your email verified.")
+    else:
+        how = (f"No {settings.platform_name} account uses {invitation.email} yet: sign up "
+               f"with this address, verify it with the link we email you, then accept the "
+               f"invitation ({account_page} shows how).")
     return {
         "to": invitation.email,
         "subject": f"{inviter.principal.user.email} invited you to {organization.name} "
@@ -136,7 +153,7 @@ def _invitation_email(invitation: Invitation, organization: Organization, invite
         "body": (
             f"Hello,\n\n{inviter.principal.user.email} invited you to join the team of "
             f"{organization.name} on {settings.platform_name} as {role}.\n\n"
-            f"Sign in at {settings.issuer} to accept or decline. The invitation expires on "
+            f"{how} The invitation expires on "
             f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC.\n"
         ),
     }
@@ -157,6 +174,8 @@ async def _own_invitation(principal: AnyPrincipal, invitation_id: int
 
 async def accept_invitation(principal: AnyPrincipal, invitation_id: int) -> Membership:
     actor, invitation = await _own_invitation(principal, invitation_id)
+    # Invitations go to addresses: only a proven one may take up what was sent to it.
+    accounts.require_verified(actor.user, field="invitationId")
     if await Membership.exists(user_id=actor.user.id):
         raise Conflict("Leave your current organization before joining another.",
                        field="invitationId", code=FleetCode.IN_ANOTHER_ORGANIZATION)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from tortoise import fields
@@ -19,6 +20,9 @@ class User(Model):
 
     id = fields.BigIntField(primary_key=True)
     email = fields.CharField(max_length=254, unique=True)
+    # The address's confusable skeleton (auth.emails.skeleton): look-alikes share it.
+    email_skeleton = fields.CharField(max_length=1024, unique=True)
+    email_verified_at = fields.DatetimeField(null=True)
     password_hash = fields.CharField(max_length=255)
     created_at = fields.DatetimeField()
     # Hosted sign-ins (browser session cookies) issued at or before this instant are void.
@@ -33,6 +37,35 @@ class User(Model):
     membership: fields.BackwardOneToOneRelation[Membership]
     sent_invitations: fields.ReverseRelation[Invitation]
     audit_entries: fields.ReverseRelation[AuditEntry]
+    account_tokens: fields.ReverseRelation[AccountToken]
 
     class Meta:
         table = "users"
+
+
+class AccountTokenPurpose(StrEnum):
+    """What an emailed account link does (`AccountToken.purpose`)."""
+
+    VERIFY_EMAIL = "VERIFY_EMAIL"
+    RESET_PASSWORD = "RESET_PASSWORD"  # noqa: S105 - a purpose, not a password
+
+
+class AccountToken(Model):
+    """A single-use, expiring link emailed to an account. Only the token's SHA-256 is stored."""
+
+    id = fields.BigIntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="account_tokens", on_delete=fields.CASCADE
+    )
+    user_id: int
+    purpose = fields.CharField(max_length=20)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    # The address the link was sent to: a verification proves only that address.
+    email = fields.CharField(max_length=254)
+    created_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField()
+    used_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "account_tokens"
+        indexes = [("user_id", "purpose")]

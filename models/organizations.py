@@ -25,8 +25,9 @@ class Role(StrEnum):
 
 
 class InvitationStatus(StrEnum):
-    """Where an invitation stands (`Invitation.status`). EXPIRED is never stored: a PENDING
-    invitation past its `expires_at` is expired (`fleet.team.status_of`)."""
+    """Where an invitation stands (`Invitation.status`). A PENDING invitation past its
+    `expires_at` is expired (`fleet.team.status_of`); EXPIRED is stored only when a new
+    invitation to the same address replaces it."""
 
     PENDING = "PENDING"
     ACCEPTED = "ACCEPTED"
@@ -95,6 +96,9 @@ class Invitation(Model):
     class Meta:
         table = "invitations"
         indexes = [("organization_id", "status")]
+        # Migration 0007 adds a partial unique index, invitations_one_pending: one PENDING
+        # invitation per (organization_id, email), even under concurrent invitations. (Raw
+        # SQL: Tortoise's schema editor has no partial unique index on SQLite.)
 
 
 class AuditEntry(Model):

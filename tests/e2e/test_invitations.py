@@ -26,7 +26,7 @@ query($slug: String!) { organization(slug: $slug) {
 
 
 async def _sign_in(http, email: str) -> str:
-    await accounts.sign_up(email, PASSWORD)
+    await accounts.sign_up(email, PASSWORD, email_verified=True)
     response = await password_login(http, email)
     assert response.status_code == 200, response.text
     return response.json()["access_token"]
@@ -65,7 +65,8 @@ async def test_invite_email_accept_and_membership(http, smtp_server):
     )
     body = email.message.get_content()
     assert "invited you to join the team of Acme Sensors on Device Cloud as developer" in body
-    assert "Sign in at http://127.0.0.1 to accept or decline." in body
+    assert ("Sign in with dev@acme.example (http://127.0.0.1/account shows how) and accept or "
+            "decline it; joining a team needs your email verified.") in body
 
     mine = await graphql(http, MY_INVITATIONS, token=invitee)
     assert mine["data"]["me"]["invitations"] == [{

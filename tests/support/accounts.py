@@ -10,6 +10,7 @@ import httpx
 
 from auth import accounts, passwords, tokens
 from auth.clients import create_service_client
+from auth.emails import email_skeleton
 from auth.principals import UserPrincipal
 from core import clock
 from core.settings import get_settings
@@ -35,8 +36,8 @@ async def password_login(
 
 
 async def signed_in_user(http: httpx.AsyncClient, email: str) -> dict[str, Any]:
-    """Create an account and sign it in; returns the token response."""
-    await accounts.sign_up(email, PASSWORD)
+    """Create an account (its email verified) and sign it in; returns the token response."""
+    await accounts.sign_up(email, PASSWORD, email_verified=True)
     response = await password_login(http, email)
     assert response.status_code == 200, response.text
     return response.json()
@@ -61,13 +62,17 @@ async def client_token(http: httpx.AsyncClient, client: OAuthClient, secret: str
 _password_hash: dict[str, str] = {}
 
 
-async def make_user(email: str) -> User:
-    """An account that signs in with PASSWORD, created without paying for a new argon2 hash
-    (every such account shares one hash, computed once per test session)."""
+async def make_user(email: str, *, verified: bool = True) -> User:
+    """An account that signs in with PASSWORD, its email verified unless asked otherwise,
+    created without paying for a new argon2 hash (every such account shares one hash,
+    computed once per test session)."""
     if PASSWORD not in _password_hash:
         _password_hash[PASSWORD] = await passwords.hash_password(PASSWORD)
+    now = clock.now()
     return await User.create(
-        email=email, password_hash=_password_hash[PASSWORD], created_at=clock.now()
+        email=email, email_skeleton=email_skeleton(email),
+        password_hash=_password_hash[PASSWORD], created_at=now,
+        email_verified_at=now if verified else None,
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 
 from auth import tokens
+from auth.emails import email_skeleton
 from core import clock
 from models.accounts import User
 from models.customers import Customer
@@ -55,8 +56,9 @@ async def app_token(user: User, scope: str, app: OAuthClient | None = None) -> s
     """An access token the third-party app `app` holds for `user`, with the scopes the user
     consented to (space-separated)."""
     if app is None:
+        maker = f"maker-{secrets.token_hex(4)}@apps.example"
         app = await third_party_app(await User.create(
-            email=f"maker-{secrets.token_hex(4)}@apps.example", password_hash="x",
+            email=maker, email_skeleton=email_skeleton(maker), password_hash="x",
             created_at=clock.now()))
     issued = await tokens.issue(
         client=app, user=user, scope=scope, grant_type="authorization_code",

@@ -11,6 +11,13 @@ from api.graphql.context import Info
 from api.graphql.errors import UserError, mutate
 from api.graphql.ids import decode_id
 from auth import accounts, apps
+from fleet import account_emails
+
+
+def _client_address(info: Info) -> str:
+    """The address the request came from (the throttles count per client address)."""
+    client = info.context.request.client
+    return client.host if client else ""
 
 
 @strawberry.input
@@ -22,6 +29,22 @@ class SignUpInput:
 @strawberry.type
 class SignUpPayload:
     user: User | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class ResendVerificationEmailPayload:
+    user: User | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class RequestPasswordResetInput:
+    email: str
+
+
+@strawberry.type
+class RequestPasswordResetPayload:
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
@@ -86,13 +109,41 @@ class RevokeAuthorizedAppPayload:
 
 @strawberry.type
 class AccountMutations:
-    @strawberry.mutation(description="Create a platform account, then sign in at /oauth/token.")
-    async def sign_up(self, input: SignUpInput) -> SignUpPayload:
+    @strawberry.mutation(description="Create a platform account, then sign in at /oauth/token. "
+                                     "A link to verify the email is emailed to it. At most 3 "
+                                     "sign-ups an hour per address (look-alikes included) and "
+                                     "10 per client address.")
+    async def sign_up(self, info: Info, input: SignUpInput) -> SignUpPayload:
         async def work() -> SignUpPayload:
-            user = await accounts.sign_up(input.email, input.password)
+            user = await account_emails.sign_up(input.email, input.password,
+                                                _client_address(info))
             return SignUpPayload(user=User.from_model(user))
 
         return await mutate(SignUpPayload, work)
+
+    @strawberry.mutation(description="Email the viewer a new link to verify their email (the "
+                                     "older links keep working until they expire). At most "
+                                     "3 an hour.")
+    async def resend_verification_email(self, info: Info) -> ResendVerificationEmailPayload:
+        async def work() -> ResendVerificationEmailPayload:
+            user = await account_emails.resend_verification(info.context.principal,
+                                                            _client_address(info))
+            return ResendVerificationEmailPayload(user=User.from_model(user))
+
+        return await mutate(ResendVerificationEmailPayload, work)
+
+    @strawberry.mutation(description="Email a link to choose a new password to the account "
+                                     "using this email, if there is one: the answer is the "
+                                     "same either way. At most 3 an hour per address and 10 "
+                                     "per client address.")
+    async def request_password_reset(self, info: Info, input: RequestPasswordResetInput
+                                     ) -> RequestPasswordResetPayload:
+        async def work() -> RequestPasswordResetPayload:
+            await account_emails.request_password_reset(input.email,
+                                                        _client_address(info))
+            return RequestPasswordResetPayload()
+
+        return await mutate(RequestPasswordResetPayload, work)
 
     @strawberry.mutation(description="Sign out one of the viewer's sessions.")
     async def revoke_session(self, info: Info, input: RevokeSessionInput) -> RevokeSessionPayload:

@@ -131,11 +131,16 @@ class ViewerApps:
 class User(relay.Node, ViewerApps):
     id: relay.NodeID[int]
     email: str
+    email_verified: bool = strawberry.field(
+        description="Whether the account opened the link emailed to verify its address. "
+                    "Until then it can sign in, but not join or create a team or link a "
+                    "customer (EMAIL_NOT_VERIFIED); resendVerificationEmail sends a new link.")
     created_at: datetime
 
     @classmethod
     def from_model(cls, user: UserModel) -> User:
-        return cls(id=user.id, email=user.email, created_at=user.created_at)
+        return cls(id=user.id, email=user.email, created_at=user.created_at,
+                   email_verified=user.email_verified_at is not None)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]  # see api.graphql.nodes

@@ -265,3 +265,36 @@ async def test_a_malformed_session_id_is_a_user_error(http):
     assert body["data"]["revokeSession"]["userErrors"] == [
         {"field": "sessionId", "code": "INVALID_ID", "message": "This is not the ID of a Session."}
     ]
+
+
+@pytest.mark.parametrize(
+    "look_alike",
+    ["\uff44emo@example.com", "d\u0435mo@example.com", "DEMO@example.com"],
+    ids=["fullwidth-d", "cyrillic-e", "upper-case"],
+)
+async def test_a_look_alike_of_an_existing_email_is_taken(http, look_alike):
+    first = await graphql(http, SIGN_UP, {"input": {"email": "demo@example.com",
+                                                    "password": PASSWORD}})
+    assert first["data"]["signUp"]["userErrors"] == []
+    again = await graphql(http, SIGN_UP, {"input": {"email": look_alike, "password": PASSWORD}})
+    assert again["data"]["signUp"] == {"user": None, "userErrors": [{
+        "field": "email", "code": "EMAIL_TAKEN",
+        "message": "An account with this email already exists; sign in instead."}]}
+    assert await User.all().count() == 1
+
+
+async def test_sign_up_is_throttled_per_address_and_per_client_address(http, cheap_password_hashing):
+    def codes(body):
+        return [e["code"] for e in body["data"]["signUp"]["userErrors"]]
+
+    # The same address (look-alikes included) again and again: refused past the limit even
+    # though each attempt was already EMAIL_TAKEN, so guessing is slow too.
+    answers = [codes(await graphql(http, SIGN_UP, {"input": {
+        "email": email, "password": PASSWORD}})) for email in (
+        "ada@example.com", "ada@example.com", "\uff41da@example.com", "ada@example.com")]
+    assert answers == [[], ["EMAIL_TAKEN"], ["EMAIL_TAKEN"], ["TOO_MANY_REQUESTS"]]
+    # Distinct addresses from one client address: 10 an hour, the 3 above included.
+    answers = [codes(await graphql(http, SIGN_UP, {"input": {
+        "email": f"user{n}@example.com", "password": PASSWORD}})) for n in range(8)]
+    assert answers == [[]] * 7 + [["TOO_MANY_REQUESTS"]]
+    assert await User.all().count() == 8

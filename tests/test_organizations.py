@@ -884,3 +884,40 @@ async def test_concurrent_transfers_leave_exactly_one_owner(monkeypatch: pytest.
     assert list(roles.values()).count("OWNER") == 1
     assert roles[acme.memberships["OWNER"].id] == "ADMINISTRATOR"
 
+
+
+async def test_concurrent_invitations_of_one_address_make_one_pending_invitation(
+        monkeypatch: pytest.MonkeyPatch):
+    acme = await organization_with_team(roles=("OWNER", "ADMINISTRATOR"))
+    # The race under test: both invitations have looked for a pending one, and found none,
+    # before either writes. The unique index on pending invitations lets one create it; the
+    # other then re-sends it, as an invitation made right after would.
+    both_checked = asyncio.Barrier(2)
+    lookups = 0
+    pending_invitation = team.pending_invitation
+
+    async def look_then_wait(*args: Any, **kwargs: Any) -> Any:
+        nonlocal lookups
+        found = await pending_invitation(*args, **kwargs)
+        lookups += 1
+        if lookups <= 2:
+            await both_checked.wait()
+        return found
+
+    monkeypatch.setattr(team, "pending_invitation", look_then_wait)
+    invitations = await asyncio.gather(
+        team.invite_team_member(acme.principals["OWNER"], acme.organization.id,
+                                "ada@example.com", "VIEWER"),
+        team.invite_team_member(acme.principals["ADMINISTRATOR"], acme.organization.id,
+                                "Ada@example.com", "DEVELOPER"),
+    )
+    assert lookups == 3  # the loser looked again, and found the winner's
+    assert invitations[0].id == invitations[1].id
+    pending = await Invitation.filter(organization_id=acme.organization.id,
+                                      email="ada@example.com", status="PENDING")
+    assert [i.id for i in pending] == [invitations[0].id]
+    actions = await AuditEntry.filter(organization_id=acme.organization.id,
+                                      target_label="ada@example.com").values_list(
+        "action", flat=True)
+    assert sorted(actions) == ["team.invite", "team.invite.resend"]
+    assert await OutboxEmail.filter(to="ada@example.com").count() == 2

@@ -196,6 +196,15 @@ MATRIX = {
         "outsider": "OK",
         "owner": "OK",
     },
+    # Both accounts are verified already; an unverified one gets a new link (tests/e2e).
+    "resend_verification": {
+        "anonymous": "UNAUTHENTICATED",
+        "client": "UNAUTHENTICATED",
+        "outsider": "EMAIL_ALREADY_VERIFIED",
+        "owner": "EMAIL_ALREADY_VERIFIED",
+    },
+    # Anyone may ask; the answer never depends on the caller or the address.
+    "request_reset": {"anonymous": "OK", "client": "OK", "outsider": "OK", "owner": "OK"},
 }
 
 
@@ -233,6 +242,19 @@ async def test_permission_matrix(http, caller):
     ]["revokeAllSessions"]
     outcome = revoke_all["userErrors"][0]["code"] if revoke_all["userErrors"] else "OK"
     assert outcome == MATRIX["revoke_all"][caller]
+
+    resend = (await graphql(
+        http, "mutation { resendVerificationEmail { userErrors { code } } }", token=token
+    ))["data"]["resendVerificationEmail"]
+    outcome = resend["userErrors"][0]["code"] if resend["userErrors"] else "OK"
+    assert outcome == MATRIX["resend_verification"][caller]
+
+    reset = (await graphql(
+        http, 'mutation { requestPasswordReset(input: {email: "owner@example.com"}) '
+              "{ userErrors { code } } }", token=token,
+    ))["data"]["requestPasswordReset"]
+    outcome = reset["userErrors"][0]["code"] if reset["userErrors"] else "OK"
+    assert outcome == MATRIX["request_reset"][caller]
 
 
 async def test_sessions_of_another_user_are_forbidden(http):
@@ -283,7 +305,8 @@ async def test_a_look_alike_of_an_existing_email_is_taken(http, look_alike):
     assert await User.all().count() == 1
 
 
-async def test_sign_up_is_throttled_per_address_and_per_client_address(http, cheap_password_hashing):
+async def test_sign_up_is_throttled_per_address_and_per_client_address(
+        http, cheap_password_hashing):
     def codes(body):
         return [e["code"] for e in body["data"]["signUp"]["userErrors"]]
 

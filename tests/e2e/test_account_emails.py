@@ -133,8 +133,8 @@ async def test_the_invitation_hijack_waits_for_verification(http, smtp_server: S
     squatter = await access_token("newhire@acme.example")
     owner = await access_token(acme.email("OWNER"))
     invited = await graphql(http, INVITE, {"input": {
-        "organizationId": gid("Organization", acme.organization.id), "email": "newhire@acme.example",
-        "role": "DEVELOPER"}}, token=owner)
+        "organizationId": gid("Organization", acme.organization.id),
+        "email": "newhire@acme.example", "role": "DEVELOPER"}}, token=owner)
     invitation = invited["data"]["inviteTeamMember"]["invitation"]
     mine = (await graphql(http, ME, token=squatter))["data"]["me"]
     assert mine["invitations"] == [{"id": invitation["id"]}]

@@ -375,6 +375,25 @@ async def test_an_account_never_takes_over_a_customer_by_email(
     assert await TokenFamily.all().count() == 0
 
 
+async def test_an_unverified_account_does_not_become_a_customer(browser, http, product_app):
+    web, product_id = product_app
+    await make_user(EMAIL, verified=False)
+    verifier, challenge = pkce()
+    url = await web.get_authorization_url(REDIRECT, code_challenge=challenge,
+                                          code_challenge_method="S256")
+    consent = await sign_in(browser, await browser.open(url))
+    returned = callback(await browser.submit(consent, "allow"))
+    response = await http.post("/oauth/token", data={
+        "grant_type": "authorization_code", "code": returned["code"], "redirect_uri": REDIRECT,
+        "code_verifier": verifier, "client_id": web.client_id,
+        "client_secret": web.client_secret})
+    assert_oauth_error(response, 400, "invalid_grant",
+                       f"Verify your email first: open the link we sent to {EMAIL}, or ask "
+                       "for a new one with resendVerificationEmail.")
+    assert not await Customer.exists(product_id=product_id)
+    assert await TokenFamily.all().count() == 0
+
+
 @pytest.mark.parametrize("method", ["SIMPLE", "TWO_LEGGED"])
 async def test_a_product_with_another_customer_auth_cannot_use_the_flow(browser, user, method):
     team = await organization_with_team(roles=("OWNER",))

@@ -41,7 +41,7 @@ async def resend_verification(principal: AnyPrincipal, client_address: str) -> U
     await user.refresh_from_db(fields=["email_verified_at"])
     if user.email_verified_at is not None:
         raise Conflict("Your email is already verified.", code=AuthCode.EMAIL_ALREADY_VERIFIED)
-    await accounts.spend_request("verify", user.email_skeleton, client_address,
+    await accounts.spend_request("verify", email_skeleton(user.email), client_address,
                                  "Too many verification emails asked for.")
     await _send_verification(user)
     return user

@@ -20,8 +20,10 @@ class User(Model):
 
     id = fields.BigIntField(primary_key=True)
     email = fields.CharField(max_length=254, unique=True)
-    # The address's confusable skeleton (auth.emails.skeleton): look-alikes share it.
-    email_skeleton = fields.CharField(max_length=1024, unique=True)
+    # The address's confusable skeleton (auth.emails.email_skeleton): look-alikes share it.
+    # Unique by an index of migration 0007; every account has one (null only in the schema:
+    # SQLite cannot make an existing column NOT NULL without rebuilding the table).
+    email_skeleton = fields.CharField(max_length=1024, null=True)
     email_verified_at = fields.DatetimeField(null=True)
     password_hash = fields.CharField(max_length=255)
     created_at = fields.DatetimeField()

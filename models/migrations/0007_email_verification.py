@@ -73,10 +73,12 @@ class Migration(migrations.Migration):
             field=fields.CharField(null=True, max_length=1024),
         ),
         ops.RunPython(backfill_skeletons, nothing),
-        ops.AlterField(
-            model_name='User',
-            name='email_skeleton',
-            field=fields.CharField(unique=True, max_length=1024),
+        # A unique index, not a unique NOT NULL column: on SQLite, altering the column would
+        # rebuild the users table, and the rebuild would cascade-delete every row that
+        # references a user (memberships, invitations, tokens).
+        ops.RunSQL(
+            "CREATE UNIQUE INDEX users_email_skeleton ON users (email_skeleton)",
+            "DROP INDEX users_email_skeleton",
         ),
         ops.AddField(
             model_name='User',

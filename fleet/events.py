@@ -48,10 +48,9 @@ MAX_DATA_LIMIT = 16 * 1024
 MESSAGE_ID_MAX = 64
 TTL = 60  # seconds: what Particle's streams report for every event
 BYTES_PER_OPERATION = 1024
-# Events under these names are the platform's own: nobody else may publish under `spark`,
-# and neither counts as data operations.
-RESERVED_PREFIX = "spark"
-INTERNAL_PREFIXES = ("spark", "particle")
+# Events under these names are the platform's own (Particle reserves both): nobody else may
+# publish under them, and they cost no data operations.
+RESERVED_PREFIXES = ("spark", "particle")
 BATCH_SIZE = 1000
 PRUNE_BATCH = 10_000
 
@@ -68,9 +67,9 @@ def check_name(name: str, *, field: str = "name") -> str:
             field=field,
             code=FleetCode.INVALID_NAME,
         )
-    if name.lower().startswith(RESERVED_PREFIX):
+    if name.lower().startswith(RESERVED_PREFIXES):
         raise InvalidInput(
-            f"Event names starting with '{RESERVED_PREFIX}' are reserved for the cloud.",
+            "Event names starting with 'spark' or 'particle' are reserved for the cloud.",
             field=field,
             code=FleetCode.RESERVED_NAME,
         )
@@ -110,7 +109,7 @@ def check_data_limit(limit: int, *, field: str = "eventDataLimit") -> int:
 def data_operations(name: str, data: str) -> int:
     """What publishing the event costs in data operations: 1 per 1024 bytes of data, rounded
     up, at least 1. The platform's own events (`spark…`, `particle…`) cost nothing."""
-    if name.lower().startswith(INTERNAL_PREFIXES):
+    if name.lower().startswith(RESERVED_PREFIXES):
         return 0
     return max(1, math.ceil(len(data.encode()) / BYTES_PER_OPERATION))
 

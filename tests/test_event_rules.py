@@ -14,8 +14,7 @@ NAME_ALPHABET = "abcXYZ019_-/."
 
 @pytest.mark.parametrize(
     "name",
-    ["a", "temperature", "A-b_c/d.e", "0", "x" * 64, "particle/device/updates", "PARTICLE",
-     "sparse", "my/spark"],
+    ["a", "temperature", "A-b_c/d.e", "0", "x" * 64, "parti", "sparse", "my/particle", "my/spark"],
 )
 def test_valid_names(name: str) -> None:
     assert events.check_name(name) == name
@@ -34,6 +33,10 @@ def test_valid_names(name: str) -> None:
         ("spark/status", "RESERVED_NAME"),
         ("SPARK/status", "RESERVED_NAME"),
         ("SpArKle", "RESERVED_NAME"),
+        ("particle", "RESERVED_NAME"),
+        ("particle/device/updates", "RESERVED_NAME"),
+        ("PARTICLE", "RESERVED_NAME"),
+        ("PaRtIcLeS", "RESERVED_NAME"),
     ],
 )
 def test_invalid_names(name: str, code: str) -> None:

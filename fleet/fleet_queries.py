@@ -56,17 +56,17 @@ class VersionCount:
 
 @dataclass(frozen=True)
 class DeviceStats:
+    """`total` = `online` + `offline` + `never_online`: `offline` devices have been online and
+    are not now; `never_online` ones never were."""
+
     total: int
     online: int
+    offline: int
     never_online: int
     development: int
     quarantined: int
     by_firmware_version: list[VersionCount]
     by_system_firmware_version: list[VersionCount]
-
-    @property
-    def offline(self) -> int:
-        return self.total - self.online
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,10 @@ async def device_stats(principal: AnyPrincipal, product_id: int) -> DeviceStats:
         .annotate(
             total=Count("id"),
             online_count=Count("id", _filter=Q(online=True)),
-            never_count=Count("id", _filter=Q(first_online_at__isnull=True)),
+            offline_count=Count(
+                "id", _filter=Q(online=False, first_online_at__isnull=False)
+            ),
+            never_count=Count("id", _filter=Q(online=False, first_online_at__isnull=True)),
             development_count=Count("id", _filter=Q(development=True)),
         )
         .group_by("quarantine", "firmware_version", "system_firmware_version")
@@ -135,6 +138,7 @@ async def device_stats(principal: AnyPrincipal, product_id: int) -> DeviceStats:
             "system_firmware_version",
             "total",
             "online_count",
+            "offline_count",
             "never_count",
             "development_count",
         )
@@ -143,6 +147,7 @@ async def device_stats(principal: AnyPrincipal, product_id: int) -> DeviceStats:
     return DeviceStats(
         total=sum(g["total"] for g in own),
         online=sum(g["online_count"] for g in own),
+        offline=sum(g["offline_count"] for g in own),
         never_online=sum(g["never_count"] for g in own),
         development=sum(g["development_count"] for g in own),
         quarantined=sum(

@@ -75,7 +75,7 @@ async def test_device_stats_are_exact(http, fleet):
         "bySystemFirmwareVersion { version devices online } }",
     )
     assert found["deviceStats"] == {
-        "total": 10, "online": 3, "offline": 7, "neverOnline": 3, "development": 3,
+        "total": 10, "online": 3, "offline": 4, "neverOnline": 3, "development": 3,
         "quarantined": 2,
         "byFirmwareVersion": [
             {"version": "1.0.0", "devices": 4, "online": 2},
@@ -89,6 +89,24 @@ async def test_device_stats_are_exact(http, fleet):
             {"version": None, "devices": 3, "online": 0},
         ],
     }
+
+
+async def test_device_stats_split_the_total_in_online_offline_and_never_online(http, fleet):
+    """`offline` means "was online, is not now": a device that never connected is only in
+    `neverOnline`, so the three always add up to `total`."""
+    query = "deviceStats { total online offline neverOnline }"
+    for change in (
+        {"online": False},
+        {"first_online_at": None, "online": False},
+        {"first_online_at": T, "online": True},
+    ):
+        await Device.filter(product_id=fleet.product.id, id__startswith="0").update(**change)
+        stats = (await product_field(http, fleet, query))["deviceStats"]
+        assert stats["total"] == stats["online"] + stats["offline"] + stats["neverOnline"]
+        never = await Device.filter(
+            product_id=fleet.product.id, quarantine="NONE", first_online_at=None
+        ).count()
+        assert stats["neverOnline"] == never
 
 
 async def test_device_stats_of_an_empty_product(http, fleet):

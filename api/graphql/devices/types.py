@@ -231,10 +231,14 @@ class VersionCount:
 
 @strawberry.type(description="Counts over a product's devices (its quarantine apart).")
 class DeviceStats:
-    total: int
-    online: int
-    offline: int
-    never_online: int
+    total: int = strawberry.field(
+        description="Devices in the product: online + offline + neverOnline."
+    )
+    online: int = strawberry.field(description="Devices connected now.")
+    offline: int = strawberry.field(
+        description="Devices that have been online and are not connected now."
+    )
+    never_online: int = strawberry.field(description="Devices that have never been online.")
     development: int
     quarantined: int = strawberry.field(description="Devices in the product's quarantine.")
     by_firmware_version: list[VersionCount]

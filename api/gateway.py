@@ -16,8 +16,8 @@ import contextlib
 import json
 import logging
 import re
-from collections import Counter
-from collections.abc import AsyncIterator
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from enum import IntEnum, StrEnum
 from typing import Any
@@ -47,6 +47,9 @@ _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MESSAGE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 # How long a connection trusts what it knows of its device's product (the team may move it).
 TARGET_REFRESH = timedelta(seconds=5)
+# The acknowledged message IDs a connection remembers, so that retransmitting them costs
+# neither a write nor a rate-limit token.
+REMEMBERED_MESSAGES = 256
 MAX_INT32 = 2**31 - 1
 
 
@@ -201,6 +204,13 @@ class DeviceConnection:
         self.websocket = websocket
         self.error_reports = TokenBucket(settings.device_error_rate, settings.device_error_burst)
         self.publishes = TokenBucket(settings.device_event_rate, settings.device_event_burst)
+        self.acknowledged: deque[str] = deque(maxlen=REMEMBERED_MESSAGES)
+        # Refused publishes not yet added to the device's counter, and the bucket that spaces
+        # the connection's own writes of them.
+        self.refused = 0
+        self.refusal_writes = TokenBucket(
+            1 / gateway.RATE_LIMITED_FLUSH_INTERVAL.total_seconds(), 1
+        )
         self.closed = False
         self.device_id = ""
         self.session_id = ""
@@ -300,8 +310,7 @@ class DeviceGateway:
         router.handler = self._device_request
         router.close_handler = self._close_replaced
         self.connections: dict[str, DeviceConnection] = {}
-        self._heard: set[str] = set()
-        self._rate_limited: Counter[str] = Counter()
+        self._heard: dict[str, datetime] = {}  # session ID: the time of its last frame
         self._welcome_locks: dict[str, asyncio.Lock] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -488,8 +497,14 @@ class DeviceGateway:
         except BadFrame as error:
             await connection.refuse(error)
             return
+        assert event.message_id is not None
+        if event.message_id in connection.acknowledged:  # stored already: nothing to spend
+            await connection.send({"type": "ack", "replyTo": frame_id})
+            return
         if not connection.publishes.take():
-            self._rate_limited[connection.device_id] += 1
+            connection.refused += 1
+            if connection.refusal_writes.take():
+                await self._write_refused(connection)
             await connection.refuse(BadFrame(
                 "Too many events; this one was not stored. Publish about once a second, in "
                 f"bursts of at most {self.settings.device_event_burst}.",
@@ -497,12 +512,27 @@ class DeviceGateway:
             ))
             return
         try:
-            await events.record([event])
+            (stored,) = await events.record([event])
         except events.EventsUnavailable as error:
             await connection.refuse(BadFrame(error.message, code=FrameCode.UNAVAILABLE,
                                              reply_to=frame_id))
             return
+        if stored is None:  # a retransmission of an event stored on an earlier connection
+            connection.publishes.give_back()
+        connection.acknowledged.append(event.message_id)
         await connection.send({"type": "ack", "replyTo": frame_id})
+
+    @staticmethod
+    async def _write_refused(connection: DeviceConnection) -> None:
+        """Add the connection's refused publishes to its device's counter."""
+        count, connection.refused = connection.refused, 0
+        if not count:
+            return
+        try:
+            await gateway.record_rate_limited(Counter({connection.device_id: count}))
+        except Exception:  # the database is down: the flusher tries again
+            connection.refused += count
+            log.exception("counting rate-limited events failed")
 
     async def _parse_publish(
         self, connection: DeviceConnection, frame_id: int, body: dict[str, Any]
@@ -582,42 +612,65 @@ class DeviceGateway:
             )
 
     def _note_heard(self, connection: DeviceConnection) -> None:
-        """Note that the device was heard; `heard_flusher` writes the notes in batches."""
+        """Note when the device was last heard; `heard_flusher` writes the notes in batches."""
         if connection.session_id:
-            self._heard.add(connection.session_id)
+            self._heard[connection.session_id] = connection.heard_at
+
+    async def flush_heard(self) -> None:
+        """Write `lastHeardAt` for every device heard since the last pass."""
+        heard, self._heard = self._heard, {}
+        try:
+            await gateway.record_heard(heard)
+        except Exception:  # the database is down: these notes wait for the next pass
+            for session_id, heard_at in heard.items():
+                self._heard[session_id] = max(heard_at, self._heard.get(session_id, heard_at))
+            log.exception("writing lastHeardAt failed")
+
+    async def flush_refused(self) -> None:
+        """Add the refused publishes that connections have not written yet to the devices'
+        counters, in one batch."""
+        refused: Counter[str] = Counter()
+        pending = [c for c in self.connections.values() if c.refused]
+        for connection in pending:
+            refused[connection.device_id] += connection.refused
+            connection.refused = 0
+        try:
+            await gateway.record_rate_limited(refused)
+        except Exception:  # the database is down: these counts wait for the next pass
+            for connection in pending:
+                connection.refused += refused[connection.device_id]
+            log.exception("counting rate-limited events failed")
 
     @contextlib.asynccontextmanager
     async def heard_flusher(self) -> AsyncIterator[None]:
-        """Write `lastHeardAt` for every device heard since the last pass, every
-        `HEARD_FLUSH_INTERVAL`, while the block (the app's lifespan) runs."""
+        """While the block (the app's lifespan) runs, write `lastHeardAt` every
+        `HEARD_FLUSH_INTERVAL` and the refused publishes every `RATE_LIMITED_FLUSH_INTERVAL`."""
 
-        async def flush_forever() -> None:
-            interval = gateway.HEARD_FLUSH_INTERVAL.total_seconds()
+        async def every(interval: timedelta, flush: Callable[[], Awaitable[None]]) -> None:
             while True:
-                await asyncio.sleep(interval)
-                heard, self._heard = self._heard, set()
-                refused, self._rate_limited = self._rate_limited, Counter()
-                try:
-                    await gateway.record_heard(heard, clock.now())
-                except Exception:  # the database is down: these notes wait for the next pass
-                    self._heard |= heard
-                    log.exception("writing lastHeardAt failed")
-                try:
-                    await gateway.record_rate_limited(refused)
-                except Exception:
-                    self._rate_limited.update(refused)
-                    log.exception("counting rate-limited events failed")
+                await asyncio.sleep(interval.total_seconds())
+                await flush()
 
-        task = asyncio.create_task(flush_forever(), name="last-heard-flusher")
+        tasks = [
+            asyncio.create_task(
+                every(gateway.HEARD_FLUSH_INTERVAL, self.flush_heard), name="last-heard-flusher"
+            ),
+            asyncio.create_task(
+                every(gateway.RATE_LIMITED_FLUSH_INTERVAL, self.flush_refused),
+                name="rate-limited-flusher",
+            ),
+        ]
         try:
             yield
         finally:
-            task.cancel()
-            await asyncio.wait([task])
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks)
 
     async def _forget(self, connection: DeviceConnection) -> None:
         """The connection ended: mark the device offline unless a newer connection has it."""
         connection.abandon_requests()
+        await self._write_refused(connection)
         if not connection.session_id:
             return
         if self.connections.get(connection.device_id) is connection:

@@ -18,11 +18,11 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from tortoise.expressions import F
+from tortoise.expressions import Case, F, Q, When
 from tortoise.transactions import in_transaction
 
 from auth import tokens
@@ -46,6 +46,9 @@ OFFLINE = "offline"
 # `last_heard_at` is written at most this often per connection (the latest time is kept in
 # memory in between and written on close): a write per frame would make every ping a write.
 HEARD_FLUSH_INTERVAL = timedelta(seconds=5)
+# A connection writes its refused publishes to `rate_limited_events` at once, at most once
+# this often; the refusals in between are written by the gateway's flusher within this time.
+RATE_LIMITED_FLUSH_INTERVAL = timedelta(seconds=1)
 # How much older than twice keepAlive a stored `last_heard_at` must be before the sweeper calls
 # the device dead: the flush interval above, plus a margin for a busy process.
 STALE_SLACK = HEARD_FLUSH_INTERVAL + timedelta(seconds=5)
@@ -240,13 +243,28 @@ async def record_rate_limited(counts: Counter[str]) -> None:
             )
 
 
-async def record_heard(session_ids: Collection[str], heard_at: datetime) -> None:
-    """Store that the devices of these sessions were heard by `heard_at`: one UPDATE per
-    thousand sessions, so presence costs a few writes per flush interval whatever the number
-    of connections. Keyed by session, so a replaced or swept connection writes nothing."""
-    ids = list(session_ids)
-    for start in range(0, len(ids), 1000):
-        await Device.filter(session_id__in=ids[start : start + 1000]).update(last_heard_at=heard_at)
+def _later_heard(heard_at: datetime, where: Q | None = None) -> When:
+    """`last_heard_at` becomes `heard_at` (for rows matching `where`) only if that is later:
+    the stored time never moves back."""
+    condition = Q(last_heard_at__lt=heard_at) | Q(last_heard_at__isnull=True)
+    value = Device._meta.fields_map["last_heard_at"].to_db_value(heard_at, Device)
+    return When(condition if where is None else where & condition, then=value)
+
+
+async def record_heard(heard: Mapping[str, datetime]) -> None:
+    """Store when the devices of these sessions were last heard (the time of their last
+    frame, never moving back): one UPDATE per 500 sessions, so presence costs a few writes per
+    flush interval whatever the number of connections. Keyed by session, so a replaced or
+    swept connection writes nothing."""
+    items = list(heard.items())
+    for start in range(0, len(items), 500):
+        chunk = items[start : start + 500]
+        await Device.filter(session_id__in=[session_id for session_id, _ in chunk]).update(
+            last_heard_at=Case(
+                *(_later_heard(at, Q(session_id=session_id)) for session_id, at in chunk),
+                default=F("last_heard_at"),
+            )
+        )
 
 
 async def disconnect(device_id: str, session_id: str, heard_at: datetime) -> bool:
@@ -259,7 +277,9 @@ async def disconnect(device_id: str, session_id: str, heard_at: datetime) -> boo
         if device is None:
             return False
         updated = await Device.filter(id=device_id, session_id=session_id).update(
-            online=False, session_id=None, last_heard_at=heard_at
+            online=False,
+            session_id=None,
+            last_heard_at=Case(_later_heard(heard_at), default=F("last_heard_at")),
         )
         if not updated:
             return False

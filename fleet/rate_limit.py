@@ -28,3 +28,7 @@ class TokenBucket:
             return False
         self._tokens -= 1
         return True
+
+    def give_back(self) -> None:
+        """Return a token taken for an action that turned out to cost nothing."""
+        self._tokens = min(float(self.burst), self._tokens + 1)

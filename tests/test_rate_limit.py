@@ -21,6 +21,17 @@ def test_a_burst_then_the_steady_rate(frozen_clock: Clock) -> None:
     assert sum(bucket.take() for _ in range(10)) == 4
 
 
+def test_a_token_given_back_can_be_taken_again(frozen_clock: Clock) -> None:
+    bucket = TokenBucket(rate=1, burst=2)
+    assert [bucket.take(), bucket.take(), bucket.take()] == [True, True, False]
+    bucket.give_back()
+    assert [bucket.take(), bucket.take()] == [True, False]
+    bucket.give_back()
+    bucket.give_back()
+    bucket.give_back()  # never more than the burst
+    assert [bucket.take(), bucket.take(), bucket.take()] == [True, True, False]
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     rate=st.sampled_from([0.5, 1.0, 4.0]),

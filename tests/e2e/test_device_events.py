@@ -141,6 +141,10 @@ async def test_data_at_the_largest_limit_fits_in_a_frame(url: str, two_products:
     assert [row[5] for row in await device_events(device_id)] == [16]
 
 
+async def rate_limited_events(device_id: str) -> int:
+    return (await Device.get(id=device_id)).rate_limited_events
+
+
 async def test_the_fifth_event_of_a_burst_is_rate_limited(
     url: str, two_products: Products, frozen_clock: Clock
 ) -> None:
@@ -153,16 +157,80 @@ async def test_the_fifth_event_of_a_burst_is_rate_limited(
             "type": "error", "replyTo": 15, "code": "rate_limited",
             "message": "Too many events; this one was not stored. Publish about once a "
                        "second, in bursts of at most 4."}
+        assert await rate_limited_events(device_id) == 1  # counted before the device is told
         frozen_clock.advance(seconds=1)  # one more token
         assert await exchange(ws, publish(16)) == {"type": "ack", "replyTo": 16}
         assert (await exchange(ws, publish(17)))["code"] == "rate_limited"
-
-        async def counted() -> bool:
-            return (await Device.get(id=device_id)).rate_limited_events == 2
-
-        await eventually(counted, within=15)
+        assert await rate_limited_events(device_id) == 2
     assert [row[4] for row in await device_events(device_id)] == [
         "m11", "m12", "m13", "m14", "m16"]
+
+
+async def test_refusals_in_quick_succession_are_counted_within_a_second(
+    url: str, two_products: Products, frozen_clock: Clock
+) -> None:
+    """A connection writes its refusals at once, at most once a second; the ones in between
+    are written within a second by the flusher, or when the connection ends."""
+    device_id, secret = await make_device(two_products.p)
+    async with session(url, device_id, secret, two_products.p.id) as (ws, _):
+        for frame_id in range(1, 5):
+            assert (await exchange(ws, publish(frame_id)))["type"] == "ack"
+        for frame_id in range(5, 8):
+            assert (await exchange(ws, publish(frame_id)))["code"] == "rate_limited"
+        assert await rate_limited_events(device_id) >= 1
+        started = asyncio.get_running_loop().time()
+
+        async def all_counted() -> bool:
+            return await rate_limited_events(device_id) == 3
+
+        await eventually(all_counted, within=5)
+        assert asyncio.get_running_loop().time() - started < 2  # the flusher's second, and slack
+        assert (await exchange(ws, publish(8)))["code"] == "rate_limited"
+    assert await rate_limited_events(device_id) == 4  # written as the connection ended
+
+
+async def test_retransmissions_spend_no_rate_limit_tokens(
+    url: str, two_products: Products, frozen_clock: Clock
+) -> None:
+    device_id, secret = await make_device(two_products.p)
+    async with session(url, device_id, secret, two_products.p.id) as (ws, _):
+        for frame_id in range(1, 5):
+            assert await exchange(ws, publish(frame_id)) == {"type": "ack", "replyTo": frame_id}
+        frozen_clock.advance(seconds=1)  # one token
+        for frame_id in range(1, 5):  # the acks were lost, say: the same four again
+            again = {**publish(10 + frame_id), "messageId": f"m{frame_id}"}
+            assert await exchange(ws, again) == {"type": "ack", "replyTo": 10 + frame_id}
+        assert await exchange(ws, publish(20)) == {"type": "ack", "replyTo": 20}
+    # And on the next connection, where the cloud looks the message IDs up when storing.
+    async with session(url, device_id, secret, two_products.p.id) as (ws, _):
+        for frame_id in range(1, 5):
+            again = {**publish(30 + frame_id), "messageId": f"m{frame_id}"}
+            assert await exchange(ws, again) == {"type": "ack", "replyTo": 30 + frame_id}
+        for frame_id in range(40, 44):
+            assert await exchange(ws, publish(frame_id)) == {"type": "ack", "replyTo": frame_id}
+    assert await rate_limited_events(device_id) == 0
+    assert [row[4] for row in await device_events(device_id)] == [
+        "m1", "m2", "m3", "m4", "m20", "m40", "m41", "m42", "m43"]
+
+
+async def test_last_heard_is_the_last_frames_time_and_never_moves_back(
+    url: str, two_products: Products, frozen_clock: Clock
+) -> None:
+    device_id, secret = await make_device(two_products.p)
+    async with session(url, device_id, secret, two_products.p.id) as (ws, _):
+        welcomed = (await Device.get(id=device_id)).last_heard_at
+        frozen_clock.advance(seconds=1)
+        assert (await exchange(ws, {"type": "ping", "id": 5}))["type"] == "pong"
+        pinged = frozen_clock.current
+        frozen_clock.advance(seconds=3)  # silence: the flusher writes after it
+
+        async def flushed() -> bool:
+            return (await Device.get(id=device_id)).last_heard_at != welcomed
+
+        await eventually(flushed, within=15)
+        assert (await Device.get(id=device_id)).last_heard_at == pinged
+    # The end of the connection stores the same time: lastHeardAt does not jump.
+    assert (await Device.get(id=device_id)).last_heard_at == pinged
 
 
 async def test_a_denied_devices_events_belong_to_no_product(

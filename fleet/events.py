@@ -115,6 +115,16 @@ def data_operations(name: str, data: str) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class Presence:
+    """The condition of a presence event (`spark/status`): it is stored only if, when the
+    event log writes it, the device's session is still `session_id` (None: the device has
+    none, it is offline). So an event about a presence another process has changed since is
+    dropped, and the log never ends in `offline` while the device is online."""
+
+    session_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class NewEvent:
     """An event to store."""
 
@@ -125,6 +135,7 @@ class NewEvent:
     published_at: datetime
     private: bool = True
     message_id: str | None = None
+    presence: Presence | None = None
 
     @property
     def data_operations(self) -> int:
@@ -196,7 +207,8 @@ class EventLog:
 
     async def append(self, events: Sequence[NewEvent]) -> list[LiveEvent | None]:
         """Store `events` and return them as stored, once they are committed: None for a
-        retransmission (a device's message ID stored before). Raises `EventsUnavailable`."""
+        retransmission (a device's message ID stored before) and for a presence event whose
+        `Presence` no longer holds. Raises `EventsUnavailable`."""
         loop = asyncio.get_running_loop()
         pending = [_Pending(event, loop.create_future()) for event in events]
         self._queue.extend(pending)
@@ -274,8 +286,16 @@ class EventLog:
             ids = await (self._take_ids_postgres if postgres else self._take_ids_sqlite)(
                 connection, len(batch)
             )
-            inserted = await (self._insert_postgres if postgres else self._insert_sqlite)(
-                connection, ids, batch
+            # Under the writers' lock (taken with the IDs): no presence changes unseen between
+            # this read and the commit of the events' order.
+            current = await _presence_holds(connection, batch)
+            kept = [(i, e) for i, e, ok in zip(ids, batch, current, strict=True) if ok]
+            inserted = (
+                await (self._insert_postgres if postgres else self._insert_sqlite)(
+                    connection, [i for i, _ in kept], [e for _, e in kept]
+                )
+                if kept
+                else set()
             )
         return [
             LiveEvent(
@@ -382,6 +402,23 @@ class EventLog:
             )
             inserted |= {row["id"] for row in returned}
         return inserted
+
+
+async def _presence_holds(connection: BaseDBAsyncClient, batch: list[NewEvent]) -> list[bool]:
+    """For each event, whether it may be stored: events without a `Presence` always, presence
+    events if the device's session is still theirs."""
+    device_ids = {e.device_id for e in batch if e.presence is not None and e.device_id}
+    if not device_ids:
+        return [True] * len(batch)
+    sessions = dict(
+        await Device.filter(id__in=list(device_ids))
+        .using_db(connection)
+        .values_list("id", "session_id")
+    )
+    return [
+        e.presence is None or sessions.get(e.device_id or "") == e.presence.session_id
+        for e in batch
+    ]
 
 
 # The event logs of the apps running in this process, the latest last (normally just one).

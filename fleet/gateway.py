@@ -199,7 +199,7 @@ async def welcome(device_id: str, hello: Hello) -> Welcome:
         # the commit: a customer's deletion locks the customer, then their devices.
         await Customer.filter(id=customer_id).update(last_active_at=now)
     event_product = _event_product(stored_product, assignment.quarantine)
-    await _status_events([(device_id, event_product)], ONLINE, now)
+    await _status_events([(device_id, event_product)], ONLINE, now, session_id)
     return Welcome(
         session_id,
         assignment,
@@ -284,7 +284,8 @@ async def disconnect(device_id: str, session_id: str, heard_at: datetime) -> boo
         if not updated:
             return False
     await _status_events(
-        [(device_id, _event_product(device.product_id, device.quarantine))], OFFLINE, clock.now()
+        [(device_id, _event_product(device.product_id, device.quarantine))], OFFLINE, clock.now(),
+        None,
     )
     return True
 
@@ -337,6 +338,7 @@ async def mark_stale_devices_offline(keepalive: int) -> int:
             ],
             OFFLINE,
             clock.now(),
+            None,
         )
         total += len(stale)
         if len(stale) < SWEEP_BATCH:
@@ -368,12 +370,14 @@ async def _sweep_forever(settings: Settings) -> None:
 
 
 async def _status_events(
-    devices: Sequence[tuple[str, int | None]], data: str, at: datetime
+    devices: Sequence[tuple[str, int | None]], data: str, at: datetime, session_id: str | None
 ) -> None:
     """Record `spark/status` events (the cloud's own: never data operations) for (device,
     product) pairs, through the event log, so they are batched and streamed live. The presence
     change they report is already committed: if they cannot be stored, they are logged and
-    the change stands."""
+    the change stands. Each is stored only if the device's session is still `session_id`
+    (None: offline) when the log writes it (`events.Presence`): a process that swept the
+    device while another welcomed it cannot leave the log ending in `offline`."""
     try:
         await events.record(
             [
@@ -384,6 +388,7 @@ async def _status_events(
                     data=data,
                     published_at=at,
                     private=False,
+                    presence=events.Presence(session_id),
                 )
                 for device_id, product_id in devices
             ]

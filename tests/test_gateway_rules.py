@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from collections.abc import Sequence
+from datetime import timedelta
 
 import pytest
 
 from api.gateway import BadFrame, parse_frame
 from auth import tokens
 from core import clock
-from fleet import gateway
+from fleet import events, gateway
 from fleet.gateway import Assignment, Hello
 from models.devices import Device, Event, Quarantine
 from models.organizations import Organization
@@ -105,6 +108,70 @@ async def test_an_older_session_cannot_mark_the_device_offline() -> None:
     assert (device.online, device.session_id) == (False, None)
     assert await Event.filter(device_id=device_id).order_by("id").values_list("data", flat=True) \
         == ["online", "online", "offline"]
+
+
+async def held_status_events(
+    monkeypatch: pytest.MonkeyPatch, data: str
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """Hold the recording of `spark/status` events with `data` until the test lets it go: the
+    first event says it is held, the second lets it through."""
+    record, held, release = events.record, asyncio.Event(), asyncio.Event()
+
+    async def holding(batch: Sequence[events.NewEvent]) -> list[events.LiveEvent | None]:
+        if batch and batch[0].name == gateway.STATUS_EVENT and batch[0].data == data:
+            held.set()
+            await release.wait()
+        return await record(batch)
+
+    monkeypatch.setattr(events, "record", holding)
+    return held, release
+
+
+async def status_log(device_id: str) -> list[str]:
+    return list(await Event.filter(device_id=device_id, name=gateway.STATUS_EVENT)
+                .order_by("id").values_list("data", flat=True))
+
+
+async def test_a_sweep_racing_a_welcome_cannot_leave_the_log_offline(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweeper (one process) marks the device offline; before its `offline` event is written
+    a welcome (another process) marks it online and writes `online`: the sweeper's late
+    `offline` is dropped, so the log ends as the device is."""
+    device_id = secrets.token_hex(12)
+    await Device.create(id=device_id, secret_hash=tokens.digest("s"), platform="Photon",
+                        provisioned_at=clock.now(), online=True, session_id="dead-process",
+                        last_heard_at=clock.now() - timedelta(hours=1))
+    held, release = await held_status_events(monkeypatch, gateway.OFFLINE)
+    sweep = asyncio.create_task(gateway.mark_stale_devices_offline(30))
+    await held.wait()  # the sweep committed; its event is not written yet
+    welcome = await gateway.welcome(device_id, Hello(None, "1", "1.0.0", [], []))
+    release.set()
+    assert await sweep == 1
+    device = await Device.get(id=device_id)
+    assert (device.online, device.session_id) == (True, welcome.session_id)
+    assert await status_log(device_id) == ["online"]
+
+
+async def test_a_late_online_event_cannot_follow_the_sessions_end(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The welcome's `online` event is held until its session has ended: it is dropped."""
+    device_id = secrets.token_hex(12)
+    await Device.create(id=device_id, secret_hash=tokens.digest("s"), platform="Photon",
+                        provisioned_at=clock.now())
+    held, release = await held_status_events(monkeypatch, gateway.ONLINE)
+    welcoming = asyncio.create_task(
+        gateway.welcome(device_id, Hello(None, "1", "1.0.0", [], []))
+    )
+    await held.wait()
+    session_id = (await Device.get(id=device_id)).session_id
+    assert session_id is not None
+    assert await gateway.disconnect(device_id, session_id, clock.now()) is True
+    release.set()
+    await welcoming
+    assert not (await Device.get(id=device_id)).online
+    assert await status_log(device_id) == ["offline"]
 
 
 @pytest.mark.parametrize(

@@ -77,6 +77,12 @@ class Settings(BaseSettings):
         1024 * 1024, gt=0, description="bytes of event names and data queued per slow subscriber"
     )
     function_call_timeout: float = Field(10.0, gt=0, description="seconds")
+    # Caps on what one caller can pile up: outstanding claim codes per customer, customers a
+    # product's app creates per hour, live streams open per access token (SSE and GraphQL
+    # subscriptions together, in each app process).
+    claim_codes_per_customer: int = Field(10, ge=1)
+    customers_per_app_per_hour: int = Field(100, ge=1)
+    streams_per_token: int = Field(10, ge=1)
 
     log_level: str = "INFO"
 

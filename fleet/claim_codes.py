@@ -16,6 +16,8 @@ Bluetooth, SoftAP, a QR code…), which presents it in its `hello`. The gateway 
   nothing else.
 - An unknown, expired or used code claims nothing. In every case the device is welcomed as
   usual; the welcome says `"claimed": true` only when the device is the code's customer's.
+- A customer holds at most `CLAIM_CODES_PER_CUSTOMER` outstanding (unused, unexpired) codes:
+  one more is `LimitReached` until one is used or expires.
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from tortoise.transactions import in_transaction
+
 from auth import tokens
 from auth.principals import AnyPrincipal, CustomerPrincipal
 from core import clock
-from core.errors import NotFound, Unauthenticated
+from core.errors import LimitReached, NotFound, Unauthenticated
+from core.settings import get_settings
 from models.customers import ClaimCode, Customer
 from models.devices import Device, Quarantine
 
@@ -55,12 +60,26 @@ async def create_claim_code(principal: AnyPrincipal, product_id: int) -> IssuedC
     now = clock.now()
     code = tokens.generate(CODE_PREFIX)
     expires_at = now + CLAIM_CODE_LIFETIME
-    await ClaimCode.create(
-        code_hash=tokens.digest(code),
-        customer_id=principal.customer.id,
-        created_at=now,
-        expires_at=expires_at,
-    )
+    cap = get_settings().claim_codes_per_customer
+    async with in_transaction():
+        # Locked: two requests at once cannot both take the last place under the cap.
+        customer = await Customer.filter(id=principal.customer.id).select_for_update().first()
+        if customer is None:
+            raise Unauthenticated("Sign in as a customer of the product to get a claim code.")
+        outstanding = await ClaimCode.filter(
+            customer_id=customer.id, used_at=None, expires_at__gt=now
+        ).count()
+        if outstanding >= cap:
+            raise LimitReached(
+                f"You hold {cap} unused claim codes, the most at once; use one or wait until "
+                "one expires."
+            )
+        await ClaimCode.create(
+            code_hash=tokens.digest(code),
+            customer_id=customer.id,
+            created_at=now,
+            expires_at=expires_at,
+        )
     return IssuedClaimCode(code, expires_at)
 
 

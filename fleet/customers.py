@@ -9,16 +9,21 @@ Who may do what:
 - delete: the team's developers and up; the product's SERVER client;
 - list and see: every team role; a customer sees themself.
 Anyone else gets `NotFound`.
+
+Each MOBILE or WEB client creates at most `CUSTOMERS_PER_APP_PER_HOUR` customers in an hour
+(a fixed window from its first creation, counted in the database for every process): an app's
+credentials ship inside the app, so anyone could otherwise sign up customers without end.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import Subquery
+from tortoise.expressions import F, Subquery
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
@@ -26,16 +31,18 @@ from auth import passwords
 from auth.emails import normalize_email
 from auth.principals import AnyPrincipal, ClientPrincipal
 from core import clock
-from core.errors import Conflict, CoreCode, InvalidInput, NotFound
+from core.errors import Conflict, CoreCode, InvalidInput, LimitReached, NotFound
+from core.settings import get_settings
 from fleet import access, audit
 from fleet.errors import FleetCode
 from fleet.permissions import Permission
 from models.customers import Customer
 from models.devices import Device
-from models.oauth import ClientType
+from models.oauth import ClientType, ThrottleCounter
 from models.products import CustomerAuth
 
 SEARCH_MAX = 100
+APP_WINDOW = timedelta(hours=1)
 _APPS = frozenset({ClientType.MOBILE, ClientType.WEB})
 _SERVER = frozenset({ClientType.SERVER})
 
@@ -81,6 +88,9 @@ async def create_customer(
     if await Customer.exists(product_id=product.id, email=address):
         raise taken
     password_hash = await passwords.hash_password(password) if password is not None else None
+    counter = _app_counter(principal) if by_app else None
+    if counter is not None:
+        await _take_app_creation(counter)
     try:
         async with in_transaction():
             customer = await Customer.create(product=product, email=address,
@@ -92,8 +102,37 @@ async def create_customer(
                                    details={"productId": product.id,
                                             "password": password is not None})
     except IntegrityError:
+        if counter is not None:
+            await ThrottleCounter.filter(key=counter).update(failures=F("failures") - 1)
         raise taken from None  # a concurrent creation with the same email won the race
     return customer
+
+
+def _app_counter(principal: AnyPrincipal) -> str:
+    assert isinstance(principal, ClientPrincipal)
+    return f"customers-created:client:{principal.client.id}"
+
+
+async def _take_app_creation(key: str) -> None:
+    """Count one customer creation on the app's counter, or `LimitReached` at the cap. Each
+    step is one conditional UPDATE, so concurrent creations in any process never pass it."""
+    cap = get_settings().customers_per_app_per_hour
+    now = clock.now()
+    # Another process may create the row first: it exists then, which is all we need.
+    with contextlib.suppress(IntegrityError):
+        await ThrottleCounter.get_or_create(
+            key=key, defaults={"failures": 0, "window_started_at": now}
+        )
+    await ThrottleCounter.filter(key=key, window_started_at__lte=now - APP_WINDOW).update(
+        failures=0, window_started_at=now
+    )
+    if not await ThrottleCounter.filter(key=key, failures__lt=cap).update(
+        failures=F("failures") + 1
+    ):
+        raise LimitReached(
+            f"This app created {cap} customers within the hour, the most it may; try again "
+            "later.", field="productId",
+        )
 
 
 async def delete_customer(principal: AnyPrincipal, customer_id: int) -> Customer:

@@ -17,7 +17,7 @@ from models.customers import ClaimCode, Customer
 from models.devices import Device
 from models.oauth import OAuthClient, TokenFamily
 from models.products import Product
-from tests.support.accounts import Team, access_token, organization_with_team
+from tests.support.accounts import Team, access_token, client_token, organization_with_team
 from tests.support.graphql import audit_trail, gid, graphql, run_mutation
 from tests.support.servers import Clock
 
@@ -315,6 +315,42 @@ async def test_a_customers_devices_are_their_products_claimed_devices(
 
 
 # --- Deleting ----------------------------------------------------------------------------------
+
+
+async def test_each_app_creates_at_most_the_cap_of_customers_an_hour(
+    http, acme: Acme, frozen_clock: Clock, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(get_settings(), "customers_per_app_per_hour", 2)
+    owner = acme.team.principals["OWNER"]
+    apps = [
+        await products.create_oauth_client(owner, acme.product.id, name=kind, client_type=kind,
+                                           redirect_uris=["https://app.example/cb"])
+        for kind in ("MOBILE", "WEB")
+    ]
+    mobile, web = [await client_token(http, client, secret) for client, secret in apps]
+    password = "correct horse battery"
+    for n in (1, 2):
+        assert (await create(http, mobile, acme.product, f"m{n}@example.com", password)
+                )["userErrors"] == []
+    refused = error("LIMIT_REACHED", "productId", "This app created 2 customers within the "
+                                                  "hour, the most it may; try again later.")
+    assert (await create(http, mobile, acme.product, "m3@example.com", password)
+            )["userErrors"] == refused
+    # A refused email (taken) spends nothing; the other app and the team have their own.
+    assert (await create(http, web, acme.product, "m1@example.com", password)
+            )["userErrors"][0]["code"] == "CUSTOMER_EXISTS"
+    for n in (1, 2):
+        assert (await create(http, web, acme.product, f"w{n}@example.com", password)
+                )["userErrors"] == []
+    assert (await create(http, acme.developer, acme.product, "t@example.com"))["userErrors"] == []
+    frozen_clock.advance(minutes=59)
+    assert (await create(http, mobile, acme.product, "m3@example.com", password)
+            )["userErrors"] == refused
+    frozen_clock.advance(minutes=1)  # the hour is over
+    mobile = await client_token(http, *apps[0])
+    assert (await create(http, mobile, acme.product, "m3@example.com", password)
+            )["userErrors"] == []
+    assert await Customer.filter(email="m3@example.com").count() == 1
 
 
 async def test_a_developer_deletes_a_customer(http, acme: Acme, frozen_clock: Clock):

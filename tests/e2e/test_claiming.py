@@ -18,6 +18,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from core.settings import get_settings
 from fleet.events import LiveEvent
 from models.customers import ClaimCode, Customer
 from models.devices import Device, Event
@@ -113,6 +114,41 @@ async def _last_event(device_id: str) -> LiveEvent:
     event = await Event.filter(device_id=device_id).order_by("-id").first()
     assert event is not None
     return LiveEvent.of(event)
+
+
+async def claim_code_errors(http: httpx.AsyncClient, token: str, product_id: int
+                            ) -> list[dict[str, Any]]:
+    payload = await run_mutation(http, "createClaimCode", "CreateClaimCodeInput",
+                                 {"productId": gid("Product", product_id)}, "claimCode",
+                                 token=token)
+    return payload["userErrors"]
+
+
+async def test_a_customer_holds_at_most_the_cap_of_outstanding_codes(
+    http: httpx.AsyncClient, url: str, two_products: Products, frozen_clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(get_settings(), "claim_codes_per_customer", 2)
+    alice = await make_customer(two_products.p, "alice@customers.example")
+    bob = await make_customer(two_products.p, "bob@customers.example")
+    token = await customer_token(alice)
+    code = await claim_code(http, token, two_products.p.id)
+    await claim_code(http, token, two_products.p.id)
+    refused = {"field": None, "code": "LIMIT_REACHED",
+               "message": "You hold 2 unused claim codes, the most at once; use one or wait "
+                          "until one expires."}
+    assert await claim_code_errors(http, token, two_products.p.id) == [refused]
+    await claim_code(http, await customer_token(bob), two_products.p.id)  # a cap per customer
+    device_id, secret = await make_device(two_products.p)
+    async with connected(url, device_id, secret, two_products.p.id, code) as (_, welcome):
+        assert welcome == welcome_frame(two_products.p.id, claimed=True)
+    await claim_code(http, token, two_products.p.id)  # the used code freed its place
+    assert await claim_code_errors(http, token, two_products.p.id) == [refused]
+    frozen_clock.advance(hours=24)  # both expire
+    token = await customer_token(alice)
+    await claim_code(http, token, two_products.p.id)
+    await claim_code(http, token, two_products.p.id)
+    assert await claim_code_errors(http, token, two_products.p.id) == [refused]
 
 
 async def test_an_expired_code_claims_nothing(http: httpx.AsyncClient, url: str,

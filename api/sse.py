@@ -45,8 +45,8 @@ OpenStream = Callable[..., Awaitable[live.EventStream]]
 
 
 class EventStreamResponse(StreamingResponse):
-    """`text/event-stream` of a live stream, subscribed while the response runs. The
-    response ends when the client goes away or the subscriber's access ends."""
+    """`text/event-stream` of a live stream, entered (subscribed) by the caller and left when
+    the response ends: when the client goes away or the subscriber's access ends."""
 
     def __init__(self, stream: live.EventStream, keepalive: float) -> None:
         self._stream = stream
@@ -59,8 +59,10 @@ class EventStreamResponse(StreamingResponse):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Unsubscribes whether the stream ended, failed or the client disconnected.
-        async with self._stream:
+        try:
             await super().__call__(scope, receive, send)
+        finally:
+            await self._stream.__aexit__(None, None, None)
 
     async def _frames(self) -> AsyncIterator[bytes]:
         yield b":ok\n\n"
@@ -119,6 +121,8 @@ async def _respond(request: Request, open_stream: OpenStream, key: str) -> Respo
             prefix=request.path_params.get("prefix"),
             after=after,
         )
+        # Entered here, so that a token over its cap of streams gets its 429 (`LimitReached`).
+        await stream.__aenter__()
     except DomainError as error:
         return _error(error.http_status, error.message, error.code)
     return EventStreamResponse(stream, settings.sse_keepalive)

@@ -14,6 +14,10 @@ item in the dropped events' place, with their number (`UNKNOWN` when the broker 
 without knowing how many). An event always fits an empty buffer, so that a stream whose byte
 bound is below one large event still moves. Publishers and other subscribers never wait for it.
 
+Caps: one access token holds at most `streams_per_token` open streams at once in this process
+(SSE and GraphQL subscriptions together): opening one more raises `LimitReached` until one of
+them ends.
+
 Access: every `stream_access_check_interval` seconds the stream authenticates its bearer token
 again and checks that its principal may still watch (the same check as when it opened, which
 reads the device afresh). When not (the token was revoked or expired, the member left the team,
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -35,7 +39,7 @@ from tortoise.queryset import QuerySet
 from auth import tokens
 from auth.errors import AuthCode
 from auth.principals import AnyPrincipal
-from core.errors import InvalidInput, Unauthenticated
+from core.errors import InvalidInput, LimitReached, Unauthenticated
 from core.settings import Settings
 from fleet import access
 from fleet.errors import FleetCode
@@ -54,6 +58,9 @@ from models.devices import Event
 UNKNOWN = -1  # `Missed.count` when the broker lost an unknown number of events
 HISTORY_PAGE = 500
 MAX_EVENT_ID = 2**63 - 1  # event IDs are 64-bit
+
+# The streams open in this process, per access token (by its digest).
+_open_streams: Counter[str] = Counter()
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,10 +144,32 @@ class EventStream:
         self._check_at = 0.0
         self._arrived = asyncio.Event()
         self._exit = contextlib.AsyncExitStack()
+        self._streams_per_token = settings.streams_per_token
 
     async def __aenter__(self) -> EventStream:
+        """Take one of the token's places (`LimitReached` when it has none left), then
+        subscribe."""
+        key = tokens.digest(self._token) if self._token else None
+        if key is not None:
+            if _open_streams[key] >= self._streams_per_token:
+                raise LimitReached(
+                    f"This access token has {self._streams_per_token} event streams open, the "
+                    "most at once; close one first."
+                )
+            _open_streams[key] += 1
         broker = event_log().broker
-        await self._exit.enter_async_context(broker.subscribed(self._source.channel, self._receive))
+        try:
+            await self._exit.enter_async_context(
+                broker.subscribed(self._source.channel, self._receive)
+            )
+        except BaseException:
+            if key is not None:
+                _close_stream(key)
+            raise
+        if key is not None:
+            # Given back before unsubscribing (exits run last in, first out): once a stream has
+            # left its channel, its place is free.
+            self._exit.callback(_close_stream, key)
         self._check_at = asyncio.get_running_loop().time() + self._check_interval
         return self
 
@@ -272,6 +301,12 @@ class EventStream:
             )
         await self._source.may_watch(principal)
         self._check_at = asyncio.get_running_loop().time() + self._check_interval
+
+
+def _close_stream(key: str) -> None:
+    _open_streams[key] -= 1
+    if not _open_streams[key]:
+        del _open_streams[key]
 
 
 def _size(event: LiveEvent) -> int:

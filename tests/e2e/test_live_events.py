@@ -341,6 +341,42 @@ async def test_a_client_that_leaves_is_unsubscribed(http, world: Fleet) -> None:
     await until_subscribed(channel, 0)
 
 
+async def test_a_token_holds_at_most_the_cap_of_open_streams(
+    http, live_server, world: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SSE and subscriptions share the cap: two open, the third refused, one closing frees a
+    place; another token has places of its own."""
+    monkeypatch.setattr(get_settings(), "streams_per_token", 2)
+    token, other = await world.token(), await world.token("SUPPORT")
+    message = ("This access token has 2 event streams open, the most at once; close one "
+               "first.")
+    product_channel = events.product_channel(world.product.id)
+    async with sse(http, "/v1/products/thermostat/events", token), \
+            graphql_ws(live_server, token) as ws:
+        await subscribe(ws, DEVICE_EVENTS, id=D1)
+        await until_subscribed(events.device_channel(D1))
+        response = await refused(http, f"/v1/devices/{D2}/events", token)
+        assert response.status_code == 429
+        assert response.json() == {
+            "errors": [{"message": message, "extensions": {"code": "LIMIT_REACHED"}}]}
+        async with sse(http, "/v1/products/thermostat/events", other):
+            await until_subscribed(product_channel, 2)
+        await until_subscribed(product_channel, 1)
+        async with graphql_ws(live_server, token) as second:
+            await subscribe(second, PRODUCT_EVENTS, id=gid("Product", world.product.id))
+            ended = await receive(second)
+            assert [(e["message"], e["extensions"]) for e in ended["payload"]["errors"]] == [
+                (message, {"code": "LIMIT_REACHED"})]
+            assert await receive(second) == {"id": "1", "type": "complete"}
+        await ws.send(json.dumps({"id": "1", "type": "complete"}))
+        await until_subscribed(events.device_channel(D1), 0)
+        async with sse(http, f"/v1/devices/{D2}/events", token):  # the freed place
+            assert (await refused(http, f"/v1/devices/{D2}/events", token)).status_code == 429
+    await until_subscribed(events.device_channel(D2), 0)
+    await until_subscribed(product_channel, 0)
+    assert live._open_streams == {}  # every place given back
+
+
 # --- GraphQL subscriptions ------------------------------------------------------------------
 
 

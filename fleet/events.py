@@ -548,6 +548,14 @@ async def device_log(
     return device, _watched_device_history(principal, device, _checked(where))
 
 
+def watched_device_log(
+    principal: AnyPrincipal, device: Device, where: EventFilter
+) -> QuerySet[Event]:
+    """`device_log` of a device already checked (`access.watchable_devices`, for a page of
+    devices at once)."""
+    return _watched_device_history(principal, device, _checked(where))
+
+
 def _checked(where: EventFilter) -> EventFilter:
     return replace(where, prefix=check_prefix(where.prefix))
 

@@ -288,5 +288,10 @@ async def call_function(
 
 async def read_variable(principal: AnyPrincipal, device_id: str, name: str) -> Value:
     """Read the device's variable `name`: a boolean, a number or a string."""
-    device = await access.callable_device(principal, device_id)
+    return await read_variable_of(await access.callable_device(principal, device_id), name)
+
+
+async def read_variable_of(device: Device, name: str) -> Value:
+    """`read_variable` of a device already checked (`access.callable_devices`, for a page of
+    devices at once)."""
     return await _ask(device, Kind.GET, name)

@@ -11,6 +11,7 @@ import pytest
 from models.devices import Device
 from models.organizations import AuditEntry
 from tests.support.constants import T
+from tests.support.database import recorded_queries
 from tests.support.graphql import gid, graphql, run_mutation
 from tests.support.worlds import (
     CLAIMED,
@@ -118,6 +119,30 @@ async def test_device_stats_of_an_empty_product(http, fleet):
         "total": 0, "online": 0, "offline": 0, "neverOnline": 0, "development": 0,
         "quarantined": 0, "byFirmwareVersion": [], "bySystemFirmwareVersion": [],
     }
+
+
+# --- devices: events and variables without a query per device --------------------------------
+
+
+@pytest.mark.parametrize("field", ["events(first: 1) { edges { node { id } } }",
+                                   'variable(name: "temperature") { value userErrors { code } }'])
+async def test_a_page_of_devices_checks_access_in_a_fixed_number_of_queries(
+    http, fleet, monkeypatch: pytest.MonkeyPatch, field: str
+):
+    """`Device.events` and `Device.variable` check access for the whole page at once: beyond
+    the events pages themselves, a page of six devices runs the queries a page of two does."""
+    token = await fleet.token("SUPPORT")
+
+    async def page(first: int) -> list[str]:
+        query = ("query($first: Int!) { product(idOrSlug: \"thermostat\") { devices(first: "
+                 f"$first) {{ edges {{ node {{ deviceId {field} }} }} }} }} }}")
+        with recorded_queries(monkeypatch) as seen:
+            body = await graphql(http, query, {"first": first}, token=token)
+        assert "errors" not in body, body
+        assert len(body["data"]["product"]["devices"]["edges"]) == first
+        return [sql for sql in seen if '"events"' not in sql]
+
+    assert len(await page(6)) == len(await page(2))
 
 
 # --- devices: filters ----------------------------------------------------------------------

@@ -13,7 +13,7 @@ from strawberry.dataloader import DataLoader
 
 from api.graphql.context import Context
 from core.errors import DomainError
-from fleet import customers, devices, products
+from fleet import access, customers, devices, products
 from models.devices import Device
 from models.oauth import OAuthClient
 from models.organizations import Organization
@@ -23,8 +23,11 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-def _loader(context: Context, name: str, load: Callable[[Sequence[K]], Awaitable[list[V]]]
+def _loader(context: Context, name: str,
+            load: Callable[[Sequence[K]], Awaitable[Sequence[V | BaseException]]]
             ) -> DataLoader[K, V]:
+    """The request's loader `name`; a key whose value `load` gives as an exception raises it
+    when loaded."""
     if name not in context.loaders:
         context.loaders[name] = DataLoader(load_fn=load)
     loader: DataLoader[K, V] = context.loaders[name]
@@ -92,3 +95,17 @@ def visible_devices(context: Context) -> DataLoader[str, bool]:
         return seen
 
     return _loader(context, "visible_devices", load)
+
+
+def watchable_devices(context: Context) -> DataLoader[str, Device]:
+    """Devices whose events the caller may see (`access.watchable_devices`: a fixed number of
+    queries for a page of them); loading one the caller may not watch raises its error."""
+    return _loader(context, "watchable_devices",
+                   lambda ids: access.watchable_devices(context.principal, ids))
+
+
+def callable_devices(context: Context) -> DataLoader[str, Device]:
+    """Devices whose variables the caller may read (`access.callable_devices`), as
+    `watchable_devices`."""
+    return _loader(context, "callable_devices",
+                   lambda ids: access.callable_devices(context.principal, ids))

@@ -3,13 +3,16 @@ running the migrations (never `generate_schemas`, so the migrations are tested t
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-from tortoise import Tortoise
+from tortoise import Tortoise, connections
 
 from models import db
 from tests.support.constants import TEST_DATABASE, TEST_POSTGRES_URL, WORKER
@@ -68,3 +71,24 @@ def models_children_first() -> list[type]:
     for model in models:
         visit(model)
     return ordered
+
+
+@contextlib.contextmanager
+def recorded_queries(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The SQL of every statement the default connection runs while the block runs (in this
+    process, the live server's included)."""
+    client_class = type(connections.get("default"))
+    seen: list[str] = []
+    for name in ("execute_query", "execute_query_dict", "execute_insert", "execute_many"):
+        original = getattr(client_class, name)
+
+        async def recording(self: Any, query: str, *args: Any, _original: Any = original,
+                            **kwargs: Any) -> Any:
+            seen.append(query)
+            return await _original(self, query, *args, **kwargs)
+
+        monkeypatch.setattr(client_class, name, recording)
+    try:
+        yield seen
+    finally:
+        monkeypatch.undo()

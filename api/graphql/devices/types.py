@@ -12,6 +12,7 @@ from strawberry import relay
 from strawberry.scalars import JSON
 from tortoise.queryset import QuerySet
 
+from api.graphql import loaders
 from api.graphql.context import Info
 from api.graphql.errors import UserError
 from api.graphql.pagination import (
@@ -158,8 +159,9 @@ class Device(relay.Node):
         after: str | None = None,
         filter: Annotated[DeviceEventFilter, strawberry.lazy(_EVENTS)] | None = None,
     ) -> relay.Connection[Annotated[Event, strawberry.lazy(_EVENTS)]]:
-        _device, history = await events.device_log(
-            info.context.principal, self.device_id,
+        device = await loaders.watchable_devices(info.context).load(self.device_id)
+        history = events.watched_device_log(
+            info.context.principal, device,
             filter.to_domain() if filter else events.EventFilter())
         connection: relay.Connection[Event] = await _Event.resolve_type().page(
             history, first=first, after=after)
@@ -169,7 +171,8 @@ class Device(relay.Node):
                                   "answers, so it must be online.")
     async def variable(self, info: Info, name: str) -> VariableReading:
         try:
-            value = await rpc.read_variable(info.context.principal, self.device_id, name)
+            device = await loaders.callable_devices(info.context).load(self.device_id)
+            value = await rpc.read_variable_of(device, name)
         except DomainError as error:
             return VariableReading(name=name, user_errors=[UserError.from_domain(error)])
         return VariableReading(name=name, value=JSON(value))

@@ -13,8 +13,9 @@ set headers). The response opens with `:ok`, then carries each event as
 and a keep-alive comment every `sse_keepalive` seconds. `Last-Event-ID` resumes after that event
 from history. A subscriber that reads too slowly gets `event: spark/stream/missed` with
 `data: {"missed":N}` where it lost N events (-1: an unknown number); devices cannot publish
-`spark…` names, so it never collides with an event. When the subscriber's access ends, the
-response ends.
+`spark…` names, so it never collides with an event. When the stream ends (the subscriber's
+access ended, or the device moved to another product), the response's last message is
+`event: spark/stream/ended` with `data: {"code":…,"message":…}`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from fleet.events import TTL
 log = logging.getLogger("devicecloud.sse")
 
 MISSED_EVENT = "spark/stream/missed"
+ENDED_EVENT = "spark/stream/ended"
 SERVER_COREID = "particle-internal"  # the `coreid` of events a product's server published
 
 OpenStream = Callable[..., Awaitable[live.EventStream]]
@@ -70,7 +72,9 @@ class EventStreamResponse(StreamingResponse):
             try:
                 item = await self._stream.next(within=self._keepalive)
             except DomainError as error:
-                log.info("event stream ended: access ended", extra={"code": error.code})
+                log.info("event stream ended", extra={"code": error.code})
+                ended = {"code": str(error.code), "message": error.message}
+                yield f"event: {ENDED_EVENT}\ndata: {_json(ended)}\n\n".encode()
                 return
             yield b":\n\n" if item is None else frame(item)
 

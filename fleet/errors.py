@@ -45,6 +45,8 @@ class FleetCode(ErrorCode):
     DEVICE_OFFLINE = "DEVICE_OFFLINE", CONFLICT, "The device is not connected."
     NOT_CLAIMED = "NOT_CLAIMED", CONFLICT, "The device is not claimed by the caller."
     DEVICE_DENIED = "DEVICE_DENIED", FORBIDDEN, "The device's product denied it."
+    DEVICE_MOVED = "DEVICE_MOVED", CONFLICT, \
+        "The device moved to another product: its live stream ended; open it again."
     # Device import
     FILE_TOO_LARGE = "FILE_TOO_LARGE", BAD_REQUEST, "The file is over the import limit."
     BINARY_FILE = "BINARY_FILE", BAD_REQUEST, "The file is not text."

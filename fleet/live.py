@@ -23,6 +23,11 @@ again and checks that its principal may still watch (the same check as when it o
 reads the device afresh). When not (the token was revoked or expired, the member left the team,
 the device left the product, or its customer lost it), the stream raises the domain error
 (`Unauthenticated` or `NotFound`) and the transport ends it.
+
+A device's stream carries the events of the product the device was in when it opened. When the
+device moves to another product, the stream ends with `DeviceMoved` (at its next access check,
+or at once when an event of the device in another product arrives): the subscriber opens it
+again, under the access the new product gives, rather than silently following it there.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from tortoise.queryset import QuerySet
 from auth import tokens
 from auth.errors import AuthCode
 from auth.principals import AnyPrincipal
-from core.errors import InvalidInput, LimitReached, Unauthenticated
+from core.errors import Conflict, InvalidInput, LimitReached, Unauthenticated
 from core.settings import Settings
 from fleet import access
 from fleet.errors import FleetCode
@@ -58,6 +63,12 @@ from models.devices import Event
 UNKNOWN = -1  # `Missed.count` when the broker lost an unknown number of events
 HISTORY_PAGE = 500
 MAX_EVENT_ID = 2**63 - 1  # event IDs are 64-bit
+
+class DeviceMoved(Conflict):
+    """The device of a stream moved to another product: the stream ends."""
+
+    code = FleetCode.DEVICE_MOVED
+
 
 # The streams open in this process, per access token (by its digest).
 _open_streams: Counter[str] = Counter()
@@ -114,6 +125,7 @@ class _Source:
     history: QuerySet[Event]
     product_id: int | None
     may_watch: Callable[[AnyPrincipal], Awaitable[object]]
+    device_id: str | None = None  # a device's stream: it ends when the device moves
 
 
 class EventStream:
@@ -220,6 +232,9 @@ class EventStream:
         else:
             event = LiveEvent.decode(message)
             if not self._wanted(event):
+                if self._source.device_id is not None and event.product_id is not None:
+                    self._check_at = 0.0  # the device publishes elsewhere: moved? check now
+                    self._arrived.set()
                 return
             size = _size(event)
             if self._buffered and (
@@ -358,13 +373,21 @@ async def device_stream(
 ) -> EventStream:
     """A stream of a device's events, for whoever may watch it (`device_log`), as
     `product_stream`, with the history `device_log` gives (live events: those of
-    its current product)."""
+    its current product). It ends with `DeviceMoved` once the device is in another product."""
     prefix = check_prefix(prefix)
     device, history = await device_log(principal, device_id, EventFilter(prefix=prefix))
+
+    async def may_watch(again: AnyPrincipal) -> None:
+        if (await access.watchable_device(again, device.id)).product_id != device.product_id:
+            raise DeviceMoved(
+                "The device moved to another product; open its stream again.", field="deviceId"
+            )
+
     source = _Source(
         channel=device_channel(device.id),
         history=history,
         product_id=device.product_id,
-        may_watch=lambda again: access.watchable_device(again, device.id),
+        may_watch=may_watch,
+        device_id=device.id,
     )
     return EventStream(source, token=token, prefix=prefix, after=after, settings=settings)

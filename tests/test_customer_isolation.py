@@ -373,7 +373,7 @@ async def test_removing_the_customer_ends_their_streams_and_access(
         await until_subscribed(events.device_channel(D1))
         async with sse(http, f"/v1/devices/{D1}/events", token) as stream:
             await devices.remove_device_customer(world.acme.principals["DEVELOPER"], D1)
-            await stream.ends()
+            assert await stream.ends() == {"code": "NOT_FOUND", "message": "No such device."}
         message = await receive(ws)
         assert message["type"] == "next"
         assert [(e["message"], e["extensions"]) for e in message["payload"]["errors"]] == [

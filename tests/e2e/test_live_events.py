@@ -16,6 +16,7 @@ from fleet import events, live, products, team
 from fleet.events import LiveEvent
 from models.devices import Device
 from models.organizations import Membership
+from models.products import Product
 from tests.support.accounts import (
     TEAM_ROLES,
     access_token,
@@ -324,14 +325,56 @@ async def test_removal_from_the_team_ends_the_stream(http, world: Fleet, quick_c
     membership = await Membership.get(user_id=world.acme.users["VIEWER"].id)
     async with sse(http, "/v1/products/thermostat/events", await world.token()) as stream:
         await team.remove_team_member(world.acme.principals["OWNER"], membership.id)
-        await stream.ends()
+        assert await stream.ends() == {"code": "NOT_FOUND", "message": "No such product."}
 
 
 async def test_revoking_the_token_ends_the_stream(http, world: Fleet, quick_checks) -> None:
     token = await world.token()
     async with sse(http, f"/v1/devices/{D1}/events", token) as stream:
         assert (await revoke(http, token)).status_code == 200
-        await stream.ends()
+        assert await stream.ends() == {
+            "code": "INVALID_TOKEN", "message": "The access token is invalid, expired or revoked."}
+
+
+MOVED = {"code": "DEVICE_MOVED",
+         "message": "The device moved to another product; open its stream again."}
+
+
+async def sibling_product(world: Fleet) -> int:
+    """Another product of Acme's, which the team sees as well as thermostat."""
+    product = await products.create_product(
+        world.acme.principals["OWNER"], world.acme.organization.id, name="Boiler",
+        slug="boiler", description="", platform="Photon", customer_auth="SIMPLE")
+    return product.id
+
+
+async def test_a_device_stream_ends_at_once_when_the_device_publishes_elsewhere(
+    http, world: Fleet
+) -> None:
+    """The device moved (here, say, by its hello): its first event in the other product ends
+    the stream, which never carries it."""
+    boiler = await sibling_product(world)
+    async with sse(http, f"/v1/devices/{D1}/events", await world.token()) as stream:
+        await until_subscribed(events.device_channel(D1))
+        await Device.filter(id=D1).update(product_id=boiler)
+        await publish(await Product.get(id=boiler), D1, "temp")
+        assert await stream.ends() == MOVED
+
+
+async def test_a_device_stream_ends_at_its_access_check_after_a_move(
+    http, live_server, world: Fleet, quick_checks
+) -> None:
+    boiler = await sibling_product(world)
+    async with sse(http, f"/v1/devices/{D1}/events", await world.token()) as stream, \
+            graphql_ws(live_server, await world.token()) as ws:
+        await subscribe(ws, DEVICE_EVENTS, id=D1)
+        await until_subscribed(events.device_channel(D1), 2)
+        await Device.filter(id=D1).update(product_id=boiler)
+        assert await stream.ends() == MOVED
+        message = await receive(ws)
+        assert [(e["message"], e["extensions"]) for e in message["payload"]["errors"]] == [
+            (MOVED["message"], {"code": "DEVICE_MOVED"})]
+        assert await receive(ws) == {"id": "1", "type": "complete"}
 
 
 async def test_a_client_that_leaves_is_unsubscribed(http, world: Fleet) -> None:

@@ -53,11 +53,18 @@ class Sse:
         fields = (line.split(": ", 1) for line in message.decode().strip("\n").split("\n"))
         return {name: value for name, value in fields}
 
-    async def ends(self) -> None:
-        """The server ends the response (within WITHIN seconds), sending only keep-alives."""
+    async def ends(self) -> dict[str, str]:
+        """The server ends the response (within WITHIN seconds), sending only keep-alives and
+        then `spark/stream/ended`: its data (code and message)."""
         async with asyncio.timeout(WITHIN):
             async for chunk in self._chunks:
-                assert set(chunk.split(b"\n\n")) <= {b":", b""}, chunk
+                self._pending += chunk
+        messages = [m for m in self._pending.split(b"\n\n") if m not in (b":", b"")]
+        assert len(messages) == 1, messages
+        name, data = messages[0].decode().split("\n")
+        assert name == "event: spark/stream/ended", messages
+        ended: dict[str, str] = json.loads(data.removeprefix("data: "))
+        return ended
 
 
 def auth_headers(token: str | None, **extra: str) -> dict[str, str]:

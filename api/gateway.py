@@ -409,18 +409,24 @@ class DeviceGateway:
         # One welcome at a time per device: the registry then agrees with the order in which
         # the database gave out sessions, and the newest connection is the one that stays.
         lock = self._welcome_locks.setdefault(connection.device_id, asyncio.Lock())
+        older: DeviceConnection | None = None
+
+        def register(session_id: str) -> None:
+            # As the session commits: a call to the device, now online, finds this connection.
+            nonlocal older
+            connection.session_id = session_id
+            older = self.connections.get(connection.device_id)
+            self.connections[connection.device_id] = connection
+
         async with lock:
             try:
-                welcome = await gateway.welcome(connection.device_id, hello)
+                welcome = await gateway.welcome(connection.device_id, hello, register)
             except DeviceDenied as error:
                 await connection.close(CloseCode.DENIED, FrameCode.DENIED, error.message, frame_id)
                 return None
-            connection.session_id = welcome.session_id
             connection.event_product_id = welcome.event_product_id
             connection.event_data_limit = welcome.event_data_limit
             connection.target_read_at = clock.now()
-            older = self.connections.get(connection.device_id)
-            self.connections[connection.device_id] = connection
         if welcome.replaced_session_id is not None:
             await self.router.close_elsewhere(connection.device_id, welcome.replaced_session_id)
         if older is not None:

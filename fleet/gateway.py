@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -144,11 +144,15 @@ async def authenticate(device_id: str, secret: str) -> Device | None:
     return device
 
 
-async def welcome(device_id: str, hello: Hello) -> Welcome:
+async def welcome(
+    device_id: str, hello: Hello, on_session: Callable[[str], None] | None = None
+) -> Welcome:
     """Apply a hello: assign the product, record the firmware, claim the device with the
     hello's claim code (`fleet.claim_codes.redeem`), and mark the device online under a new
     session ID (recording a `spark/status` online event; its customer is active now). Raises
-    `DeviceDenied`."""
+    `DeviceDenied`. `on_session` gets the session ID as soon as it is committed, before
+    anything else is awaited: the device is online for callers from then on, so the transport
+    must know its connection by then."""
     now = clock.now()
     session_id = new_session_id()
     reported_exists = hello.product_id is not None and await Product.exists(id=hello.product_id)
@@ -193,6 +197,8 @@ async def welcome(device_id: str, hello: Hello) -> Welcome:
                 hello.claim_code, device, product_id=stored_product,
                 quarantine=assignment.quarantine, now=now,
             )
+    if on_session is not None:
+        on_session(session_id)
     customer_id = claimer or device.customer_id
     if customer_id is not None:
         # A customer is active when their device is: once per connection is enough. After

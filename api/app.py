@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -76,6 +77,10 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
                         events.pruner(settings),
                         code_pruning.pruner(settings),
                     ):
+                        # What start-up built lives as long as the process: leave it out of
+                        # every full collection, which would otherwise pause the event loop
+                        # for as long as scanning it takes.
+                        gc.freeze()
                         log.info(
                             "started",
                             extra={"environment": settings.environment.value, "pid": os.getpid()},

@@ -19,6 +19,12 @@ class ApiCode(ErrorCode):
     INVALID_CURSOR = "INVALID_CURSOR", HTTPStatus.OK, "A cursor this API did not give out."
     INVALID_TEXT = "INVALID_TEXT", HTTPStatus.OK, \
         "Text with NUL characters or unpaired surrogates."
+    QUERY_TOO_BROAD = "QUERY_TOO_BROAD", HTTPStatus.OK, \
+        "Too many fields in one selection set or in the query, or one field repeated."
+    INTROSPECTION_DISABLED = "INTROSPECTION_DISABLED", HTTPStatus.OK, \
+        "Schema introspection without an access token, in production."
+    SUBSCRIPTION_OVER_HTTP = "SUBSCRIPTION_OVER_HTTP", HTTPStatus.OK, \
+        "A subscription sent over HTTP; it runs over the WebSocket."
     QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY", HTTPStatus.OK, "The query costs more than the limit."
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR", HTTPStatus.OK, \
         "A bug, masked; its requestId finds it in the log."

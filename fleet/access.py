@@ -36,8 +36,8 @@ from auth.principals import (
     require_user,
 )
 from auth.scopes import Scope
-from core.errors import DomainError, InvalidInput, NotFound, PermissionDenied
-from core.text import parse_key
+from core.errors import CoreCode, DomainError, InvalidInput, NotFound, PermissionDenied
+from core.text import SLUG_MAX, parse_key
 from fleet.device_ids import parse_device_id
 from fleet.permissions import Permission, require
 from models.accounts import User
@@ -178,9 +178,18 @@ async def product_member(principal: AnyPrincipal, product_id: int, permission: P
     return member, product
 
 
+def looked_up_slug(value: str, field: str) -> str:
+    """A slug to look up, refused before any query if no slug could be that long (the
+    database would refuse the comparison)."""
+    if len(value) > SLUG_MAX:
+        raise InvalidInput(f"A slug is at most {SLUG_MAX} characters.", field=field,
+                           code=CoreCode.INVALID_SLUG)
+    return value
+
+
 async def product_by_id_or_slug(principal: AnyPrincipal, id_or_slug: str) -> Product:
     """A product by numeric ID or slug, for members of its organization."""
-    key = parse_key(id_or_slug)
+    key = parse_key(looked_up_slug(id_or_slug, "idOrSlug"))
     product = await (
         Product.get_or_none(id=key) if key is not None else Product.get_or_none(slug=id_or_slug)
     )
@@ -226,7 +235,7 @@ async def _product(id_or_slug: int | str) -> Product:
     key = id_or_slug if isinstance(id_or_slug, int) else parse_key(id_or_slug)
     product = await Product.get_or_none(id=key) if key is not None else None
     if product is None and isinstance(id_or_slug, str):
-        product = await Product.get_or_none(slug=id_or_slug)
+        product = await Product.get_or_none(slug=looked_up_slug(id_or_slug, "idOrSlug"))
     if product is None:
         raise _no_product()
     return product

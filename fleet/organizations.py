@@ -31,7 +31,7 @@ async def get_organization(principal: AnyPrincipal, organization_id: int) -> Org
 
 
 async def organization_by_slug(principal: AnyPrincipal, slug: str) -> Organization:
-    organization = await Organization.get_or_none(slug=slug)
+    organization = await Organization.get_or_none(slug=access.looked_up_slug(slug, "slug"))
     if organization is None:
         raise NotFound("No such organization.", field="slug")
     return await get_organization(principal, organization.id)

@@ -1,19 +1,31 @@
-"""Query limits: depth, aliases, tokens and cost.
+"""Query limits: tokens, breadth, depth, aliases and cost.
 
-The validation rules are classes built once, when the schema is built. graphql-core's
-validation cache is keyed by the rule classes, so rules rebuilt per request (as Strawberry's
-limiter extensions do when used as factories, strawberry#4635) would never hit it.
+Cheap checks come first. The token limit stops parsing; the breadth bound (`Breadth`) walks the
+parsed document once before validation, so graphql-core's OverlappingFieldsCanBeMerged, which
+compares every pair of fields sharing a response name, never sees a document that would make it
+slow (`me { id } me { id } …` 489 times took it 0.9 s). A renamed operation is a new cache key
+but buys nothing: the bound holds whatever the name.
+
+The validation rules are classes built once, when the schema is built. The validation cache is
+keyed by the rule classes, so rules rebuilt per request (as Strawberry's limiter extensions do
+when used as factories, strawberry#4635) would never hit it.
 The cost depends on variables (`first: $n`), so it is computed per execution, not cached
 with validation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+import asyncio
+from collections import Counter, OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
 
 from graphql import (
     ASTValidationRule,
+    DocumentNode,
     ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
@@ -28,26 +40,35 @@ from graphql import (
     StringValueNode,
     Visitor,
     get_named_type,
+    parse,
+    validate,
     value_from_ast,
     visit,
 )
 from graphql.type.definition import GraphQLInterfaceType
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-)
+from starlette.requests import Request
+from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.extensions.max_aliases import create_validator as aliases_validator
 from strawberry.extensions.query_depth_limiter import IgnoreContext
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+from strawberry.types.graphql import OperationType
 
 from api.errors import ApiCode
 from core import text
 from core.settings import Settings
 
+T = TypeVar("T")
 MAX_PAGE_SIZE = 100
+# The breadth bound: fields in one selection set (its fragments included), times one response
+# name may appear there, fields in the whole document. With these the validation of the largest
+# document the token limit lets through takes a few milliseconds.
+MAX_SELECTIONS = 100
+MAX_REPEATS = 5
+MAX_FIELDS = 500
+CACHE_SIZE = 256
+INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
 # Fields that cost more than 1 because each one reaches a device and waits for its answer
 # (with the default GRAPHQL_MAX_COST, at most 19 variable reads in one query).
 FIELD_COSTS = {("Device", "variable"): 50}
@@ -133,6 +154,7 @@ def limit_extensions(settings: Settings) -> list[Any]:
     ]
     max_cost = settings.graphql_max_cost
     max_tokens = settings.graphql_max_tokens
+    production = not settings.development
 
     class LimitRules(AddValidationRules):
         def __init__(self) -> None:
@@ -167,14 +189,195 @@ def limit_extensions(settings: Settings) -> list[Any]:
                 return {}
             return {"cost": {"requestedQueryCost": self.cost, "maximumAvailable": max_cost}}
 
-    return [
-        lambda: ParserCache(maxsize=256),
-        LimitRules,
-        lambda: ValidationCache(maxsize=256),
-        lambda: MaxTokensLimiter(max_token_count=max_tokens),
-        StorableText,
-        CostLimit,
-    ]
+    class Preparation(SchemaExtension):
+        """Parse, bound and validate, with the documents within the bound cached by their text.
+        Parsing and validation run in a worker thread: a long document takes the parser
+        milliseconds, during which the event loop keeps serving others. In production anonymous
+        callers get no schema introspection, and nobody gets "Did you mean …" suggestions."""
+
+        prepared: PreparedDocument | None = None
+
+        async def on_parse(self) -> AsyncIterator[None]:
+            ctx = self.execution_context
+            self.prepared = PREPARED.get((ctx.query or "", tuple(ctx.validation_rules)))
+            if self.prepared is not None:
+                ctx.graphql_document = self.prepared.document
+            else:
+                ctx.graphql_document = await _off_loop(parse, ctx.query, max_tokens=max_tokens)
+            yield
+
+        async def on_validate(self) -> AsyncIterator[None]:
+            ctx = self.execution_context
+            ctx.pre_execution_errors = await self._errors()
+            yield
+
+        async def _errors(self) -> list[GraphQLError]:
+            ctx = self.execution_context
+            if self.prepared is None:
+                document = ctx.graphql_document
+                assert document is not None
+                breadth = Breadth(document)
+                if breadth.error is not None:
+                    return [breadth.error]
+                rules = tuple(ctx.validation_rules)
+                errors = await _off_loop(_validate, ctx.schema._schema, document, rules, production)
+                self.prepared = PreparedDocument(document, breadth.introspects, errors)
+                PREPARED.put((ctx.query or "", rules), self.prepared)
+            if self.prepared.errors:
+                return self.prepared.errors
+            if production and self.prepared.introspects and ctx.context.principal is None:
+                return [GraphQLError(
+                    "Introspection needs an access token: sign in, or use the published "
+                    "schema.graphql.",
+                    extensions={"code": ApiCode.INTROSPECTION_DISABLED},
+                )]
+            if (ctx.operation_type is OperationType.SUBSCRIPTION
+                    and isinstance(ctx.context.request, Request)):
+                return [GraphQLError(
+                    "Subscriptions run over the WebSocket at /graphql (graphql-transport-ws), "
+                    "not over HTTP.",
+                    extensions={"code": ApiCode.SUBSCRIPTION_OVER_HTTP},
+                )]
+            return []
+
+    return [LimitRules, Preparation, StorableText, CostLimit]
+
+
+@dataclass(frozen=True)
+class PreparedDocument:
+    document: DocumentNode
+    introspects: bool
+    errors: list[GraphQLError]
+
+
+class PreparedDocuments:
+    """The documents within the bound, parsed and validated, by query text and validation rules
+    (least recently used dropped first). Refused documents are not kept: fresh operation names
+    would fill the cache with them, and a large heap makes every full garbage collection slow."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.hits = self.misses = 0
+        self._entries: OrderedDict[tuple[str, tuple[Any, ...]], PreparedDocument] = OrderedDict()
+
+    def get(self, key: tuple[str, tuple[Any, ...]]) -> PreparedDocument | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: tuple[str, tuple[Any, ...]], entry: PreparedDocument) -> None:
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
+PREPARED = PreparedDocuments(CACHE_SIZE)
+# One worker: parsing and validation are CPU work under the GIL, so more workers would not
+# finish sooner but would take the GIL from the event loop more often.
+_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphql-prepare")
+
+
+async def _off_loop(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(
+        _WORKER, partial(function, *args, **kwargs)
+    )
+
+
+def _validate(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    rules: tuple[type[ASTValidationRule], ...],
+    hide_suggestions: bool,
+) -> list[GraphQLError]:
+    return validate(
+        schema,
+        document,
+        (*rules, MaybeNullValidationRule, OneOfInputValidationRule),
+        hide_suggestions=hide_suggestions,
+    )
+
+
+class Breadth:
+    """One walk over a parsed document: its breadth against the bound (`error`, None if within)
+    and whether it asks for schema introspection. Fragments spread in a selection set count
+    there (as OverlappingFieldsCanBeMerged sees them), each fragment counted once."""
+
+    def __init__(self, document: DocumentNode) -> None:
+        self.error: GraphQLError | None = None
+        self.introspects = False
+        self._fields = 0
+        self._fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        self._flattened: dict[str, Counter[str]] = {}
+        for definition in document.definitions:
+            if isinstance(definition, OperationDefinitionNode | FragmentDefinitionNode):
+                self._check(definition.selection_set)
+            if self.error is not None:
+                return
+        if self._fields > MAX_FIELDS:
+            self.error = _too_broad(
+                f"The query has {self._fields} fields, more than the limit of {MAX_FIELDS}."
+            )
+
+    def _check(self, root: SelectionSetNode) -> None:
+        """Every field-level selection set under `root`, without recursion (the nesting is as
+        deep as the token limit allows)."""
+        pending = [root]
+        while pending and self.error is None:
+            selection_set = pending.pop()
+            names = self._names(selection_set, set())
+            count = sum(names.values())
+            name, repeats = names.most_common(1)[0] if names else ("", 0)
+            if repeats > MAX_REPEATS:
+                self.error = _too_broad(
+                    f"`{name}` is selected {repeats} times in one selection set, more than the "
+                    f"limit of {MAX_REPEATS}. Select each field once."
+                )
+            elif count > MAX_SELECTIONS:
+                self.error = _too_broad(
+                    f"A selection set has {count} fields, more than the limit of "
+                    f"{MAX_SELECTIONS}. Split the query."
+                )
+            stack = [selection_set]
+            while stack:
+                for selection in stack.pop().selections:
+                    if isinstance(selection, FieldNode):
+                        self._fields += 1
+                        self.introspects |= selection.name.value in INTROSPECTION_FIELDS
+                        if selection.selection_set is not None:
+                            pending.append(selection.selection_set)
+                    elif isinstance(selection, InlineFragmentNode):
+                        stack.append(selection.selection_set)
+
+    def _names(self, selection_set: SelectionSetNode, spread: set[str]) -> Counter[str]:
+        """Response names in `selection_set` with its inline fragments and (each once) the
+        fragments it spreads; `spread` guards against fragment cycles."""
+        names: Counter[str] = Counter()
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                names[(selection.alias or selection.name).value] += 1
+            elif isinstance(selection, InlineFragmentNode):
+                names += self._names(selection.selection_set, spread)
+            elif isinstance(selection, FragmentSpreadNode):
+                fragment_name = selection.name.value
+                fragment = self._fragments.get(fragment_name)
+                if fragment is None or fragment_name in spread:
+                    continue
+                spread.add(fragment_name)
+                if fragment_name not in self._flattened:
+                    self._flattened[fragment_name] = self._names(fragment.selection_set, spread)
+                names += self._flattened[fragment_name]
+        return names
+
+
+def _too_broad(message: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": ApiCode.QUERY_TOO_BROAD})
 
 
 class StorableText(SchemaExtension):

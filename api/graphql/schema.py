@@ -9,7 +9,9 @@ import strawberry
 from graphql import GraphQLError
 from strawberry import relay
 from strawberry.types import ExecutionContext
+from strawberry.types.base import StrawberryObjectDefinition
 
+from api.errors import ApiCode
 from api.graphql.accounts.mutations import AccountMutations, AppMutations
 from api.graphql.accounts.queries import AccountQueries
 from api.graphql.authentication import WebSocketAuthentication
@@ -17,7 +19,7 @@ from api.graphql.context import Info
 from api.graphql.customers.mutations import CustomerMutations
 from api.graphql.devices.mutations import ClaimMutations, DeviceImportMutations, DeviceMutations
 from api.graphql.devices.queries import DeviceQueries
-from api.graphql.errors import MaskUnexpectedErrors, log_errors
+from api.graphql.errors import MaskUnexpectedErrors, client_error, log_errors
 from api.graphql.events.mutations import EventMutations
 from api.graphql.events.queries import EventQueries
 from api.graphql.events.subscriptions import Subscription
@@ -35,7 +37,18 @@ SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 class Query(AccountQueries, OrganizationQueries, ProductQueries, DeviceQueries, EventQueries):
     @strawberry.field(description="Fetch any object you can see by its global ID.")
     async def node(self, info: Info, id: relay.GlobalID) -> relay.Node | None:
+        if not _is_node_type(info, id.type_name):
+            raise client_error(f"{id.type_name} is not a type of node.", ApiCode.INVALID_ID)
         return await id.resolve_node(info, required=False)
+
+
+def _is_node_type(info: Info, type_name: str) -> bool:
+    definition = info.schema.get_type_by_name(type_name)
+    return (
+        isinstance(definition, StrawberryObjectDefinition)
+        and not definition.is_interface
+        and issubclass(definition.origin, relay.Node)
+    )
 
 
 @strawberry.type

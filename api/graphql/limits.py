@@ -35,16 +35,19 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
+    NameNode,
     OperationDefinitionNode,
+    SelectionNode,
     SelectionSetNode,
     StringValueNode,
     Visitor,
     get_named_type,
-    parse,
     validate,
     value_from_ast,
     visit,
 )
+from graphql import OperationType as GraphQLOperationType
+from graphql.language.parser import Parser
 from graphql.type.definition import GraphQLInterfaceType
 from starlette.requests import Request
 from strawberry.extensions import AddValidationRules, SchemaExtension
@@ -191,11 +194,13 @@ def limit_extensions(settings: Settings) -> list[Any]:
 
     class Preparation(SchemaExtension):
         """Parse, bound and validate, with the documents within the bound cached by their text.
-        Parsing and validation run in a worker thread: a long document takes the parser
+        Parsing, the bound and validation run in a worker thread: a long document takes the parser
         milliseconds, during which the event loop keeps serving others. In production anonymous
         callers get no schema introspection, and nobody gets "Did you mean …" suggestions."""
 
         prepared: PreparedDocument | None = None
+        breadth: Breadth | None = None
+        syntax_error: GraphQLError | None = None
 
         async def on_parse(self) -> AsyncIterator[None]:
             ctx = self.execution_context
@@ -203,7 +208,16 @@ def limit_extensions(settings: Settings) -> list[Any]:
             if self.prepared is not None:
                 ctx.graphql_document = self.prepared.document
             else:
-                ctx.graphql_document = await _off_loop(parse, ctx.query, max_tokens=max_tokens)
+                try:
+                    ctx.graphql_document, self.breadth = await _off_loop(
+                        _parse_and_measure, ctx.query or "", max_tokens
+                    )
+                except GraphQLError as error:
+                    # Raised from this hook, the error would escape Strawberry's handling over
+                    # the WebSocket; it is reported at validation instead, in place of a
+                    # document that stands for the refused one.
+                    self.syntax_error = error
+                    ctx.graphql_document = _stand_in(ctx.operation_name)
             yield
 
         async def on_validate(self) -> AsyncIterator[None]:
@@ -213,10 +227,11 @@ def limit_extensions(settings: Settings) -> list[Any]:
 
         async def _errors(self) -> list[GraphQLError]:
             ctx = self.execution_context
+            if self.syntax_error is not None:
+                return [self.syntax_error]
             if self.prepared is None:
-                document = ctx.graphql_document
-                assert document is not None
-                breadth = Breadth(document)
+                document, breadth = ctx.graphql_document, self.breadth
+                assert document is not None and breadth is not None
                 if breadth.error is not None:
                     return [breadth.error]
                 rules = tuple(ctx.validation_rules)
@@ -241,6 +256,25 @@ def limit_extensions(settings: Settings) -> list[Any]:
             return []
 
     return [LimitRules, Preparation, StorableText, CostLimit]
+
+
+def _stand_in(operation_name: str | None) -> DocumentNode:
+    """`query <operation_name> { __typename }`, built without parsing the name."""
+    operation = OperationDefinitionNode(
+        operation=GraphQLOperationType.QUERY,
+        name=NameNode(value=operation_name) if operation_name else None,
+        variable_definitions=(),
+        directives=(),
+        selection_set=SelectionSetNode(selections=(
+            FieldNode(name=NameNode(value="__typename"), arguments=(), directives=()),
+        )),
+    )
+    return DocumentNode(definitions=(operation,))
+
+
+def _parse_and_measure(query: str, max_tokens: int) -> tuple[DocumentNode, Breadth]:
+    document = BoundedParser(query, max_tokens).parse_document()
+    return document, Breadth(document)
 
 
 @dataclass(frozen=True)
@@ -321,9 +355,7 @@ class Breadth:
             if self.error is not None:
                 return
         if self._fields > MAX_FIELDS:
-            self.error = _too_broad(
-                f"The query has {self._fields} fields, more than the limit of {MAX_FIELDS}."
-            )
+            self.error = _too_many_fields()
 
     def _check(self, root: SelectionSetNode) -> None:
         """Every field-level selection set under `root`, without recursion (the nesting is as
@@ -335,15 +367,9 @@ class Breadth:
             count = sum(names.values())
             name, repeats = names.most_common(1)[0] if names else ("", 0)
             if repeats > MAX_REPEATS:
-                self.error = _too_broad(
-                    f"`{name}` is selected {repeats} times in one selection set, more than the "
-                    f"limit of {MAX_REPEATS}. Select each field once."
-                )
+                self.error = _repeated(name)
             elif count > MAX_SELECTIONS:
-                self.error = _too_broad(
-                    f"A selection set has {count} fields, more than the limit of "
-                    f"{MAX_SELECTIONS}. Split the query."
-                )
+                self.error = _too_many_selections()
             stack = [selection_set]
             while stack:
                 for selection in stack.pop().selections:
@@ -374,6 +400,52 @@ class Breadth:
                     self._flattened[fragment_name] = self._names(fragment.selection_set, spread)
                 names += self._flattened[fragment_name]
         return names
+
+
+class BoundedParser(Parser):
+    """graphql-core's parser, stopping as soon as one selection set or the document passes the
+    bound (counting the fields written there; `Breadth` then counts fragments too), so that
+    parsing the stalling query stops at its sixth `me`."""
+
+    def __init__(self, source: str, max_tokens: int) -> None:
+        super().__init__(source, max_tokens=max_tokens)
+        self._open: list[Counter[str]] = []
+        self._fields = 0
+
+    def parse_selection_set(self) -> SelectionSetNode:
+        self._open.append(Counter())
+        try:
+            return super().parse_selection_set()
+        finally:
+            self._open.pop()
+
+    def parse_selection(self) -> SelectionNode:
+        selection = super().parse_selection()
+        if isinstance(selection, FieldNode):
+            names = self._open[-1]
+            name = (selection.alias or selection.name).value
+            names[name] += 1
+            self._fields += 1
+            if names[name] > MAX_REPEATS:
+                raise _repeated(name)
+            if names.total() > MAX_SELECTIONS:
+                raise _too_many_selections()
+            if self._fields > MAX_FIELDS:
+                raise _too_many_fields()
+        return selection
+
+
+def _repeated(name: str) -> GraphQLError:
+    return _too_broad(f"`{name}` is selected more than {MAX_REPEATS} times in one selection "
+                      "set. Select each field once.")
+
+
+def _too_many_selections() -> GraphQLError:
+    return _too_broad(f"A selection set has more than {MAX_SELECTIONS} fields. Split the query.")
+
+
+def _too_many_fields() -> GraphQLError:
+    return _too_broad(f"The query has more than {MAX_FIELDS} fields. Split it.")
 
 
 def _too_broad(message: str) -> GraphQLError:

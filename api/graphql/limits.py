@@ -1,14 +1,15 @@
 """Query limits: tokens, breadth, depth, aliases and cost.
 
-Cheap checks come first. The token limit stops parsing; the breadth bound (`Breadth`) walks the
-parsed document once before validation, so graphql-core's OverlappingFieldsCanBeMerged, which
-compares every pair of fields sharing a response name, never sees a document that would make it
-slow (`me { id } me { id } …` 489 times took it 0.9 s). A renamed operation is a new cache key
-but buys nothing: the bound holds whatever the name.
+Cheap checks come first. The token limit and the breadth bound stop parsing (`BoundedParser`);
+`Breadth` then counts the fragments spread in each selection set, before validation, so
+graphql-core's OverlappingFieldsCanBeMerged, which compares every pair of fields sharing a
+response name, never sees a document that would make it slow (`me { id } me { id } …` 489
+times took it 0.9 s). A renamed operation is a new cache key but buys nothing: the bound holds
+whatever the name, and refused documents are not cached.
 
-The validation rules are classes built once, when the schema is built. The validation cache is
-keyed by the rule classes, so rules rebuilt per request (as Strawberry's limiter extensions do
-when used as factories, strawberry#4635) would never hit it.
+The validation rules are classes built once, when the schema is built. The cache of prepared
+documents is keyed by the rule classes, so rules rebuilt per request (as Strawberry's limiter
+extensions do when used as factories, strawberry#4635) would never hit it.
 The cost depends on variables (`first: $n`), so it is computed per execution, not cached
 with validation.
 """

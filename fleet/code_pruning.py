@@ -8,13 +8,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
-
-from tortoise.models import Model
+from datetime import timedelta
 
 from auth import code_flow
 from core import clock
 from core.settings import Settings
+from models import db
 from models.customers import ClaimCode
 from models.oauth import AuthorizationCode
 
@@ -26,32 +25,14 @@ PRUNE_BATCH = 10_000
 CLAIM_CODE_RETENTION = timedelta(hours=24)
 
 
-async def _delete_expired(model: type[Model], cutoff: datetime) -> int:
-    """Delete rows of `model` that expired before `cutoff`, `PRUNE_BATCH` at a time (short
-    transactions that never hold the table for long). Returns how many."""
-    total = 0
-    while True:
-        ids = await (
-            model.filter(expires_at__lt=cutoff)
-            .order_by("expires_at")
-            .limit(PRUNE_BATCH)
-            .values_list("id", flat=True)
-        )
-        if not ids:
-            return total
-        total += await model.filter(id__in=ids).delete()
-        if len(ids) < PRUNE_BATCH:
-            return total
-
-
 async def prune() -> dict[str, int]:
     """Delete the codes past their retention; how many of each kind."""
     now = clock.now()
     return {
-        "authorization_codes": await _delete_expired(
-            AuthorizationCode, now - code_flow.CODE_RETENTION
-        ),
-        "claim_codes": await _delete_expired(ClaimCode, now - CLAIM_CODE_RETENTION),
+        "authorization_codes": await db.delete_before(
+            AuthorizationCode, "expires_at", now - code_flow.CODE_RETENTION, PRUNE_BATCH),
+        "claim_codes": await db.delete_before(
+            ClaimCode, "expires_at", now - CLAIM_CODE_RETENTION, PRUNE_BATCH),
     }
 
 

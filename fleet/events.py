@@ -36,6 +36,7 @@ from fleet import access
 from fleet.device_ids import parse_device_id
 from fleet.errors import FleetCode
 from fleet.permissions import Permission
+from models import db
 from models.devices import Device, Event
 from models.products import Product
 
@@ -564,22 +565,9 @@ def _checked(where: EventFilter) -> EventFilter:
 
 
 async def prune(retention_days: int) -> int:
-    """Delete events older than the retention, `PRUNE_BATCH` at a time (short transactions
-    that never hold the table for long). Returns how many."""
-    cutoff = clock.now() - timedelta(days=retention_days)
-    total = 0
-    while True:
-        ids = await (
-            Event.filter(published_at__lt=cutoff)
-            .order_by("published_at")
-            .limit(PRUNE_BATCH)
-            .values_list("id", flat=True)
-        )
-        if not ids:
-            return total
-        total += await Event.filter(id__in=ids).delete()
-        if len(ids) < PRUNE_BATCH:
-            return total
+    """Delete events older than the retention, `PRUNE_BATCH` at a time. Returns how many."""
+    return await db.delete_before(Event, "published_at",
+                                  clock.now() - timedelta(days=retention_days), PRUNE_BATCH)
 
 
 @contextlib.asynccontextmanager

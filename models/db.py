@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tortoise import Tortoise
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.migrations.api.migrate import migrate as run_migrations
+from tortoise.models import Model
 
 from core.settings import get_settings
 
@@ -66,6 +68,24 @@ async def migrate(database_url: str) -> None:
 
 async def disconnect() -> None:
     await Tortoise.close_connections()
+
+
+async def delete_before(model: type[Model], field: str, cutoff: datetime, batch: int) -> int:
+    """Delete the rows of `model` whose `field` is before `cutoff`, oldest first, `batch` at a
+    time (short transactions that never hold the table for long). Returns how many."""
+    total = 0
+    while True:
+        ids = await (
+            model.filter(**{f"{field}__lt": cutoff})
+            .order_by(field)
+            .limit(batch)
+            .values_list("id", flat=True)
+        )
+        if not ids:
+            return total
+        total += await model.filter(id__in=ids).delete()
+        if len(ids) < batch:
+            return total
 
 
 def _configured_tortoise_orm() -> dict[str, Any]:

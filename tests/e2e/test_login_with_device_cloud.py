@@ -351,6 +351,19 @@ async def test_a_product_web_app_signs_the_user_in_as_its_customer(browser, user
     assert (await tokens.authenticate(refreshed["access_token"])).customer.id == customer.id
 
 
+async def _consent_and_exchange(browser, http, web) -> httpx.Response:
+    """Sign in on the hosted page, allow, and exchange the code (PKCE) at the token endpoint."""
+    verifier, challenge = pkce()
+    url = await web.get_authorization_url(REDIRECT, code_challenge=challenge,
+                                          code_challenge_method="S256")
+    consent = await sign_in(browser, await browser.open(url))
+    returned = callback(await browser.submit(consent, "allow"))
+    return await http.post("/oauth/token", data={
+        "grant_type": "authorization_code", "code": returned["code"], "redirect_uri": REDIRECT,
+        "code_verifier": verifier, "client_id": web.client_id,
+        "client_secret": web.client_secret})
+
+
 async def test_an_account_never_takes_over_a_customer_by_email(
     browser, http, user, product_app
 ):
@@ -359,15 +372,7 @@ async def test_an_account_never_takes_over_a_customer_by_email(
     web, product_id = product_app
     existing = await Customer.create(product_id=product_id, email=EMAIL,
                                      created_at=user.created_at)
-    verifier, challenge = pkce()
-    url = await web.get_authorization_url(REDIRECT, code_challenge=challenge,
-                                          code_challenge_method="S256")
-    consent = await sign_in(browser, await browser.open(url))
-    returned = callback(await browser.submit(consent, "allow"))
-    response = await http.post("/oauth/token", data={
-        "grant_type": "authorization_code", "code": returned["code"], "redirect_uri": REDIRECT,
-        "code_verifier": verifier, "client_id": web.client_id,
-        "client_secret": web.client_secret})
+    response = await _consent_and_exchange(browser, http, web)
     assert_oauth_error(response, 400, "invalid_grant",
                        "This product already has a customer with this email, not linked to "
                        "this account; an account cannot take it over.")
@@ -378,15 +383,7 @@ async def test_an_account_never_takes_over_a_customer_by_email(
 async def test_an_unverified_account_does_not_become_a_customer(browser, http, product_app):
     web, product_id = product_app
     await make_user(EMAIL, verified=False)
-    verifier, challenge = pkce()
-    url = await web.get_authorization_url(REDIRECT, code_challenge=challenge,
-                                          code_challenge_method="S256")
-    consent = await sign_in(browser, await browser.open(url))
-    returned = callback(await browser.submit(consent, "allow"))
-    response = await http.post("/oauth/token", data={
-        "grant_type": "authorization_code", "code": returned["code"], "redirect_uri": REDIRECT,
-        "code_verifier": verifier, "client_id": web.client_id,
-        "client_secret": web.client_secret})
+    response = await _consent_and_exchange(browser, http, web)
     assert_oauth_error(response, 400, "invalid_grant",
                        f"Verify your email first: open the link we sent to {EMAIL}, or ask "
                        "for a new one with resendVerificationEmail.")

@@ -285,11 +285,15 @@ async def _invite(p: Probe[World]) -> str:
     )
 
 
-@MATRIX.operation("revokeInvitation")
-async def _revoke(p: Probe[World]) -> str:
-    return await p.audited("revokeInvitation", "InvitationInput",
-                           {"invitationId": gid("Invitation", p.world.to_newcomer.id)},
-                           "invitation { status }")
+@MATRIX.operation("revokeInvitation", "revokeInvitation", "to_newcomer", "invitation { status }")
+@MATRIX.operation("declineInvitation", "declineInvitation", "globex_to_invitee",
+                  "invitation { status }")
+@MATRIX.operation("acceptInvitation", "acceptInvitation", "to_invitee", "member { role }")
+async def _answer_invitation(p: Probe[World], mutation: str, invitation: str, selection: str
+                             ) -> str:
+    return await p.audited(mutation, "InvitationInput",
+                           {"invitationId": gid("Invitation", getattr(p.world, invitation).id)},
+                           selection)
 
 
 @MATRIX.operation("changeTeamMemberRole")
@@ -353,18 +357,6 @@ async def _transfer(p: Probe[World]) -> str:
     return outcome
 
 
-@MATRIX.operation("declineInvitation")
-async def _decline(p: Probe[World]) -> str:
-    return await p.audited("declineInvitation", "InvitationInput",
-                           {"invitationId": gid("Invitation", p.world.globex_to_invitee.id)},
-                           "invitation { status }")
-
-
-@MATRIX.operation("acceptInvitation")
-async def _accept(p: Probe[World]) -> str:
-    return await p.audited("acceptInvitation", "InvitationInput",
-                           {"invitationId": gid("Invitation", p.world.to_invitee.id)},
-                           "member { role }")
 
 
 @MATRIX.operation("createOrganization")

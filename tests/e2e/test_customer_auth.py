@@ -40,6 +40,8 @@ from tests.support.oauth import (
 )
 from tests.support.servers import Clock
 
+ONLY_SERVER = ("Only a product's SERVER client may ask for a customer's token "
+               "(scope=customer=EMAIL).")
 EMAIL = "ada@example.com"
 CUSTOMER_PASSWORD = "thermostat-owner"
 LOCKED_OUT = "Too many failed sign-in attempts. Try again in 30 minutes."
@@ -510,20 +512,16 @@ async def test_a_server_client_may_be_created_with_a_longer_maximum(http, world)
         ("server", f"customer={EMAIL} customer=grace@example.com", {}, 400, "invalid_scope",
          "Ask for one customer's token at a time: scope=customer=EMAIL, alone."),
         ("mobile", f"customer={EMAIL}", {}, 400, "invalid_scope",
-         "Only a product's SERVER client may ask for a customer's token "
-         "(scope=customer=EMAIL)."),
+         ONLY_SERVER),
         ("web", f"customer={EMAIL}", {}, 400, "invalid_scope",
-         "Only a product's SERVER client may ask for a customer's token "
-         "(scope=customer=EMAIL)."),
+         ONLY_SERVER),
         ("backend_mobile", f"customer={EMAIL}", {}, 400, "invalid_scope",
-         "Only a product's SERVER client may ask for a customer's token "
-         "(scope=customer=EMAIL)."),
+         ONLY_SERVER),
         ("simple_server", f"customer={EMAIL}", {}, 400, "unauthorized_client",
          "The customers of this product sign in with SIMPLE, not with tokens its server "
          "mints."),
         ("service", f"customer={EMAIL}", {}, 400, "invalid_scope",
-         "Only a product's SERVER client may ask for a customer's token "
-         "(scope=customer=EMAIL)."),
+         ONLY_SERVER),
         ("server", f"customer={EMAIL}", {"expires_in": "0"}, 400, "invalid_request",
          "expires_in must be a whole number of seconds, at least 1."),
         ("server", f"customer={EMAIL}", {"expires_in": "-5"}, 400, "invalid_request",

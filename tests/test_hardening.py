@@ -7,6 +7,7 @@ import asyncio
 import gc
 import json
 import logging
+import re
 import secrets
 import threading
 import time
@@ -55,9 +56,7 @@ def assert_request_id(response: httpx.Response) -> None:
 
 
 async def test_repeated_fields_are_refused_before_validation(http, quiet_log):
-    started = time.perf_counter()
     response = await http.post("/graphql", json={"query": stalling_query()})
-    elapsed = time.perf_counter() - started
     assert response.status_code == 200
     assert_request_id(response)
     assert response.json() == {"data": None, "errors": [{
@@ -65,21 +64,20 @@ async def test_repeated_fields_are_refused_before_validation(http, quiet_log):
                    "Select each field once.",
         "extensions": {"code": "QUERY_TOO_BROAD"},
     }]}
-    assert elapsed < 0.5
 
 
 def test_parsing_stops_at_the_bound():
-    started = time.perf_counter()
+    query = stalling_query()
+    parser = BoundedParser(query, 2000)
     with pytest.raises(GraphQLError, match="more than 5 times"):
-        BoundedParser(stalling_query(), 2000).parse_document()
-    assert time.perf_counter() - started < 0.005
+        parser.parse_document()
+    # It stopped at the seventh `me`, having read six: the 482 after it were never read.
+    mes = [match.start() for match in re.finditer(r"\bme\b", query)]
+    assert parser._lexer.token.start == mes[6]
 
 
-def test_the_bound_is_cheap_on_a_parsed_document():
-    document = parse(stalling_query())
-    started = time.perf_counter()
-    assert Breadth(document).error is not None
-    assert time.perf_counter() - started < 0.005
+def test_the_bound_refuses_a_parsed_stalling_document():
+    assert Breadth(parse(stalling_query())).error is not None
 
 
 async def test_healthz_answers_while_stalling_queries_are_refused(live_server: LiveServer):
@@ -258,6 +256,8 @@ def _context(principal: AnyPrincipal = None) -> Context:
 
 
 INTROSPECTION = "{ __schema { queryType { name } } }"
+ORDERED = ("query($o: DeviceOrder!) "
+           '{ product(idOrSlug: "x") { devices(orderBy: $o) { __typename } } }')
 
 
 async def test_production_refuses_anonymous_introspection_and_hides_suggestions():
@@ -269,6 +269,12 @@ async def test_production_refuses_anonymous_introspection_and_hides_suggestions(
     )]
     typo = await schema.execute("{ nodes }", context_value=_context())
     assert [e.message for e in typo.errors or []] == ["Cannot query field 'nodes' on type 'Query'."]
+    bad_value = await schema.execute(ORDERED, variable_values={"o": "DEVICE"},
+                                     context_value=_context())
+    assert [e.message for e in bad_value.errors or []] == [
+        "Variable '$o' has invalid value: Value 'DEVICE' does not exist in "
+        "'DeviceOrder' enum."
+    ]
     assert (await schema.execute("{ __typename }", context_value=_context())).errors is None
 
 
@@ -286,4 +292,10 @@ async def test_development_keeps_introspection_and_suggestions():
     typo = await schema.execute("{ nodes }", context_value=_context())
     assert [e.message for e in typo.errors or []] == [
         "Cannot query field 'nodes' on type 'Query'. Did you mean 'node'?"
+    ]
+    bad_value = await schema.execute(ORDERED, variable_values={"o": "DEVICE"},
+                                     context_value=_context())
+    assert [e.message for e in bad_value.errors or []] == [
+        "Variable '$o' has invalid value: Value 'DEVICE' does not exist in "
+        "'DeviceOrder' enum. Did you mean the enum value 'DEVICE_ID'?"
     ]

@@ -4,10 +4,13 @@ caches."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from graphql.execution import Executor
 from strawberry import relay
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 from strawberry.types.base import StrawberryObjectDefinition
 
@@ -28,7 +31,7 @@ from api.graphql.organizations.mutations import OrganizationMutations
 from api.graphql.organizations.queries import OrganizationQueries
 from api.graphql.products.mutations import ProductMutations
 from api.graphql.products.queries import ProductQueries
-from core.settings import Settings
+from core.settings import Environment, Settings
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 
@@ -73,12 +76,24 @@ class Schema(strawberry.Schema):
         log_errors(errors)
 
 
+class QuietExecutor(StrawberryGraphQLCoreExecutionContext):
+    """Production's executor: Strawberry's own, with no "Did you mean …" suggestions in the
+    errors of coercing variables: they would spell out the schema to a caller who may not
+    introspect it. Validation hides them likewise (limits)."""
+
+    @classmethod
+    def build(cls, *args: Any, **kwargs: Any) -> list[GraphQLError] | Executor[Any]:
+        return super().build(*args, **{**kwargs, "hide_suggestions": True})
+
+
 def build_schema(settings: Settings) -> Schema:
+    production = settings.environment is Environment.PRODUCTION
     return Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=[WebSocketAuthentication, *limit_extensions(settings), MaskUnexpectedErrors],
+        execution_context_class=QuietExecutor if production else None,
     )
 
 

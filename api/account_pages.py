@@ -7,8 +7,6 @@ mail scanners that follow links do not spend them."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import html
 import secrets
@@ -17,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from api.authorize import page
+from api.authorize import mac, page
 from auth import accounts
 from auth.throttle import TooManyRequests
 from core.errors import DomainError
@@ -30,9 +28,7 @@ e = html.escape
 
 
 def _csrf_token(settings: Settings, cookie: str) -> str:
-    key = hmac.new(settings.secret_key.encode(), b"account-csrf", hashlib.sha256).digest()
-    digest = hmac.new(key, cookie.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return mac(settings, "account-csrf", cookie)
 
 
 def _form(settings: Settings, request: Request, title: str, inner: str, *,

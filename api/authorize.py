@@ -76,7 +76,7 @@ class BrowserSession:
     nonce: str  # binds the consent form's CSRF token to this sign-in
 
 
-def _mac(settings: Settings, purpose: str, message: str) -> str:
+def mac(settings: Settings, purpose: str, message: str) -> str:
     """HMAC-SHA256 under a key derived from SECRET_KEY for one purpose, URL-safe base64."""
     key = hmac.new(settings.secret_key.encode(), purpose.encode(), hashlib.sha256).digest()
     digest = hmac.new(key, message.encode(), hashlib.sha256).digest()
@@ -88,7 +88,7 @@ def _session_cookie(settings: Settings, session: BrowserSession) -> str:
     `<user id>.<expiry, Unix seconds>...` format read as issued in 1970: expired.)"""
     issued = (clock.now() - _UNIX_EPOCH) // _MICROSECOND
     message = f"{session.user.id}.{issued}.{session.nonce}"
-    return f"{message}.{_mac(settings, 'browser-session', message)}"
+    return f"{message}.{mac(settings, 'browser-session', message)}"
 
 
 async def _browser_session(request: Request, settings: Settings) -> BrowserSession | None:
@@ -97,7 +97,7 @@ async def _browser_session(request: Request, settings: Settings) -> BrowserSessi
     message, _, signature = request.cookies.get(
         cookie_name(settings, SESSION_COOKIE), ""
     ).rpartition(".")
-    if not _same(signature, _mac(settings, "browser-session", message)):
+    if not _same(signature, mac(settings, "browser-session", message)):
         return None
     user_id, issued, nonce = message.split(".")
     issued_at = _UNIX_EPOCH + int(issued) * _MICROSECOND
@@ -121,7 +121,7 @@ def _csrf_token(settings: Settings, request: Request, csrf_cookie: str,
     else:
         request_digest = hashlib.sha256(request.url.query.encode()).hexdigest()
         purpose = f"consent:{session.nonce}:{request_digest}"
-    return _mac(settings, "csrf", f"{purpose}:{csrf_cookie}")
+    return mac(settings, "csrf", f"{purpose}:{csrf_cookie}")
 
 
 def _csrf_ok(settings: Settings, request: Request, form_token: str,

@@ -1,9 +1,12 @@
 """Third-party apps: OAuth clients a user registers for Login with Device Cloud, and the apps a
 user allowed to act for them (consents).
 
-A user's app is a confidential WEB client tied to no product, which asks users for the scopes
-of `auth.scopes`; its tokens act for the consenting user within those scopes. Only the account
-holder manages these, signed in directly: never through a third-party app's token.
+A user's app is a WEB client tied to no product, which asks users for the scopes of
+`auth.scopes`; its tokens act for the consenting user within those scopes. It is confidential
+(a server-side web app, with a secret), or public: a native, CLI or single-page app, which
+cannot keep a secret and proves itself by PKCE alone (RFC 8252); a public app may also redirect
+to a private-use scheme (RFC 8252 §7.1), as a MOBILE client may. Only the account holder
+manages these, signed in directly: never through a third-party app's token.
 """
 
 from __future__ import annotations
@@ -33,11 +36,11 @@ def _account_holder(principal: AnyPrincipal) -> UserPrincipal:
     return require_user(principal)
 
 
-def _clean_redirect_uris(uris: list[str]) -> list[str]:
+def _clean_redirect_uris(uris: list[str], *, public: bool) -> list[str]:
     if not uris:
         raise InvalidInput("An app needs at least one redirect URI.", field="redirectUris",
                            code=CoreCode.REQUIRED)
-    return clean_redirect_uris(uris, ClientType.WEB)
+    return clean_redirect_uris(uris, ClientType.WEB, native=public)
 
 
 def _clean_scopes(names: list[str]) -> str:
@@ -50,18 +53,19 @@ def _clean_scopes(names: list[str]) -> str:
 
 
 async def create_app(principal: AnyPrincipal, *, name: str, redirect_uris: list[str],
-                     scopes: list[str]) -> tuple[OAuthClient, str]:
-    """Register the user's app. Its secret is returned only now."""
+                     scopes: list[str], public: bool = False) -> tuple[OAuthClient, str | None]:
+    """Register the user's app. Its secret is returned only now; a `public` app has none."""
     actor = _account_holder(principal)
     name = clean_name(name)
-    uris = _clean_redirect_uris(redirect_uris)
+    uris = _clean_redirect_uris(redirect_uris, public=public)
     scope = _clean_scopes(scopes)
     if await apps_of(actor).count() >= MAX_APPS:
         raise LimitReached(f"You can register at most {MAX_APPS} apps; delete one first.")
-    secret = tokens.generate(tokens.CLIENT_SECRET_PREFIX)
+    secret = None if public else tokens.generate(tokens.CLIENT_SECRET_PREFIX)
     client = await OAuthClient.create(
         client_id="dc_app_" + secrets.token_hex(12), name=name,
-        secret_hash=tokens.digest(secret), grant_types=APP_GRANTS, redirect_uris=uris,
+        secret_hash=tokens.digest(secret) if secret else None, grant_types=APP_GRANTS,
+        redirect_uris=uris,
         scope=scope, kind=ClientType.WEB, owner=actor.user, created_at=clock.now(),
     )
     return client, secret

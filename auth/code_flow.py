@@ -40,6 +40,7 @@ from auth.oauth_common import (
     FormRequest,
     as_client,
     check_requested_scope,
+    loopback_parts,
     on_loop,
 )
 from core import clock
@@ -134,10 +135,12 @@ class IssuedCode(AuthorizationCodeMixin):
 
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
-    """The code grant on our storage. Clients authenticate with their secret at the token
-    endpoint; PKCE (`RequireS256`) is registered with the grant."""
+    """The code grant on our storage. At the token endpoint a confidential client
+    authenticates with its secret and a public one (a native app) with none, which
+    `Client.check_endpoint_auth_method` tells apart; PKCE (`RequireS256`) is registered with
+    the grant, so a public client's code is bound to its verifier."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = SECRET_METHODS
+    TOKEN_ENDPOINT_AUTH_METHODS = [*SECRET_METHODS, "none"]
     request: AuthorizeRequest | FormRequest
 
     def __init__(self, request: OAuth2Request, server: AuthorizationServer):
@@ -150,15 +153,19 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     @staticmethod
     def validate_authorization_redirect_uri(request: OAuth2Request, client: ClientMixin) -> str:
-        """The redirect URI is required and must be one the client registered, exactly."""
+        """The redirect URI is required and must be one the client registered: exactly, or a
+        loopback one on any port (`Client.check_redirect_uri`). The one requested is stored
+        with the code, and the token request must repeat it."""
         assert request.payload is not None  # an `AuthorizeRequest`: it carries its query
         redirect_uri = request.payload.redirect_uri
         if not redirect_uri:
             raise InvalidRequestError("Missing 'redirect_uri' in request.")
         if not client.check_redirect_uri(redirect_uri):
+            loopback = (" Loopback redirect URIs (127.0.0.1, [::1]) match on any port, with "
+                        "the same path and query." if loopback_parts(redirect_uri) else "")
             raise InvalidRequestError(
                 f"The redirect URI {_describable(redirect_uri[:200])} is not registered for "
-                "this client."
+                f"this client.{loopback}"
             )
         return redirect_uri
 

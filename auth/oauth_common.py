@@ -8,6 +8,7 @@ import base64
 import binascii
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
 import anyio.from_thread
 from authlib.oauth2 import OAuth2Error
@@ -26,6 +27,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 SECRET_METHODS = ["client_secret_basic", "client_secret_post"]
+# The loopback IP literals whose redirect URIs match on any port (RFC 8252 §7.3). Not
+# `localhost`: it may resolve elsewhere (RFC 8252 §8.3), so its URIs match exactly.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "[::1]"})
 
 
 BAD_BASIC = ("The Authorization header's Basic credentials are not valid: send base64 of "
@@ -85,7 +89,14 @@ class Client(ClientMixin):
         return " ".join(s for s in scope.split() if s in allowed)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return redirect_uri in self.row.redirect_uris
+        """Exactly a registered URI (RFC 9700 §4.1.3), except that a loopback one matches on
+        any port: a native app listens on whichever port it got (RFC 8252 §7.3)."""
+        if redirect_uri in self.row.redirect_uris:
+            return True
+        requested = loopback_parts(redirect_uri)
+        return requested is not None and any(
+            loopback_parts(registered) == requested for registered in self.row.redirect_uris
+        )
 
     def check_client_secret(self, client_secret: str) -> bool:
         return tokens.secret_matches(self.row.secret_hash, client_secret)
@@ -104,6 +115,20 @@ class Client(ClientMixin):
         if grant_type == "password" and not (self.row.first_party or self.row.product_id):
             return False  # passwords go only to our own clients and to products' apps
         return grant_type in self.row.grant_types
+
+
+def loopback_parts(uri: str) -> tuple[str, str, str, str] | None:
+    """An http URI to a loopback IP literal without its port (scheme, host, path, query), as
+    RFC 8252 §7.3 matches it; None for any other URI."""
+    try:
+        parts = urlsplit(uri)
+        port = parts.port  # one that is not a number in range raises
+    except ValueError:
+        return None
+    host = parts.netloc if port is None else parts.netloc[: parts.netloc.rfind(":")]
+    if parts.scheme != "http" or host not in LOOPBACK_HOSTS or parts.fragment:
+        return None
+    return parts.scheme, host, parts.path, parts.query
 
 
 def check_requested_scope(client: Client, scope: str | None) -> None:

@@ -14,9 +14,11 @@ MAX_REDIRECT_URIS = 10
 REDIRECT_URI_MAX = 2000
 
 
-def validate_redirect_uri(uri: str, client_type: ClientType, field: str = "redirectUris") -> str:
+def validate_redirect_uri(uri: str, client_type: ClientType, field: str = "redirectUris", *,
+                          native: bool = False) -> str:
     """RFC 9700: exact, absolute URIs without fragments or wildcards; https, or http only to a
-    loopback address; MOBILE apps may also use a private-use scheme (RFC 8252 §7.1)."""
+    loopback address; apps on a device (MOBILE clients, and `native` ones: public
+    third-party apps) may also use a private-use scheme (RFC 8252 §7.1)."""
     problem = None
     try:
         parts = urlsplit(uri)
@@ -43,7 +45,7 @@ def validate_redirect_uri(uri: str, client_type: ClientType, field: str = "redir
             "uses plain http to a public host; use https (http is allowed only for "
             "127.0.0.1, [::1] or localhost)"
         )
-    elif client_type is ClientType.MOBILE and "." in parts.scheme:
+    elif (native or client_type is ClientType.MOBILE) and "." in parts.scheme:
         problem = None
     else:
         problem = f"uses the scheme '{parts.scheme}'; use https"
@@ -53,12 +55,15 @@ def validate_redirect_uri(uri: str, client_type: ClientType, field: str = "redir
     return uri
 
 
-def clean_redirect_uris(uris: list[str], client_type: ClientType) -> list[str]:
+def clean_redirect_uris(uris: list[str], client_type: ClientType, *, native: bool = False
+                        ) -> list[str]:
     """A client's redirect URIs, each valid, without repeats, at most `MAX_REDIRECT_URIS`."""
     if len(uris) > MAX_REDIRECT_URIS:
         raise InvalidInput(f"At most {MAX_REDIRECT_URIS} redirect URIs.",
                            field="redirectUris", code=CoreCode.TOO_MANY)
-    return list(dict.fromkeys(validate_redirect_uri(u.strip(), client_type) for u in uris))
+    return list(dict.fromkeys(
+        validate_redirect_uri(u.strip(), client_type, native=native) for u in uris
+    ))
 
 
 def _is_loopback(host: str | None) -> bool:

@@ -34,6 +34,10 @@ class FleetCode(ErrorCode):
         "Not a customer auth method (SIMPLE, TWO_LEGGED or LOGIN_WITH_PLATFORM)."
     INVALID_CLIENT_TYPE = "INVALID_CLIENT_TYPE", BAD_REQUEST, \
         "Not a client type (WEB, MOBILE or SERVER)."
+    SERVER_CLIENT_CONFIDENTIAL = "SERVER_CLIENT_CONFIDENTIAL", BAD_REQUEST, \
+        "A SERVER client authenticates with its secret: it cannot be public."
+    PUBLIC_CLIENT_NO_SECRET = "PUBLIC_CLIENT_NO_SECRET", CONFLICT, \
+        "A public client has no secret to rotate."
     # Devices
     INVALID_DEVICE_ID = "INVALID_DEVICE_ID", BAD_REQUEST, "Not 24 hexadecimal characters."
     NOT_IN_PRODUCT = "NOT_IN_PRODUCT", CONFLICT, "The device is in no product."

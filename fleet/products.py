@@ -28,16 +28,21 @@ DESCRIPTION_MAX = 2000
 _PLATFORM = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,39}")
 
 
-# What each kind of product client may do at the token endpoint. Every one acts for itself
-# (client_credentials); the product's apps sign its customers in with their password (simple
-# auth) and refresh, and a web app also by the code flow (Login with Device Cloud). The SERVER
-# client mints customer tokens with client_credentials (two-legged auth). Product clients
-# never sign in platform accounts.
+# What each kind of product client may do at the token endpoint. Every confidential one acts
+# for itself (client_credentials); the product's apps sign its customers in with their
+# password (simple auth) or by the code flow (Login with Device Cloud: a MOBILE app with its
+# private-use scheme or a loopback redirect, RFC 8252), and refresh. The SERVER client mints
+# customer tokens with client_credentials (two-legged auth). Product clients never sign in
+# platform accounts.
 CLIENT_GRANTS: dict[ClientType, list[str]] = {
     ClientType.WEB: ["authorization_code", "password", "refresh_token", "client_credentials"],
-    ClientType.MOBILE: ["password", "refresh_token", "client_credentials"],
+    ClientType.MOBILE: ["authorization_code", "password", "refresh_token",
+                        "client_credentials"],
     ClientType.SERVER: ["client_credentials"],
 }
+# A public client (no secret: an app that runs on the user's device or in their browser)
+# cannot prove it is itself, so it never acts for itself.
+CONFIDENTIAL_GRANTS = frozenset({"client_credentials"})
 
 # The longest lifetime a SERVER client may be allowed for the customer tokens it mints.
 MIN_TOKEN_LIFETIME = 60
@@ -215,38 +220,53 @@ def _clean_max_token_lifetime(seconds: int | None, client_type: ClientType) -> i
     return seconds
 
 
+def _clean_public(public: bool, client_type: ClientType) -> bool:
+    if public and client_type is ClientType.SERVER:
+        raise InvalidInput("A SERVER client runs on your servers and authenticates with its "
+                           "secret; only WEB and MOBILE clients can be public.", field="public",
+                           code=FleetCode.SERVER_CLIENT_CONFIDENTIAL)
+    return public
+
+
 async def create_oauth_client(
     principal: AnyPrincipal, product_id: int, *, name: str, client_type: str,
-    redirect_uris: list[str], max_token_lifetime: int | None = None,
-) -> tuple[OAuthClient, str]:
-    """Register a client for the product's apps or servers. The secret is returned only now.
-    A SERVER client's `max_token_lifetime` caps the customer tokens it mints (None: the
-    access token lifetime)."""
+    redirect_uris: list[str], max_token_lifetime: int | None = None, public: bool = False,
+) -> tuple[OAuthClient, str | None]:
+    """Register a client for the product's apps or servers. The secret is returned only now;
+    a `public` client (a WEB or MOBILE app that cannot keep a secret) has none, and
+    authenticates by PKCE alone. A SERVER client's `max_token_lifetime` caps the customer
+    tokens it mints (None: the access token lifetime)."""
     member, product = await access.product_member(principal, product_id,
                                                   Permission.OAUTH_CLIENT_MANAGE)
     name = clean_name(name)
     kind = _parse_client_type(client_type)
     uris = _clean_redirect_uris(redirect_uris, kind)
     max_lifetime = _clean_max_token_lifetime(max_token_lifetime, kind)
-    secret = tokens.generate(tokens.CLIENT_SECRET_PREFIX)
+    is_public = _clean_public(public, kind)
+    secret = None if is_public else tokens.generate(tokens.CLIENT_SECRET_PREFIX)
+    grants = [g for g in CLIENT_GRANTS[kind] if not (is_public and g in CONFIDENTIAL_GRANTS)]
     async with in_transaction():
         client = await OAuthClient.create(
             client_id=f"{product.slug[:40]}-{secrets.token_hex(6)}", name=name,
-            secret_hash=tokens.digest(secret), grant_types=CLIENT_GRANTS[kind],
+            secret_hash=tokens.digest(secret) if secret else None, grant_types=grants,
             redirect_uris=uris, product=product, kind=kind, max_token_lifetime=max_lifetime,
             created_at=clock.now(),
         )
         await audit.record(member.principal, product.organization_id, "oauth_client.create",
                            client, label=name,
                            details={"clientId": client.client_id, "type": kind.value,
-                                    "productId": product.id})
+                                    "public": is_public, "productId": product.id})
     return client, secret
 
 
 async def rotate_oauth_client_secret(principal: AnyPrincipal, client_id: str
                                      ) -> tuple[OAuthClient, str]:
-    """Issue a new secret; the old one stops working at once (tokens already issued live on)."""
+    """Issue a new secret; the old one stops working at once (tokens already issued live on).
+    A public client has none: it stays public."""
     member, client, product = await access.product_client(principal, client_id)
+    if client.secret_hash is None:
+        raise Conflict("This client is public: it has no secret to rotate.",
+                       field="clientId", code=FleetCode.PUBLIC_CLIENT_NO_SECRET)
     secret = tokens.generate(tokens.CLIENT_SECRET_PREFIX)
     async with in_transaction():
         await OAuthClient.filter(id=client.id).update(secret_hash=tokens.digest(secret))

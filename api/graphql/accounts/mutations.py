@@ -76,10 +76,15 @@ class RevokeAllSessionsPayload:
 class CreateAppInput:
     name: str
     redirect_uris: list[str] = strawberry.field(
-        description="https URIs (http only to 127.0.0.1, [::1] or localhost), at most 10.")
+        description="https URIs (http only to 127.0.0.1, [::1] or localhost; a public app "
+                    "also a private-use scheme like com.example.app:/callback), at most 10.")
     scopes: list[str] = strawberry.field(
         default_factory=list,
         description="What the app may ask users for: devices:read, events:read, devices:call.")
+    public: bool = strawberry.field(
+        default=False,
+        description="A native, CLI or single-page app that cannot keep a secret: it gets "
+                    "none and proves itself by PKCE alone.")
 
 
 @strawberry.input
@@ -91,7 +96,8 @@ class AppInput:
 class CreateAppPayload:
     app: App | None = None
     client_secret: str | None = strawberry.field(
-        default=None, description="Shown only in this response: store it now.")
+        default=None, description="Shown only in this response: store it now. Null for a "
+                                  "public app, which has none.")
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
@@ -169,13 +175,13 @@ class AccountMutations:
 
 @strawberry.type
 class AppMutations:
-    @strawberry.mutation(description="Register a third-party app; its secret is shown only "
-                                     "once.")
+    @strawberry.mutation(description="Register a third-party app; its secret (a public app "
+                                     "has none) is shown only once.")
     async def create_app(self, info: Info, input: CreateAppInput) -> CreateAppPayload:
         async def work() -> CreateAppPayload:
             client, secret = await apps.create_app(
                 info.context.principal, name=input.name, redirect_uris=input.redirect_uris,
-                scopes=input.scopes,
+                scopes=input.scopes, public=input.public,
             )
             return CreateAppPayload(app=App.from_model(client), client_secret=secret)
 

@@ -71,16 +71,20 @@ class App:
     client_id: str
     name: str
     redirect_uris: list[str] = strawberry.field(
-        description="Matched exactly against the redirect_uri of authorization requests.")
+        description="Matched exactly against the redirect_uri of authorization requests; "
+                    "http://127.0.0.1 and http://[::1] ones on any port (RFC 8252).")
     scopes: list[str] = strawberry.field(
         description="The scopes it may ask users for: devices:read, events:read, devices:call.")
+    public: bool = strawberry.field(
+        description="A public app (native, CLI or single-page) has no secret and proves "
+                    "itself by PKCE alone; a confidential one sends its secret.")
     created_at: datetime
 
     @classmethod
     def from_model(cls, client: OAuthClientModel) -> App:
         return cls(client_id=client.client_id, name=client.name,
                    redirect_uris=client.redirect_uris, scopes=client.scope.split(),
-                   created_at=client.created_at)
+                   public=client.secret_hash is None, created_at=client.created_at)
 
 
 @strawberry.type(description="An app you allowed to act for you: a third-party app, or a "

@@ -52,6 +52,11 @@ class CreateOAuthClientInput:
         default=None, description="SERVER clients only: the longest lifetime, in seconds (60 "
                                   "to 7776000, 90 days), of the customer tokens it mints "
                                   "(two-legged auth). Default: the access token lifetime.")
+    public: bool = strawberry.field(
+        default=False, description="WEB and MOBILE clients only: an app that cannot keep a "
+                                   "secret (on a phone, a desktop or in a browser) gets none "
+                                   "and proves itself by PKCE alone; it cannot use "
+                                   "client_credentials.")
 
 
 @strawberry.input
@@ -63,11 +68,12 @@ class OAuthClientInput:
 class OAuthClientSecretPayload:
     oauth_client: OAuthClient | None = None
     client_secret: str | None = strawberry.field(
-        default=None, description="Shown only in this response: store it now.")
+        default=None, description="Shown only in this response: store it now. Null for a "
+                                  "public client, which has none.")
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
     @classmethod
-    def of(cls, created: tuple[OAuthClientModel, str]) -> OAuthClientSecretPayload:
+    def of(cls, created: tuple[OAuthClientModel, str | None]) -> OAuthClientSecretPayload:
         client, secret = created
         return cls(oauth_client=OAuthClient.from_model(client), client_secret=secret)
 
@@ -111,7 +117,8 @@ class ProductMutations:
         return await mutate(ProductPayload, work)
 
     @strawberry.mutation(name="createOAuthClient",
-                         description="Register an OAuth client; its secret is shown only once.")
+                         description="Register an OAuth client; its secret (a public client "
+                                     "has none) is shown only once.")
     async def create_oauth_client(self, info: Info, input: CreateOAuthClientInput
                                   ) -> OAuthClientSecretPayload:
         async def work() -> OAuthClientSecretPayload:
@@ -119,12 +126,14 @@ class ProductMutations:
                 info.context.principal, _product_id(input.product_id),
                 name=input.name, client_type=input.type,
                 redirect_uris=input.redirect_uris, max_token_lifetime=input.max_token_lifetime,
+                public=input.public,
             ))
 
         return await mutate(OAuthClientSecretPayload, work)
 
     @strawberry.mutation(name="rotateOAuthClientSecret",
-                         description="Replace a client's secret; the old one stops working.")
+                         description="Replace a confidential client's secret; the old one "
+                                     "stops working. A public client has none to rotate.")
     async def rotate_oauth_client_secret(self, info: Info, input: OAuthClientInput
                                          ) -> OAuthClientSecretPayload:
         async def work() -> OAuthClientSecretPayload:

@@ -61,6 +61,10 @@ class OAuthClient:
     max_token_lifetime: int | None = strawberry.field(
         description="SERVER clients: the longest lifetime, in seconds, of the customer tokens "
                     "it mints; null: the access token lifetime (1 hour unless configured).")
+    public: bool = strawberry.field(
+        description="A public client has no secret: it authenticates at the token endpoint "
+                    "with `none` and proves itself by PKCE (an app on a device or in a "
+                    "browser). Otherwise it is confidential and sends its secret.")
     created_at: datetime
 
     @classmethod
@@ -68,7 +72,7 @@ class OAuthClient:
         return cls(client_id=client.client_id, name=client.name,
                    type=ClientType(client.kind), redirect_uris=client.redirect_uris,
                    max_token_lifetime=client.max_token_lifetime,
-                   created_at=client.created_at)
+                   public=client.secret_hash is None, created_at=client.created_at)
 
 
 @strawberry.type(description="A fleet of devices, with its customers and apps.")

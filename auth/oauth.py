@@ -31,6 +31,7 @@ from auth.oauth_common import (
     Client,
     FormRequest,
     as_client,
+    authenticate_public,
     check_requested_scope,
     on_loop,
 )
@@ -343,6 +344,7 @@ class AuthorizationServer(_AuthorizationServer):
         self.settings = settings
         # The stub asks for a BearerTokenGenerator; Authlib calls any generator function.
         self.register_token_generator("default", self._mint)  # type: ignore[arg-type]
+        self.register_client_auth_method("none", authenticate_public)
         self.register_grant(PasswordGrant)
         self.register_grant(RefreshGrant)
         self.register_grant(ClientCredentialsGrant)

@@ -13,6 +13,9 @@ from urllib.parse import urlsplit
 import anyio.from_thread
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import ClientMixin, OAuth2Request
+
+# The stub lists only ClientAuthentication; Authlib has its `none` method here.
+from authlib.oauth2.rfc6749.authenticate_client import authenticate_none  # type: ignore[attr-defined]
 from authlib.oauth2.rfc6749.errors import (
     InvalidClientError,
     InvalidRequestError,
@@ -57,6 +60,17 @@ def client_authentication_problem(headers: Mapping[str, str], form: Mapping[str,
     if "client_secret" in form:
         return InvalidRequestError(TWO_METHODS)
     return None
+
+
+def authenticate_public(query_client: Callable[[str], ClientMixin | None],
+                        request: OAuth2Request) -> ClientMixin | None:
+    """Authlib's `none` method, except for a request that carries HTTP Basic credentials: a
+    public client has no secret to send, so a request with one is no public client's and is
+    refused (`invalid_client`) instead of passing on the client ID in its body alone."""
+    scheme = (request.headers or {}).get("authorization", "").partition(" ")[0]
+    if scheme.lower() == "basic":
+        return None
+    return authenticate_none(query_client, request)
 
 
 def on_loop(fn: Callable[P, Coroutine[Any, Any, R]], *args: P.args, **kwargs: P.kwargs) -> R:

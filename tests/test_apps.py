@@ -36,6 +36,35 @@ async def create_app(http, token: str | None, **fields: Any) -> dict[str, Any]:
                               f"{APP} clientSecret", token=token)
 
 
+@pytest.mark.parametrize(("public", "expected"), [
+    (True, None),
+    (False, {"field": "redirectUris", "code": "INVALID_REDIRECT_URI",
+             "message": "The redirect URI 'com.example.cli:/callback' uses the scheme "
+                        "'com.example.cli'; use https."}),
+])
+async def test_a_public_app_has_no_secret_and_may_use_a_private_use_scheme(
+    http, public, expected
+):
+    await make_user("maker@example.com")
+    maker = await access_token("maker@example.com")
+    uris = ["http://127.0.0.1/callback", "com.example.cli:/callback"]
+    created = await run_mutation(
+        http, "createApp", "CreateAppInput",
+        {"name": "CLI", "redirectUris": uris, "scopes": ["devices:read"], "public": public},
+        "app { clientId redirectUris public } clientSecret", token=maker)
+    if expected is not None:
+        assert created == {"app": None, "clientSecret": None, "userErrors": [expected]}
+        assert not await OAuthClient.exists(owner_id__not_isnull=True)
+        return
+    client_id = created["app"]["clientId"]
+    assert created == {"app": {"clientId": client_id, "redirectUris": uris, "public": True},
+                       "clientSecret": None, "userErrors": []}
+    row = await OAuthClient.get(client_id=client_id)
+    assert (row.secret_hash, row.grant_types) == (None, ["authorization_code", "refresh_token"])
+    listed = await graphql(http, "{ me { apps { public } } }", token=maker)
+    assert listed["data"]["me"]["apps"] == [{"public": True}]
+
+
 async def my_apps(http, token: str) -> list[dict[str, Any]]:
     body = await graphql(http, "{ me { apps { clientId name scopes } } }", token=token)
     assert "errors" not in body, body

@@ -256,7 +256,8 @@ async def test_a_client_secret_is_shown_once_and_stored_only_as_a_hash(http, acm
     assert {k: v for k, v in entry.items() if k != "createdAt"} == client
     fields = await graphql(http, '{ __type(name: "OAuthClient") { fields { name } } }')
     names = [f["name"] for f in fields["data"]["__type"]["fields"]]
-    assert names == ["clientId", "name", "type", "redirectUris", "maxTokenLifetime", "createdAt"]
+    assert names == ["clientId", "name", "type", "redirectUris", "maxTokenLifetime", "public",
+                     "createdAt"]
     assert secret not in repr(listed)
 
     owner = await access_token(acme.email("OWNER"))
@@ -264,8 +265,67 @@ async def test_a_client_secret_is_shown_once_and_stored_only_as_a_hash(http, acm
     assert (newest["action"], newest["actorEmail"], newest["targetType"], newest["targetId"],
             newest["targetLabel"], newest["details"], newest["ipAddress"]) == (
         "oauth_client.create", "developer@example.com", "OAuthClient", str(row.id), "Web app",
-        {"clientId": client["clientId"], "type": "WEB", "productId": product_id}, "127.0.0.1")
+        {"clientId": client["clientId"], "type": "WEB", "public": False,
+         "productId": product_id}, "127.0.0.1")
     assert secret not in repr(newest)
+
+
+PUBLIC_CLIENT = "oauthClient { clientId type public } clientSecret"
+
+
+@pytest.mark.parametrize(("client_type", "uris", "grants"), [
+    ("WEB", ["https://app.example.com/callback"],
+     ["authorization_code", "password", "refresh_token"]),
+    ("MOBILE", ["com.example.app:/callback"],
+     ["authorization_code", "password", "refresh_token"]),
+])
+async def test_a_public_client_has_no_secret_and_never_acts_for_itself(
+    http, acme, developer, client_type, uris, grants
+):
+    product_id = await thermostat(http, developer, acme)
+    created = await run_mutation(
+        http, "createOAuthClient", "CreateOAuthClientInput",
+        {"productId": gid("Product", product_id), "name": "App", "type": client_type,
+         "redirectUris": uris, "public": True}, PUBLIC_CLIENT, token=developer)
+    client_id = created["oauthClient"]["clientId"]
+    assert created == {"oauthClient": {"clientId": client_id, "type": client_type,
+                                       "public": True},
+                       "clientSecret": None, "userErrors": []}
+    row = await OAuthClient.get(client_id=client_id)
+    assert (row.secret_hash, row.grant_types, row.redirect_uris) == (None, grants, uris)
+    listed = await graphql(http, '{ product(idOrSlug: "thermostat") { oauthClients { public '
+                           '} } }', token=developer)
+    assert listed["data"]["product"]["oauthClients"] == [{"public": True}]
+
+    owner = await access_token(acme.email("OWNER"))
+    newest = (await audit_trail(http, "acme", token=owner, first=1))[0]
+    assert (newest["action"], newest["details"]) == ("oauth_client.create", {
+        "clientId": client_id, "type": client_type, "public": True, "productId": product_id})
+
+    # No secret to rotate: refused, nothing changes and nothing is recorded.
+    before = await AuditEntry.all().count()
+    rotated = await run_mutation(http, "rotateOAuthClientSecret", "OAuthClientInput",
+                                 {"clientId": client_id}, PUBLIC_CLIENT, token=developer)
+    assert rotated == {"oauthClient": None, "clientSecret": None, "userErrors": error(
+        "PUBLIC_CLIENT_NO_SECRET", "clientId",
+        "This client is public: it has no secret to rotate.")}
+    assert (await OAuthClient.get(id=row.id)).secret_hash is None
+    assert await AuditEntry.all().count() == before
+
+
+async def test_a_server_client_cannot_be_public(http, acme, developer):
+    product_id = await thermostat(http, developer, acme)
+    before = await AuditEntry.all().count()
+    created = await run_mutation(
+        http, "createOAuthClient", "CreateOAuthClientInput",
+        {"productId": gid("Product", product_id), "name": "Backend", "type": "SERVER",
+         "public": True}, PUBLIC_CLIENT, token=developer)
+    assert created == {"oauthClient": None, "clientSecret": None, "userErrors": error(
+        "SERVER_CLIENT_CONFIDENTIAL", "public",
+        "A SERVER client runs on your servers and authenticates with its secret; only WEB and "
+        "MOBILE clients can be public.")}
+    assert not await OAuthClient.exists(product_id=product_id)
+    assert await AuditEntry.all().count() == before
 
 
 PUBLIC_HTTP = ("uses plain http to a public host; use https (http is allowed only for "

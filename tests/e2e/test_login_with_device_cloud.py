@@ -6,13 +6,9 @@ httpx-oauth for a product's web app), and everything RFC 9700 asks to refuse."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import logging
-import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
@@ -35,6 +31,17 @@ from models.oauth import AuthorizationCode, Consent, OAuthClient, ThrottleCounte
 from tests.support.accounts import access_token, acting_as, make_user, organization_with_team
 from tests.support.constants import PASSWORD
 from tests.support.graphql import graphql, run_mutation
+from tests.support.hosted_login import (
+    AUTHORIZE,
+    EMAIL,
+    ISSUER,
+    Browser,
+    assert_page,
+    assert_secure,
+    pkce,
+    sign_in,
+    the_form,
+)
 from tests.support.oauth import (
     TOKEN,
     WRONG_PASSWORD,
@@ -46,72 +53,10 @@ from tests.support.oauth import (
 )
 from tests.support.servers import LiveServer
 
-AUTHORIZE = "/oauth/authorize"
-ISSUER = "http://127.0.0.1"  # BASE_URL in the tests
 REDIRECT = "http://127.0.0.1:8765/callback"
-EMAIL = "ada@example.com"
-SECURITY_HEADERS = {
-    "x-frame-options": "DENY",
-    "referrer-policy": "no-referrer",
-    "cache-control": "no-store",
-    "x-content-type-options": "nosniff",
-}
 
 
 # --- A browser: cookies, and forms parsed from the pages ---------------------------------------
-
-
-@dataclass
-class Form:
-    action: str
-    method: str
-    fields: dict[str, str] = field(default_factory=dict)
-    buttons: list[tuple[str, str]] = field(default_factory=list)
-
-
-class FormParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[Form] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.forms.append(Form(a.get("action", ""), a.get("method", "get").lower()))
-        elif tag == "input" and self.forms and a.get("name"):
-            self.forms[-1].fields[a["name"]] = a.get("value", "")
-        elif tag == "button" and self.forms and a.get("name"):
-            self.forms[-1].buttons.append((a["name"], a.get("value", "")))
-
-
-def the_form(page: httpx.Response) -> Form:
-    parser = FormParser()
-    parser.feed(page.text)
-    [form] = parser.forms
-    assert form.method == "post"
-    return form
-
-
-class Browser:
-    """Follows nothing by itself: each step is checked. Keeps cookies like a browser."""
-
-    def __init__(self, server: LiveServer):
-        self.server = server
-        self.http = httpx.AsyncClient(base_url=server.url, timeout=30, trust_env=False)
-
-    async def open(self, url: str) -> httpx.Response:
-        return await self.http.get(url)
-
-    async def submit(self, page: httpx.Response, button: str, **values: str) -> httpx.Response:
-        """Fill in the page's form and press the button with this value."""
-        form = the_form(page)
-        [name] = [n for n, v in form.buttons if v == button]
-        data = {**form.fields, **values, name: button}
-        return await self.http.post(urljoin(str(page.url), form.action), data=data)
-
-    async def follow(self, response: httpx.Response) -> httpx.Response:
-        assert response.status_code in (302, 303), response.text
-        return await self.http.get(urljoin(str(response.url), response.headers["location"]))
 
 
 @pytest.fixture
@@ -119,23 +64,6 @@ async def browser(live_server: LiveServer) -> AsyncIterator[Browser]:
     b = Browser(live_server)
     async with b.http:
         yield b
-
-
-def assert_secure(response: httpx.Response) -> None:
-    for name, value in SECURITY_HEADERS.items():
-        assert response.headers[name] == value, name
-    policy = response.headers["content-security-policy"]
-    assert "frame-ancestors 'none'" in policy
-    assert policy.startswith("default-src 'none'; ")
-
-
-def assert_page(response: httpx.Response, status: int, *texts: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "text/html; charset=utf-8"
-    assert "location" not in response.headers
-    assert_secure(response)
-    for text in texts:
-        assert text in response.text, text
 
 
 def callback(response: httpx.Response) -> dict[str, str]:
@@ -149,23 +77,7 @@ def callback(response: httpx.Response) -> dict[str, str]:
     return {k: v[0] for k, v in params.items()}
 
 
-async def sign_in(browser: Browser, page: httpx.Response, email: str = EMAIL,
-                  password: str = PASSWORD) -> httpx.Response:
-    """Post the login page; the browser comes back to the same request, signed in."""
-    assert_page(page, 200, "Sign in with Device Cloud")
-    response = await browser.submit(page, "sign_in", email=email, password=password)
-    assert response.status_code == 303, response.text
-    assert_secure(response)
-    return await browser.follow(response)
-
-
 # --- PKCE and clients -------------------------------------------------------------------------
-
-
-def pkce() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-    return verifier, challenge.rstrip(b"=").decode()
 
 
 def authorize_url(client_id: str, challenge: str | None = None, **params: str) -> str:
@@ -419,7 +331,7 @@ async def test_a_product_with_another_customer_auth_cannot_use_the_flow(browser,
     [
         ("dc_app_unknown", REDIRECT, "The client does not exist on this server."),
         (None, "http://127.0.0.1:8765/callback/", "is not registered for this client."),
-        (None, "http://127.0.0.1:8766/callback", "is not registered for this client."),
+        (None, "http://localhost:8765/callback", "is not registered for this client."),
         (None, "https://evil.example/callback", "is not registered for this client."),
         (None, "http://127.0.0.1:8765/callback?x=1", "is not registered for this client."),
         (None, "", "Missing &#x27;redirect_uri&#x27; in request."),

@@ -250,6 +250,9 @@ async def test_authorized_apps_list_and_revoke(http):
 MUTATIONS = [
     ("createApp", "CreateAppInput",
      {"name": "X", "redirectUris": [CALLBACK], "scopes": []}, "app { clientId }"),
+    ("createApp", "CreateAppInput",
+     {"name": "X", "redirectUris": [CALLBACK], "scopes": [], "public": True},
+     "app { clientId public }"),
     ("deleteApp", "AppInput", {"clientId": "dc_app_x"}, "app { clientId }"),
     ("revokeAuthorizedApp", "AppInput", {"clientId": "dc_app_x"}, "authorizedApp { clientId }"),
 ]

@@ -39,9 +39,10 @@ AIO, OWP = "ALREADY_IN_ORGANIZATION", "OWNER_PROTECTED"
 AC, GX = "acme", "globex"  # me.organization.slug
 NO, A1, A2 = (), ("Acme",), ("Globex", "Acme")  # me.invitations: organization names
 _ = None
+SCC, PCN = "SERVER_CLIENT_CONFIDENTIAL", "PUBLIC_CLIENT_NO_SECRET"
 
 # The world: Acme (slug "acme") has one member per role (OWNER ... VIEWER), a product
-# "thermostat" with a WEB and a SERVER OAuth client, and two pending invitations: one to
+# "thermostat" with a WEB, a SERVER and a public MOBILE OAuth client, and two pending invitations: one to
 # invitee@ (VIEWER) and, newer, one to newcomer@ (DEVELOPER). Globex is another organization,
 # owned by outsider@, which has invited invitee@ too.
 #
@@ -87,7 +88,13 @@ MATRIX = Matrix(CALLERS, {
     "createProduct":            (NF, NF,  NF,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
     "updateProduct":            (NF, NF,  NF,  NF,  NF,  NF,  OK,  OK,  FB,  FB,  FB),
     "createOAuthClient":        (NF, NF,  NF,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
+    "createOAuthClient(public)":
+                                (NF, NF,  NF,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
+    "createOAuthClient(public SERVER)":
+                                (NF, NF,  NF,  NF,  NF,  NF,  SCC, SCC, SCC, FB,  FB),
     "rotateOAuthClientSecret":  (NF, NF,  NF,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
+    "rotateOAuthClientSecret(public)":
+                                (NF, NF,  NF,  NF,  NF,  NF,  PCN, PCN, PCN, FB,  FB),
     "deleteOAuthClient":        (NF, NF,  NF,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
     "transferOwnership":        (NF, NF,  NF,  NF,  NF,  NF,  OK,  FB,  FB,  FB,  FB),
     "declineInvitation":        (UA, UA,  UA,  NF,  NF,  OK,  NF,  NF,  NF,  NF,  NF),
@@ -103,7 +110,8 @@ class World:
     acme: Team
     product: Product
     client: OAuthClient  # WEB
-    server: tuple[OAuthClient, str]  # SERVER, with its secret
+    server: tuple[OAuthClient, str | None]  # SERVER, with its secret
+    mobile: OAuthClient  # MOBILE, public
     globex: Organization
     outsider: User
     newcomer: User
@@ -135,6 +143,10 @@ async def world() -> World:
     server = await products.create_oauth_client(
         owner, product.id, name="Backend", client_type="SERVER", redirect_uris=[]
     )
+    mobile, _none = await products.create_oauth_client(
+        owner, product.id, name="Phone app", client_type="MOBILE",
+        redirect_uris=["com.example.thermostat:/cb"], public=True,
+    )
     outsider = await make_user("outsider@example.com")
     globex = await organizations.create_organization(await acting_as(outsider), "Globex", "globex")
     newcomer = await make_user("newcomer@example.com")
@@ -145,7 +157,7 @@ async def world() -> World:
     globex_to_invitee = await team.invite_team_member(
         await acting_as(outsider), globex.id, invitee.email, "DEVELOPER"
     )
-    return World(acme, product, client, server, globex, outsider, newcomer, invitee,
+    return World(acme, product, client, server, mobile, globex, outsider, newcomer, invitee,
                  to_invitee, to_newcomer, globex_to_invitee)
 
 
@@ -259,11 +271,12 @@ async def _product(p: Probe[World]) -> Any:
 @MATRIX.operation("product.oauthClients")
 async def _oauth_clients(p: Probe[World]) -> Any:
     found = await p.read(
-        "query($p: String!) { product(idOrSlug: $p) { oauthClients { clientId } } }",
+        "query($p: String!) { product(idOrSlug: $p) { oauthClients { clientId public } } }",
         {"p": str(p.world.product.id)}, "product", "oauthClients",
     )
-    return ok_if(found, [{"clientId": p.world.client.client_id},
-                         {"clientId": p.world.server[0].client_id}])
+    return ok_if(found, [{"clientId": p.world.client.client_id, "public": False},
+                         {"clientId": p.world.server[0].client_id, "public": False},
+                         {"clientId": p.world.mobile.client_id, "public": True}])
 
 
 # --- Mutations ---------------------------------------------------------------------------------
@@ -333,6 +346,21 @@ async def _create_client(p: Probe[World]) -> str:
                            {"productId": gid("Product", p.world.product.id), "name": "Backend",
                             "type": "SERVER"},
                            "clientSecret")
+
+
+@MATRIX.operation("createOAuthClient(public)", "MOBILE")
+@MATRIX.operation("createOAuthClient(public SERVER)", "SERVER")
+async def _create_public_client(p: Probe[World], client_type: str) -> str:
+    return await p.audited("createOAuthClient", "CreateOAuthClientInput",
+                           {"productId": gid("Product", p.world.product.id), "name": "App",
+                            "type": client_type, "public": True},
+                           "oauthClient { public }")
+
+
+@MATRIX.operation("rotateOAuthClientSecret(public)")
+async def _rotate_public(p: Probe[World]) -> str:
+    return await p.audited("rotateOAuthClientSecret", "OAuthClientInput",
+                           {"clientId": p.world.mobile.client_id}, "clientSecret")
 
 
 @MATRIX.operation("rotateOAuthClientSecret")

@@ -617,7 +617,7 @@ async def test_every_mutation_writes_an_audit_entry_newest_first(http):
     assert [(e["targetId"], e["details"]) for e in log[3:8]] == [
         (str(client.id), {"clientId": client_id}),
         (str(client.id), {"clientId": client_id}),
-        (str(client.id), {"clientId": client_id, "type": "WEB",
+        (str(client.id), {"clientId": client_id, "type": "WEB", "public": False,
                           "productId": product["productId"]}),
         (str(product["productId"]), {"name": ["Thermostat", "Thermostat Pro"]}),
         (str(product["productId"]), {"slug": "thermostat", "productId": product["productId"]}),

@@ -42,9 +42,9 @@ _ = None
 SCC, PCN = "SERVER_CLIENT_CONFIDENTIAL", "PUBLIC_CLIENT_NO_SECRET"
 
 # The world: Acme (slug "acme") has one member per role (OWNER ... VIEWER), a product
-# "thermostat" with a WEB, a SERVER and a public MOBILE OAuth client, and two pending invitations: one to
-# invitee@ (VIEWER) and, newer, one to newcomer@ (DEVELOPER). Globex is another organization,
-# owned by outsider@, which has invited invitee@ too.
+# "thermostat" with a WEB, a SERVER and a public MOBILE OAuth client, and two pending
+# invitations: one to invitee@ (VIEWER) and, newer, one to newcomer@ (DEVELOPER). Globex is
+# another organization, owned by outsider@, which has invited invitee@ too.
 #
 # Callers: anonymous (no token); client (a client-credentials token of a platform service
 # client); server (a client-credentials token of Acme's own SERVER product client: it acts for

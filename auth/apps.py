@@ -65,8 +65,8 @@ async def create_app(principal: AnyPrincipal, *, name: str, redirect_uris: list[
     client = await OAuthClient.create(
         client_id="dc_app_" + secrets.token_hex(12), name=name,
         secret_hash=tokens.digest(secret) if secret else None, grant_types=APP_GRANTS,
-        redirect_uris=uris,
-        scope=scope, kind=ClientType.WEB, owner=actor.user, created_at=clock.now(),
+        redirect_uris=uris, scope=scope, kind=ClientType.WEB, owner=actor.user,
+        created_at=clock.now(),
     )
     return client, secret
 

@@ -22,6 +22,7 @@ from api.authorize import SecureErrors
 from api.gateway import DeviceGateway
 from api.graphql.schema import build_schema
 from api.graphql.view import GraphQLEndpoint
+from api.http_errors import HANDLERS
 from api.middleware import BodyLimit, RequestContext
 from api.oauth_routes import routes as oauth_routes
 from api.sse import routes as sse_routes
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
                 max_upload_bytes=settings.max_upload_bytes,
             ),
         ],
+        exception_handlers=HANDLERS,
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -1,4 +1,5 @@
-"""The codes the transports themselves give: GraphQL arguments and limits, uploads, IDs.
+"""The codes the transports themselves give: GraphQL arguments and limits, uploads, IDs, and
+HTTP requests no endpoint serves.
 
 GraphQL answers a request with errors (`errors[].extensions.code`) with HTTP 200, as GraphQL
 over HTTP does; the other codes are `userErrors` of the mutation they concern.
@@ -26,5 +27,10 @@ class ApiCode(ErrorCode):
     SUBSCRIPTION_OVER_HTTP = "SUBSCRIPTION_OVER_HTTP", HTTPStatus.OK, \
         "A subscription sent over HTTP; it runs over the WebSocket."
     QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY", HTTPStatus.OK, "The query costs more than the limit."
+    MUTATION_OVER_GET = "MUTATION_OVER_GET", HTTPStatus.METHOD_NOT_ALLOWED, \
+        "A mutation sent with GET; send it with POST."
+    PATH_NOT_FOUND = "PATH_NOT_FOUND", HTTPStatus.NOT_FOUND, "No endpoint at this path."
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED", HTTPStatus.METHOD_NOT_ALLOWED, \
+        "The endpoint does not take this HTTP method; `Allow` lists those it takes."
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR", HTTPStatus.OK, \
         "A bug, masked; its requestId finds it in the log."

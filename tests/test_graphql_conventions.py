@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import logging
 
+import httpx
 import pytest
 import strawberry
 import websockets
 
+from api.app import create_app
 from api.graphql.context import Context
 from api.graphql.errors import MaskUnexpectedErrors, log_errors
 from api.graphql.limits import PREPARED
@@ -95,11 +97,6 @@ async def test_malformed_and_unknown_queries_are_explained(http):
     assert (response.status_code, response.text) == (400, "Unable to parse request body as JSON")
 
 
-async def test_get_queries_are_off(http):
-    response = await http.get("/graphql", params={"query": "{ me { id } }"})
-    assert (response.status_code, response.text) == (400, "queries are not allowed when using GET")
-
-
 async def test_graphiql_is_served_in_development(http):
     response = await http.get("/graphql", headers={"accept": "text/html"})
     assert response.status_code == 200
@@ -108,11 +105,13 @@ async def test_graphiql_is_served_in_development(http):
 
 async def test_no_graphiql_in_production():
     settings = get_settings().model_copy(update={"environment": "production"})
-    from api.graphql.view import GraphQLEndpoint
-
-    endpoint = GraphQLEndpoint(build_schema(settings), settings)
-    assert endpoint.graphql_ide is None
-    assert endpoint.allow_queries_via_get is False
+    app = create_app(settings, manage_database=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://test") as client:
+        for accept in ("text/html", "*/*"):
+            response = await client.get("/graphql", headers={"accept": accept})
+            assert (response.status_code, response.text) == (
+                400, "No GraphQL query found in the request")
 
 
 async def test_revoked_or_unknown_token_gets_401(http):
@@ -181,19 +180,6 @@ async def test_subscriptions_only_over_graphql_transport_ws(live_server):
         4406,
         "Subprotocol not acceptable",
     )
-
-
-async def test_subscription_connection_with_a_bad_token_is_rejected(live_server):
-    url = live_server.url.replace("http", "ws") + "/graphql"
-    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:
-        await ws.send(
-            json.dumps(
-                {"type": "connection_init", "payload": {"authorization": "Bearer dc_at_nope"}}
-            )
-        )
-        with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
-            await ws.recv()
-    assert closed.value.rcvd.code == 4403
 
 
 async def test_the_real_schema_masks_unexpected_errors_with_the_callers_request_id(

@@ -10,6 +10,8 @@ from strawberry import relay
 from api.graphql.context import Info
 from api.graphql.events.types import Event
 from api.graphql.ids import decode_id
+from auth.principals import AnyPrincipal
+from core.errors import Unauthenticated
 from core.settings import Settings
 from fleet import live
 
@@ -28,6 +30,15 @@ class EventStreamItem:
         if isinstance(item, live.Missed):
             return cls(event=None, missed=item.count)
         return cls(event=Event.from_live(item), missed=0)
+
+
+def _watcher(info: Info) -> AnyPrincipal:
+    """Who subscribes: every stream is someone's to watch, so an anonymous socket is told to
+    authenticate (rather than that the product or device does not exist)."""
+    if info.context.principal is None:
+        raise Unauthenticated("An access token is required to watch events: send it in "
+                              "connection_init.")
+    return info.context.principal
 
 
 def _settings(info: Info) -> Settings:
@@ -49,7 +60,7 @@ class Subscription:
         self, info: Info, product_id: relay.GlobalID, prefix: str | None = None
     ) -> AsyncGenerator[EventStreamItem, None]:
         stream = await live.product_stream(
-            info.context.principal, decode_id(product_id, "Product", "productId"),
+            _watcher(info), decode_id(product_id, "Product", "productId"),
             token=info.context.token, settings=_settings(info), prefix=prefix,
         )
         return _items(stream)
@@ -61,7 +72,7 @@ class Subscription:
         self, info: Info, device_id: str, prefix: str | None = None
     ) -> AsyncGenerator[EventStreamItem, None]:
         stream = await live.device_stream(
-            info.context.principal, device_id, token=info.context.token, settings=_settings(info),
+            _watcher(info), device_id, token=info.context.token, settings=_settings(info),
             prefix=prefix,
         )
         return _items(stream)

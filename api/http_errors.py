@@ -1,0 +1,58 @@
+"""JSON answers for 404 and 405, wherever they come from: a path no route serves, a method a
+route does not take, or an endpoint refusing one (a mutation over GET on `/graphql`).
+
+The body has the shape of the API's other HTTP errors (`api.authentication`, `api.sse`):
+`{"errors": [{"message", "extensions": {"code"}}]}`; a 405 names the methods it does take in
+`Allow`. Neither may be stored by a cache (both are heuristically cacheable by default). The
+hosted pages' security headers are added around these answers by `api.authorize.SecureErrors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from api.errors import ApiCode
+from core.errors import ErrorCode
+
+
+class Refused(HTTPException):
+    """An endpoint's refusal with a code of its own (the handlers otherwise name the status's
+    generic one)."""
+
+    def __init__(self, status_code: int, message: str, code: ErrorCode,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(status_code, message, headers)
+        self.code = code
+
+
+def error_response(status: int, message: str, code: ErrorCode,
+                   headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        {"errors": [{"message": message, "extensions": {"code": code}}]},
+        status_code=status,
+        headers={**(headers or {}), "Cache-Control": "no-store"},
+    )
+
+
+async def not_found(request: Request, error: Exception) -> JSONResponse:
+    if isinstance(error, Refused):
+        return error_response(404, error.detail, error.code, error.headers)
+    return error_response(404, f"There is nothing at {request.url.path}.",
+                          ApiCode.PATH_NOT_FOUND)
+
+
+async def method_not_allowed(request: Request, error: Exception) -> JSONResponse:
+    headers = dict(error.headers or {}) if isinstance(error, HTTPException) else {}
+    if isinstance(error, Refused):
+        return error_response(405, error.detail, error.code, headers)
+    message = f"{request.method} is not allowed on {request.url.path}"
+    allowed = headers.get("Allow")
+    return error_response(405, f"{message}; it takes {allowed}." if allowed else f"{message}.",
+                          ApiCode.METHOD_NOT_ALLOWED, headers)
+
+
+HANDLERS = {404: not_found, 405: method_not_allowed}

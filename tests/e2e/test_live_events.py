@@ -459,7 +459,10 @@ async def test_subscription_delivers_device_events(live_server, world: Fleet) ->
 @pytest.mark.parametrize("caller", ["anonymous", "outsider"])
 async def test_subscriptions_to_what_you_cannot_see_fail(live_server, world: Fleet,
                                                          caller: str) -> None:
+    # Anonymous callers are told to authenticate, others that the thing does not exist.
     token = None if caller == "anonymous" else await access_token("outsider@example.com")
+    sign_in = ("An access token is required to watch events: send it in connection_init.",
+               {"code": "UNAUTHENTICATED"})
     async with graphql_ws(live_server, token) as ws:
         for query, variables, message in (
             (PRODUCT_EVENTS, {"id": gid("Product", world.product.id)}, "No such product."),
@@ -469,7 +472,7 @@ async def test_subscriptions_to_what_you_cannot_see_fail(live_server, world: Fle
             error = await receive(ws)
             assert error["type"] == "error", error
             assert [(e["message"], e["extensions"]) for e in error["payload"]] == [
-                (message, {"code": "NOT_FOUND"})]
+                sign_in if token is None else (message, {"code": "NOT_FOUND"})]
     assert events.event_log().broker.local_subscribers(
         events.product_channel(world.product.id)) == 0
 

@@ -51,6 +51,8 @@ async def method_not_allowed(request: Request, error: Exception) -> JSONResponse
         return error_response(405, error.detail, error.code, headers)
     message = f"{request.method} is not allowed on {request.url.path}"
     allowed = headers.get("Allow")
+    if allowed:  # a route's methods are a set: name them in a stable order
+        allowed = headers["Allow"] = ", ".join(sorted(m.strip() for m in allowed.split(",")))
     return error_response(405, f"{message}; it takes {allowed}." if allowed else f"{message}.",
                           ApiCode.METHOD_NOT_ALLOWED, headers)
 

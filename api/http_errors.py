@@ -19,13 +19,11 @@ from api.errors import ApiCode
 from core.errors import ErrorCode
 
 
-class Refused(HTTPException):
-    """An endpoint's refusal with a code of its own (the handlers otherwise name the status's
-    generic one)."""
+class MethodRefused(HTTPException):
+    """An endpoint's own 405, with its message and code (a route's is `METHOD_NOT_ALLOWED`)."""
 
-    def __init__(self, status_code: int, message: str, code: ErrorCode,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(status_code, message, headers)
+    def __init__(self, message: str, code: ErrorCode, allow: str) -> None:
+        super().__init__(405, message, {"Allow": allow})
         self.code = code
 
 
@@ -39,15 +37,13 @@ def error_response(status: int, message: str, code: ErrorCode,
 
 
 async def not_found(request: Request, error: Exception) -> JSONResponse:
-    if isinstance(error, Refused):
-        return error_response(404, error.detail, error.code, error.headers)
     return error_response(404, f"There is nothing at {request.url.path}.",
                           ApiCode.PATH_NOT_FOUND)
 
 
 async def method_not_allowed(request: Request, error: Exception) -> JSONResponse:
     headers = dict(error.headers or {}) if isinstance(error, HTTPException) else {}
-    if isinstance(error, Refused):
+    if isinstance(error, MethodRefused):
         return error_response(405, error.detail, error.code, headers)
     message = f"{request.method} is not allowed on {request.url.path}"
     allowed = headers.get("Allow")

@@ -20,8 +20,8 @@ class Context:
     principal: AnyPrincipal
     request_id: str
     # The bearer token the principal was authenticated with: the `Authorization` header of an
-    # HTTP request, or `connection_init`'s `authorization` on a WebSocket. A live stream and
-    # every operation on a WebSocket authenticate it again.
+    # HTTP request, or the one a WebSocket offered when it connected (`view.offered_tokens`).
+    # A live stream and every operation on a WebSocket authenticate it again.
     token: str | None = None
     connection_params: dict[str, Any] | None = None
     loaders: dict[str, Any] = field(default_factory=dict)

@@ -39,7 +39,7 @@ from api.authentication import principal_of
 from api.errors import ApiCode
 from api.graphql.authentication import bearer_token
 from api.graphql.context import Context
-from api.http_errors import Refused
+from api.http_errors import MethodRefused
 from auth import tokens
 from core.settings import Settings
 
@@ -205,8 +205,8 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             return await super().execute_single(*args, **kwargs)
         except HTTPException as error:
             if isinstance(error.__cause__, InvalidOperationTypeError):
-                raise Refused(405, "Mutations are not allowed over GET: send them with POST.",
-                              ApiCode.MUTATION_OVER_GET, {"Allow": "POST"}) from error
+                raise MethodRefused("Mutations are not allowed over GET: send them with POST.",
+                                    ApiCode.MUTATION_OVER_GET, "POST") from error
             raise
 
     async def parse_multipart(self, request: AsyncHTTPRequestAdapter) -> dict[str, Any]:

@@ -56,6 +56,8 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     settings = settings or get_settings()
     logs.configure(settings.log_level)
     graphql = BearerAuthentication(GraphQLEndpoint(build_schema(settings), settings))
+    graphql_route = Route("/graphql", graphql, methods=["GET", "POST"])
+    graphql_route.methods = {"GET", "POST"}  # Starlette adds HEAD beside GET: GraphQL has none
 
     broker = create_broker(settings.broker_url, settings.broker_channel_prefix)
     router = rpc.Router(broker, settings.function_call_timeout)
@@ -101,7 +103,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
             *oauth_routes,
             *account_routes,
             *sse_routes,
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            graphql_route,
             WebSocketRoute("/graphql", graphql),
             WebSocketRoute("/device/v1", device_gateway),
         ],

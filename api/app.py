@@ -26,6 +26,7 @@ from api.http_errors import HANDLERS
 from api.middleware import BodyLimit, RequestContext
 from api.oauth_routes import routes as oauth_routes
 from api.sse import routes as sse_routes
+from auth import signing_keys
 from auth.oauth import AuthorizationServer
 from core.broker import create_broker
 from core.settings import Settings, get_settings
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if manage_database:
             await db.connect(settings.database_url)
+        await signing_keys.check_readable(settings)
         await broker.start()
         event_log = events.EventLog(broker)
         try:

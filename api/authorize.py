@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.middleware import BodyTooLarge
 from auth import code_flow, scopes, throttle
-from auth.code_flow import AuthorizeRequest, PendingAuthorization
+from auth.code_flow import AuthorizeRequest, PendingAuthorization, SignedIn
 from core import clock, text
 from core.errors import InvalidInput
 from core.settings import Settings
@@ -74,6 +74,11 @@ _R = TypeVar("_R", bound=Response)
 class BrowserSession:
     user: User
     nonce: str  # binds the consent form's CSRF token to this sign-in
+    issued_at: datetime  # when the user signed in: OpenID Connect's `auth_time`
+
+    @property
+    def signed_in(self) -> SignedIn:
+        return SignedIn(self.user, self.issued_at)
 
 
 def mac(settings: Settings, purpose: str, message: str) -> str:
@@ -86,7 +91,7 @@ def mac(settings: Settings, purpose: str, message: str) -> str:
 def _session_cookie(settings: Settings, session: BrowserSession) -> str:
     """`<user id>.<issued at, Unix microseconds>.<nonce>.<signature>`. (Cookies of the former
     `<user id>.<expiry, Unix seconds>...` format read as issued in 1970: expired.)"""
-    issued = (clock.now() - _UNIX_EPOCH) // _MICROSECOND
+    issued = (session.issued_at - _UNIX_EPOCH) // _MICROSECOND
     message = f"{session.user.id}.{issued}.{session.nonce}"
     return f"{message}.{mac(settings, 'browser-session', message)}"
 
@@ -108,7 +113,7 @@ async def _browser_session(request: Request, settings: Settings) -> BrowserSessi
         return None
     if user.sessions_valid_after is not None and issued_at <= user.sessions_valid_after:
         return None
-    return BrowserSession(user, nonce)
+    return BrowserSession(user, nonce, issued_at)
 
 
 def _csrf_token(settings: Settings, request: Request, csrf_cookie: str,
@@ -250,9 +255,10 @@ def _consent_page(settings: Settings, request: Request, pending: PendingAuthoriz
             f"Reach the {product} devices you claim",
         ]
     else:
-        items = [e(scopes.DESCRIPTIONS[s]) for s in pending.requested] or [
-            f"Know your email address ({e(session.user.email)})"
-        ]
+        items = [e(scopes.DESCRIPTIONS[s]) for s in pending.requested]
+        if not items and not pending.identity:
+            items = [f"Know your email address ({e(session.user.email)})"]
+    items = _identity_items(settings, pending, session) + items
     destination = urlsplit(pending.redirect_uri).netloc or pending.redirect_uri
     unverified = ""
     if pending.client.owner_id is not None:
@@ -278,6 +284,23 @@ def _consent_page(settings: Settings, request: Request, pending: PendingAuthoriz
         "</button></form>"
     )
     return page(settings, "Allow access", body, pending=pending)
+
+
+def _identity_items(settings: Settings, pending: PendingAuthorization,
+                    session: BrowserSession) -> list[str]:
+    """What the identity scopes share, in the consent page's words."""
+    e = html.escape
+    items = []
+    if scopes.IdentityScope.OPENID in pending.identity:
+        items.append(f"Know who you are on {e(settings.platform_name)}: an identifier for your "
+                     "account that never changes")
+    if scopes.IdentityScope.PROFILE in pending.identity:
+        items.append("See your profile: your account has no name or picture, so nothing more "
+                     "is shared")
+    if scopes.IdentityScope.EMAIL in pending.identity:
+        items.append(f"See your email address ({e(session.user.email)}) and whether it is "
+                     "verified")
+    return items
 
 
 def _self_url(request: Request) -> str:
@@ -315,9 +338,10 @@ async def authorize(request: Request) -> Response:
         response = await _decide(request, settings, pending, csrf_cookie, session)
     elif "none" in pending.prompt:
         response = await _without_pages(settings, pending, session)
-    elif session is None or pending.prompt & {"login", "select_account"}:
+    elif pending.needs_sign_in(session.issued_at if session else None):
         response = _login_page(settings, request, pending, csrf_cookie)
     else:
+        assert session is not None  # `needs_sign_in` without one
         response = await _after_sign_in(request, settings, pending, csrf_cookie, session)
     if csrf_name not in request.cookies:
         _set_cookie(response, settings, CSRF_COOKIE, csrf_cookie)
@@ -326,13 +350,15 @@ async def authorize(request: Request) -> Response:
 
 async def _without_pages(settings: Settings, pending: PendingAuthorization,
                          session: BrowserSession | None) -> Response:
-    """`prompt=none`: a code if the user is signed in and already allowed these scopes, else
-    the error back to the app, never a page."""
+    """`prompt=none`: a code if the user is signed in (recently enough for `max_age`) and
+    already allowed these scopes, else the error back to the app, never a page."""
     issuer = settings.issuer
+    if session is not None and pending.needs_sign_in(session.issued_at):
+        session = None
     if session is not None and await code_flow.consent_covers(
         session.user, pending.client, pending.scope
     ):
-        return _redirect(await code_flow.approve(pending, session.user, issuer), pending)
+        return _redirect(await code_flow.approve(pending, session.signed_in, issuer), pending)
     location = code_flow.interaction_required(pending, signed_in=session is not None,
                                               issuer=issuer)
     return _redirect(location, pending)
@@ -345,7 +371,7 @@ async def _after_sign_in(request: Request, settings: Settings, pending: PendingA
     if "consent" not in pending.prompt and await code_flow.consent_covers(
         session.user, pending.client, pending.scope
     ):
-        location = await code_flow.approve(pending, session.user, settings.issuer)
+        location = await code_flow.approve(pending, session.signed_in, settings.issuer)
         return _redirect(location, pending)
     return _consent_page(settings, request, pending, csrf_cookie, session)
 
@@ -385,7 +411,7 @@ async def _decide(request: Request, settings: Settings, pending: PendingAuthoriz
     if action == "deny":
         return _redirect(code_flow.denial_location(pending, settings.issuer), pending)
     await code_flow.remember_consent(session.user, pending.client, pending.scope)
-    location = await code_flow.approve(pending, session.user, settings.issuer)
+    location = await code_flow.approve(pending, session.signed_in, settings.issuer)
     return _redirect(location, pending)
 
 
@@ -401,9 +427,10 @@ async def _sign_in(request: Request, settings: Settings, pending: PendingAuthori
         if isinstance(error, throttle.Throttled):
             refused.headers["Retry-After"] = str(error.retry_after)
         return refused
-    session = BrowserSession(user, secrets.token_urlsafe(16))
-    if pending.prompt & {"login", "select_account"}:
-        # The same request again would ask to sign in again: go on from here.
+    session = BrowserSession(user, secrets.token_urlsafe(16), clock.now())
+    if pending.prompt & {"login", "select_account"} or pending.max_age is not None:
+        # The same request again would ask to sign in again (or, for `max_age=0`, find this
+        # sign-in already too old): go on from here.
         response = await _after_sign_in(request, settings, pending, csrf_cookie, session)
     else:  # post/redirect/get: the same request again, now signed in
         response = _secure(

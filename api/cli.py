@@ -125,6 +125,22 @@ def cmd_create_client(args: argparse.Namespace) -> None:
     asyncio.run(_with_database(run))
 
 
+def cmd_rotate_signing_key(args: argparse.Namespace) -> None:
+    from auth import signing_keys
+
+    settings = get_settings()
+
+    async def run() -> None:
+        new, old = await signing_keys.rotate(settings)
+        print(f"ID tokens are signed with the new key {new.kid} from now on.")
+        if old is not None:
+            print(f"The key {old.kid} no longer signs; it stays in the JWKS for "
+                  f"{settings.signing_key_overlap} seconds, so the ID tokens it signed stay "
+                  "verifiable until they expire.")
+
+    asyncio.run(_with_database(run))
+
+
 def cmd_devices_provision(args: argparse.Namespace) -> None:
     from core.errors import DomainError
     from fleet.provisioning import provision_devices
@@ -198,6 +214,10 @@ def parser() -> argparse.ArgumentParser:
         help="may introspect every token (for the operator's own services)",
     )
     clients.set_defaults(run=cmd_create_client)
+
+    commands.add_parser(
+        "rotate-signing-key", help="sign ID tokens with a new key from now on"
+    ).set_defaults(run=cmd_rotate_signing_key)
 
     devices = commands.add_parser("devices", help="manage the device registry")
     device_commands = devices.add_subparsers(

@@ -1,5 +1,6 @@
-"""HTTP endpoints of the OAuth 2.0 server: token, revocation, introspection, metadata, and the
-authorization endpoint (api/authorize.py)."""
+"""HTTP endpoints of the OAuth 2.0 and OpenID Connect server: token, revocation,
+introspection, userinfo, the signing keys (JWKS), metadata, and the authorization endpoint
+(api/authorize.py)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from starlette.routing import Route
 
 from api.authorize import routes as authorize_routes
 from api.middleware import BodyTooLarge
-from auth.oauth import ANY_METHOD, AuthorizationServer, respond
+from auth import signing_keys
+from auth.oauth import AuthorizationServer, respond
 from auth.oauth_common import FormRequest, client_authentication_problem
-from auth.scopes import Scope
 from core import text
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# Relying parties may cache the keys this long: less than the overlap during which a new key
+# is published before it signs (SIGNING_KEY_OVERLAP).
+JWKS_MAX_AGE = 300
 CLIENT_ADDRESS_HEADER = "x-devicecloud-client-address"
 
 
@@ -79,34 +83,37 @@ def _endpoint(name: str | None) -> Callable[[Request], Awaitable[Response]]:
 
 
 async def metadata(request: Request) -> JSONResponse:
-    """RFC 8414 authorization server metadata."""
-    issuer = request.app.state.settings.issuer
-    return JSONResponse(
-        {
-            "issuer": issuer,
-            "authorization_endpoint": f"{issuer}/oauth/authorize",
-            "token_endpoint": f"{issuer}/oauth/token",
-            "revocation_endpoint": f"{issuer}/oauth/revoke",
-            "introspection_endpoint": f"{issuer}/oauth/introspect",
-            "grant_types_supported": [
-                "authorization_code", "password", "refresh_token", "client_credentials"
-            ],
-            "response_types_supported": ["code"],
-            "response_modes_supported": ["query"],
-            "code_challenge_methods_supported": ["S256"],
-            "authorization_response_iss_parameter_supported": True,
-            "scopes_supported": [scope.value for scope in Scope],
-            "token_endpoint_auth_methods_supported": ANY_METHOD,
-            "revocation_endpoint_auth_methods_supported": ANY_METHOD,
-            "introspection_endpoint_auth_methods_supported": [m for m in ANY_METHOD if m != "none"],
-        }
+    """RFC 8414 authorization server metadata and OpenID Connect Discovery: one document."""
+    server: AuthorizationServer = request.app.state.oauth_server
+    return JSONResponse(server.metadata())
+
+
+async def jwks(request: Request) -> JSONResponse:
+    """The public keys that ID tokens are signed with (RFC 7517 key set)."""
+    keys = await signing_keys.published(request.app.state.settings)
+    return JSONResponse({"keys": keys},
+                        headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE}"})
+
+
+async def userinfo(request: Request) -> Response:
+    """OpenID Connect userinfo (GET or POST), for a bearer token with the `openid` scope."""
+    uri = str(request.app.state.settings.issuer) + request.url.path
+    server: AuthorizationServer = request.app.state.oauth_server
+    status, body, headers = await respond(
+        server, "userinfo", FormRequest(request.method, uri, request.headers, {})
     )
+    response = JSONResponse(body, status_code=status, headers=dict(headers))
+    response.headers.update(NO_STORE)
+    return response
 
 
 routes = [
     Route("/oauth/token", _endpoint(None), methods=["POST"]),
     Route("/oauth/revoke", _endpoint("revocation"), methods=["POST"]),
     Route("/oauth/introspect", _endpoint("introspection"), methods=["POST"]),
+    Route("/oauth/userinfo", userinfo, methods=["GET", "POST"]),
+    Route("/oauth/jwks", jwks, methods=["GET"]),
     Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"]),
+    Route("/.well-known/openid-configuration", metadata, methods=["GET"]),
     *authorize_routes,
 ]

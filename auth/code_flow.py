@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -59,6 +59,7 @@ CODE_LIFETIME = timedelta(seconds=60)
 # consent form stays single use (`already_allowed`) for as long as its sign-in lasts (12 hours).
 CODE_RETENTION = timedelta(hours=24)
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
+MAX_AGE_DIGITS = 10  # `max_age`, seconds: more than three centuries is no bound
 BAD_CREDENTIALS = "The email or password is incorrect."
 
 
@@ -134,11 +135,21 @@ class IssuedCode(AuthorizationCodeMixin):
         return self.row.scope
 
 
+@dataclass(frozen=True)
+class SignedIn:
+    """Who approves an authorization request, and when they signed in at the hosted login
+    page (OpenID Connect's `auth_time`)."""
+
+    user: User
+    auth_time: datetime
+
+
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     """The code grant on our storage. At the token endpoint a confidential client
     authenticates with its secret and a public one (a native app) with none, which
     `Client.check_endpoint_auth_method` tells apart; PKCE (`RequireS256`) is registered with
-    the grant, so a public client's code is bound to its verifier."""
+    the grant, so a public client's code is bound to its verifier, and so is OpenID Connect
+    (`oidc.OpenIDCodeFlow`)."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = [*SECRET_METHODS, "none"]
     request: AuthorizeRequest | FormRequest
@@ -170,24 +181,26 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return redirect_uri
 
     def validate_requested_scope(self) -> None:
-        check_requested_scope(as_client(self.request.client), self.request.payload.scope)
+        check_requested_scope(as_client(self.request.client), self.request.payload.scope,
+                              code_flow=True)
 
     def generate_authorization_code(self) -> str:
         return tokens.generate(CODE_PREFIX)
 
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
         assert request.payload is not None  # an `AuthorizeRequest`: it carries its query
-        assert isinstance(request.user, User)  # who approved, given to `approve`
+        assert isinstance(request.user, SignedIn)  # who approved, given to `approve`
         payload = request.payload.data
         on_loop(
             _store_code,
             code,
             client=as_client(request.client).row,
-            user=request.user,
+            signed_in=request.user,
             redirect_uri=payload["redirect_uri"],
             scope=request.scope,
             code_challenge=payload["code_challenge"],
             code_challenge_method=payload["code_challenge_method"],
+            nonce=payload.get("nonce") or None,
         )
 
     def query_authorization_code(self, code: str, client: ClientMixin) -> IssuedCode | None:
@@ -198,7 +211,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def save_token(self, token: dict[str, Any]) -> None:
         """Redeem the code and issue its tokens in one transaction; of two concurrent uses
-        only one wins, and the other revokes what the winner got."""
+        only one wins, and the other revokes what the winner got. The ID token (issued after)
+        names the product's customer for a product's client."""
         settings = self.server.settings
         code = self.request.authorization_code
         assert isinstance(code, IssuedCode)  # what `query_authorization_code` found
@@ -218,8 +232,11 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             raise InvalidGrantError(error.message) from None
         if issued is None:
             raise InvalidGrantError("The authorization code was already used.")
+        tokens_issued, customer = issued
+        if customer is not None:
+            self.request.user = customer
         token.clear()
-        token.update(issued.as_response())
+        token.update(tokens_issued.as_response())
 
     def delete_authorization_code(self, authorization_code: IssuedCode) -> None:
         """Nothing to do: `save_token` marked the code used (kept to detect replays)."""
@@ -253,17 +270,20 @@ async def _store_code(
     code: str,
     *,
     client: OAuthClient,
-    user: User,
+    signed_in: SignedIn,
     redirect_uri: str,
     scope: str,
     code_challenge: str,
     code_challenge_method: str,
+    nonce: str | None,
 ) -> None:
     now = clock.now()
     await AuthorizationCode.create(
         code_hash=tokens.digest(code),
         client=client,
-        user=user,
+        user=signed_in.user,
+        nonce=nonce,
+        auth_time=signed_in.auth_time,
         redirect_uri=redirect_uri,
         scope=canonical_scope(scope),
         code_challenge=code_challenge,
@@ -308,18 +328,18 @@ async def _redeem(
     refresh_lifetime: int | None,
     user_agent: str,
     ip_address: str,
-) -> tokens.IssuedToken | None:
+) -> tuple[tokens.IssuedToken, Customer | None] | None:
     """Mark the code used and issue its tokens (to the product's customer that the user is,
-    for a product's client), remembering the family for replay detection. None if the code
-    had been used meanwhile; its tokens are then revoked."""
+    for a product's client), remembering the family for replay detection; the tokens and
+    that customer. None if the code had been used meanwhile; its tokens are then revoked."""
     issued = None
+    customer = None
     async with in_transaction():
         used = await AuthorizationCode.filter(id=code.id, used_at=None).update(
             used_at=clock.now()
         )
         if used:
             client = code.client
-            customer = None
             if client.product_id is not None:
                 customer = await link_customer(client.product_id, code.user)
             issued = await tokens.issue(
@@ -332,12 +352,14 @@ async def _redeem(
                 refresh_lifetime=refresh_lifetime,
                 user_agent=user_agent,
                 ip_address=ip_address,
+                auth_time=code.auth_time,
             )
             token = await Token.get(access_hash=tokens.digest(issued.access_token))
             await AuthorizationCode.filter(id=code.id).update(family_id=token.family_id)
     if issued is None:
         await _revoke_issued(code.id)
-    return issued
+        return None
+    return issued, customer
 
 
 async def link_customer(product_id: int, user: User) -> Customer:
@@ -370,7 +392,7 @@ async def link_customer(product_id: int, user: User) -> Customer:
 def canonical_scope(scope: str) -> str:
     """Known scopes in their documented order, space-separated."""
     names = set(scope.split())
-    return " ".join(s.value for s in scopes.Scope if s.value in names)
+    return " ".join(name for name in scopes.ALL if name in names)
 
 
 # --- What the authorization endpoint calls ------------------------------------------------
@@ -388,11 +410,26 @@ class PendingAuthorization:
     state: str | None
     code_challenge: str
     prompt: frozenset[str]  # OpenID Connect's `prompt`: none, or login, consent, select_account
+    max_age: int | None  # OpenID Connect's `max_age`: the oldest sign-in to accept, seconds
 
     @property
     def requested(self) -> list[scopes.Scope]:
-        """The scopes asked for, in their documented order."""
-        return [scopes.Scope(name) for name in self.scope.split()]
+        """The device scopes asked for, in their documented order."""
+        return [scopes.Scope(name) for name in self.scope.split()
+                if name in scopes.Scope._value2member_map_]
+
+    @property
+    def identity(self) -> set[scopes.IdentityScope]:
+        return scopes.identity(self.scope)
+
+    def needs_sign_in(self, signed_in_at: datetime | None) -> bool:
+        """Whether the login page comes first: nobody signed in, `prompt=login` or
+        `select_account`, or a sign-in older than `max_age`."""
+        if signed_in_at is None or self.prompt & {"login", "select_account"}:
+            return True
+        return self.max_age is not None and clock.now() - signed_in_at > timedelta(
+            seconds=self.max_age
+        )
 
 
 async def check_request(server: AuthorizationServer, request: AuthorizeRequest
@@ -408,6 +445,14 @@ async def check_request(server: AuthorizationServer, request: AuthorizeRequest
             "prompt is none alone, or any of login, consent and select_account.",
             redirect_uri=grant.redirect_uri, state=request.payload.state,
         )
+    max_age = request.payload.data.get("max_age")
+    if max_age is not None and not (
+        max_age.isascii() and max_age.isdigit() and len(max_age) <= MAX_AGE_DIGITS
+    ):
+        raise InvalidRequestError(
+            "max_age must be a whole number of seconds.",
+            redirect_uri=grant.redirect_uri, state=request.payload.state,
+        )
     return PendingAuthorization(
         grant=grant,
         client=as_client(grant.request.client).row,
@@ -417,6 +462,7 @@ async def check_request(server: AuthorizationServer, request: AuthorizeRequest
         state=request.payload.state,
         code_challenge=request.payload.data["code_challenge"],
         prompt=prompt,
+        max_age=int(max_age) if max_age is not None else None,
     )
 
 
@@ -450,10 +496,10 @@ def refusal_location(error: OAuth2Error, issuer: str) -> str | None:
     return _with_issuer(dict(error()[2])["Location"], issuer)
 
 
-async def approve(pending: PendingAuthorization, user: User, issuer: str) -> str:
+async def approve(pending: PendingAuthorization, signed_in: SignedIn, issuer: str) -> str:
     """Issue a code for the user; the client's redirect URI with `code`, `state` and `iss`."""
     _, _, headers = await anyio.to_thread.run_sync(
-        pending.grant.create_authorization_response, pending.redirect_uri, user
+        pending.grant.create_authorization_response, pending.redirect_uri, signed_in
     )
     return _with_issuer(dict(headers)["Location"], issuer)
 

@@ -14,19 +14,24 @@ from typing import Any, TypeVar
 import anyio.to_thread
 from authlib.oauth2 import AuthorizationServer as _AuthorizationServer
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import OAuth2Request, TokenMixin, grants
+from authlib.oauth2.rfc6749 import OAuth2Request, ResourceProtector, TokenMixin, grants
 from authlib.oauth2.rfc6749.errors import (
     InvalidGrantError,
+    InvalidScopeError,
     UnauthorizedClientError,
     UnsupportedResponseTypeError,
 )
+from authlib.oauth2.rfc6750 import BearerTokenValidator, InsufficientScopeError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oidc.core import UserInfo as UserInfoClaims
+from authlib.oidc.core import UserInfoEndpoint
 
-from auth import customer_auth, passwords, throttle, tokens
-from auth.code_flow import AuthorizationCodeGrant, RequireS256
+from auth import customer_auth, oidc, passwords, scopes, signing_keys, throttle, tokens
+from auth.code_flow import AuthorizationCodeGrant, RequireS256, canonical_scope
 from auth.emails import normalize_email
 from auth.oauth_common import (
+    IDENTITY_OUTSIDE_CODE_FLOW,
     SECRET_METHODS,
     Client,
     FormRequest,
@@ -116,6 +121,13 @@ class PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):
         if product_id is not None:
             return on_loop(_authenticate_customer, product_id, username, password, address)
         return on_loop(_authenticate_user, username, password, address)
+
+    def validate_requested_scope(self) -> None:
+        """No identity scopes: a password is not a sign-in at the hosted login page, and
+        gets no ID token."""
+        if scopes.identity(self.request.payload.scope or ""):
+            raise InvalidScopeError(IDENTITY_OUTSIDE_CODE_FLOW)
+        super().validate_requested_scope()
 
 
 def _username_email(username: str) -> str:
@@ -326,14 +338,83 @@ class Introspection(IntrospectionEndpoint):
             "iss": self.issuer,
         }
         if family.customer is not None:
-            body["sub"] = f"customer:{family.customer.id}"
+            body["sub"] = oidc.subject(family.user, family.customer)
             body["username"] = family.customer.email
         elif family.user is not None:
-            body["sub"] = f"user:{family.user.id}"
+            body["sub"] = oidc.subject(family.user, None)
             body["username"] = family.user.email
         else:
             body["sub"] = f"client:{family.client.client_id}"
         return body
+
+
+class AccessTokens(BearerTokenValidator):
+    """RFC 6750 bearer tokens, for the userinfo endpoint."""
+
+    def authenticate_token(self, token_string: str) -> IssuedCredential | None:
+        return on_loop(_find_access_token, token_string)
+
+
+async def _find_access_token(raw: str) -> IssuedCredential | None:
+    row = await tokens.find_access_token_row(raw)
+    return IssuedCredential(row, "access_token") if row is not None else None
+
+
+class BearerChallenge(OAuth2Error):
+    """A refused bearer token (RFC 6750 §3): the error, and the `WWW-Authenticate` challenge
+    that names it (none for a request without a token, §3.1)."""
+
+    def __init__(self, error: str | None, description: str, status_code: int,
+                 scope: str | None = None):
+        super().__init__(description=description, status_code=status_code)
+        self.error = error or "invalid_request"
+        self.challenge = error
+        self.scope = scope
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        if self.challenge is None:
+            return [*super().get_headers(), ("WWW-Authenticate", "Bearer")]
+        params = [f'error="{self.challenge}"', f'error_description="{self.description}"']
+        if self.scope:
+            params.append(f'scope="{self.scope}"')
+        return [*super().get_headers(), ("WWW-Authenticate", "Bearer " + ", ".join(params))]
+
+
+NO_TOKEN = "Send the access token as Authorization: Bearer <token>."  # noqa: S105 - a message
+BAD_TOKEN = "The access token is invalid, expired or revoked."  # noqa: S105 - a message
+NO_OPENID = "The access token was not issued with the openid scope."
+
+
+class UserInfo(UserInfoEndpoint):
+    """OpenID Connect userinfo for a bearer token with the `openid` scope: the claims of its
+    identity scopes, with the ID tokens' `sub`. Unsigned JSON: no client registers
+    `userinfo_signed_response_alg`."""
+
+    def __init__(self, server: AuthorizationServer):
+        protector = ResourceProtector()
+        protector.register_token_validator(AccessTokens())
+        super().__init__(server, protector)
+
+    def __call__(self, request: OAuth2Request) -> tuple[int, Any, list[tuple[str, str]]]:
+        scheme, _, raw = (request.headers or {}).get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not raw.strip():
+            raise BearerChallenge(None, NO_TOKEN, 401)
+        assert self.resource_protector is not None  # given in `__init__`
+        try:
+            token: IssuedCredential = self.resource_protector.validate_request(
+                [scopes.IdentityScope.OPENID.value], request
+            )
+        except InsufficientScopeError:
+            raise BearerChallenge("insufficient_scope", NO_OPENID, 403, scope="openid") from None
+        except OAuth2Error:
+            raise BearerChallenge("invalid_token", BAD_TOKEN, 401) from None
+        family = token.row.family
+        account = family.customer or family.user
+        assert account is not None  # only a code flow's tokens carry `openid`
+        return 200, dict(self.generate_user_info(account, family.scope)), []
+
+    def generate_user_info(self, user: User | Customer, scope: str) -> UserInfoClaims:
+        return on_loop(oidc.user_info, user, scope)
 
 
 class AuthorizationServer(_AuthorizationServer):
@@ -346,11 +427,46 @@ class AuthorizationServer(_AuthorizationServer):
         self.register_token_generator("default", self._mint)  # type: ignore[arg-type]
         self.register_client_auth_method("none", authenticate_public)
         self.register_grant(PasswordGrant)
-        self.register_grant(RefreshGrant)
+        self.register_grant(RefreshGrant, [oidc.RefreshedIdToken(settings)])
         self.register_grant(ClientCredentialsGrant)
-        self.register_grant(AuthorizationCodeGrant, [RequireS256()])
+        self.register_grant(AuthorizationCodeGrant,
+                            [RequireS256(), oidc.OpenIDCodeFlow(settings)])
         self.register_endpoint(Revocation)
         self.register_endpoint(Introspection)
+        # Authlib registers any endpoint class with an ENDPOINT_NAME; the stub names one base.
+        self.register_endpoint(UserInfo)  # type: ignore[arg-type]
+
+    def metadata(self) -> dict[str, Any]:
+        """The server's metadata, one document for RFC 8414 and OpenID Connect Discovery so
+        that they never disagree."""
+        issuer = self.settings.issuer
+        return {
+            "issuer": issuer,
+            "authorization_endpoint": f"{issuer}/oauth/authorize",
+            "token_endpoint": f"{issuer}/oauth/token",
+            "userinfo_endpoint": f"{issuer}/oauth/userinfo",
+            "jwks_uri": f"{issuer}/oauth/jwks",
+            "revocation_endpoint": f"{issuer}/oauth/revoke",
+            "introspection_endpoint": f"{issuer}/oauth/introspect",
+            "grant_types_supported": [
+                "authorization_code", "password", "refresh_token", "client_credentials"
+            ],
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": True,
+            "scopes_supported": list(scopes.ALL),
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": [signing_keys.ALGORITHM],
+            "claims_supported": oidc.CLAIMS_SUPPORTED,
+            "prompt_values_supported": ["none", "login", "consent", "select_account"],
+            "claims_parameter_supported": False,
+            "request_parameter_supported": False,
+            "request_uri_parameter_supported": False,
+            "token_endpoint_auth_methods_supported": ANY_METHOD,
+            "revocation_endpoint_auth_methods_supported": Revocation.CLIENT_AUTH_METHODS,
+            "introspection_endpoint_auth_methods_supported": Introspection.CLIENT_AUTH_METHODS,
+        }
 
     # The stub returns ClientMixin; Authlib takes None for an unknown client.
     def query_client(self, client_id: str) -> Client | None:  # type: ignore[override]
@@ -388,10 +504,13 @@ class AuthorizationServer(_AuthorizationServer):
     ) -> dict[str, Any]:
         """Authlib's token generator hook. Tokens are stored (and only then shown) in
         `save_token`, so this only records what to issue. A customer's token is the
-        customer's whole access: it carries no scope."""
+        customer's whole access: it carries no device scope, only identity scopes (a
+        refreshed code flow keeps its ID token and userinfo)."""
+        if isinstance(user, Customer):
+            scope = canonical_scope(" ".join(scopes.identity(scope or "")))
         return {
             "grant_type": grant_type,
-            "scope": "" if isinstance(user, Customer) else scope or "",
+            "scope": scope or "",
             "expires_in": expires_in or self.settings.access_token_lifetime,
             "include_refresh_token": include_refresh_token and user is not None,
         }

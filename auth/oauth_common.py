@@ -37,6 +37,8 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "[::1]"})
 
 BAD_BASIC = ("The Authorization header's Basic credentials are not valid: send base64 of "
              "client_id:client_secret, each form-urlencoded UTF-8.")
+IDENTITY_OUTSIDE_CODE_FLOW = ("openid, profile and email are for the authorization code flow, "
+                              "where a user signs in.")
 TWO_METHODS = ("Authenticate the client one way only (RFC 6749 section 2.3.1): HTTP "
                "Basic or client_secret in the body, not both.")
 
@@ -97,9 +99,11 @@ class Client(ClientMixin):
 
     # The stub widens `scope` to a collection; Authlib passes the requested scope string.
     def get_allowed_scope(self, scope: str) -> str:  # type: ignore[override]
+        """What a code carries: the registered scopes asked for, and the identity scopes
+        (`check_requested_scope` refused the rest)."""
         if not scope:
             return ""
-        allowed = set(self.row.scope.split())
+        allowed = set(self.row.scope.split()) | set(scopes.IdentityScope)
         return " ".join(s for s in scope.split() if s in allowed)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
@@ -145,12 +149,21 @@ def loopback_parts(uri: str) -> tuple[str, str, str, str] | None:
     return parts.scheme, host, parts.path, parts.query
 
 
-def check_requested_scope(client: Client, scope: str | None) -> None:
-    """Refuse a scope that is unknown or that the client is not registered for."""
+def check_requested_scope(client: Client, scope: str | None, *, code_flow: bool = False
+                          ) -> None:
+    """Refuse a scope that is unknown or that the client is not registered for. The identity
+    scopes go only to the authorization code flow (`code_flow`), where a user signs in, and
+    need no registration; `profile` and `email` only with `openid`."""
     requested = scopes.parse(scope or "")
     if requested is None:
-        known = ", ".join(scopes.Scope)
+        known = ", ".join(scopes.ALL)
         raise InvalidScopeError(f"Unknown scope; the scopes are {known}.")
+    identity = scopes.identity(scope or "")
+    if identity and not code_flow:
+        raise InvalidScopeError(IDENTITY_OUTSIDE_CODE_FLOW)
+    if identity and scopes.IdentityScope.OPENID not in identity:
+        raise InvalidScopeError("profile and email are OpenID Connect scopes: ask for openid "
+                                "too.")
     if not requested <= set(client.row.scope.split()):
         raise InvalidScopeError("The client is not registered for the requested scope.")
 

@@ -68,9 +68,11 @@ async def issue(
     user_agent: str = "",
     ip_address: str = "",
     customer: Customer | None = None,
+    auth_time: datetime | None = None,
 ) -> IssuedToken:
     """Store a new token pair, in a new family or (on refresh, with the scope the refresh
-    asked for) in the given one."""
+    asked for) in the given one. `auth_time`: when the user signed in at the hosted login
+    page, for a code flow's family (its refreshed ID tokens)."""
     now = clock.now()
     access = generate(ACCESS_PREFIX)
     refresh = generate(REFRESH_PREFIX) if refresh_lifetime else None
@@ -90,6 +92,7 @@ async def issue(
                 expires_at=expires,
                 user_agent=user_agent[:255],
                 ip_address=ip_address[:45],
+                auth_time=auth_time,
             )
         else:
             # A refresh may narrow the scope (RFC 6749 §6): the family, which carries the scope

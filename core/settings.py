@@ -34,6 +34,12 @@ class Settings(BaseSettings):
 
     access_token_lifetime: int = Field(3600, gt=0, description="seconds")
     refresh_token_lifetime: int = Field(30 * 24 * 3600, gt=0, description="seconds")
+    # OpenID Connect: how long an ID token is valid; how often its signing key is replaced;
+    # how long a key is published before it signs and after it stops (at least an ID token's
+    # lifetime, so every token issued stays verifiable until it expires).
+    id_token_lifetime: int = Field(3600, gt=0, description="seconds")
+    signing_key_rotation_days: int = Field(90, gt=0)
+    signing_key_overlap: int = Field(24 * 3600, gt=0, description="seconds")
 
     login_max_account_failures: int = Field(10, gt=0)
     login_max_address_failures: int = Field(100, gt=0)
@@ -103,6 +109,16 @@ class Settings(BaseSettings):
         if not self.development:
             raise ValueError("SECRET_KEY is required when ENVIRONMENT=production")
         self.secret_key = _development_secret_key()
+        return self
+
+    @model_validator(mode="after")
+    def _signing_keys(self) -> Settings:
+        if self.signing_key_overlap < self.id_token_lifetime:
+            raise ValueError("SIGNING_KEY_OVERLAP must be at least ID_TOKEN_LIFETIME: a retired "
+                             "key stays published until the tokens it signed expire")
+        if self.signing_key_overlap >= self.signing_key_rotation_days * 86400:
+            raise ValueError("SIGNING_KEY_OVERLAP must be shorter than "
+                             "SIGNING_KEY_ROTATION_DAYS")
         return self
 
     @model_validator(mode="after")

@@ -87,6 +87,9 @@ class TokenFamily(Model):
     revoked_at = fields.DatetimeField(null=True)
     user_agent = fields.CharField(max_length=255, default="")
     ip_address = fields.CharField(max_length=45, default="")
+    # When the user signed in at the hosted login page, for the ID tokens of a code flow's
+    # refreshes (the code that carried it is pruned a day later).
+    auth_time = fields.DatetimeField(null=True)
 
     tokens: fields.ReverseRelation[Token]
     authorization_codes: fields.ReverseRelation[AuthorizationCode]
@@ -154,6 +157,10 @@ class AuthorizationCode(Model):
         on_delete=fields.SET_NULL,
     )
     family_id: int | None
+    # OpenID Connect: the request's `nonce`, echoed in the ID token, and when the user signed
+    # in at the hosted login page (`auth_time`). Null for codes issued before they existed.
+    nonce = fields.CharField(max_length=255, null=True)
+    auth_time = fields.DatetimeField(null=True)
 
     class Meta:
         table = "oauth_authorization_codes"
@@ -179,3 +186,25 @@ class Consent(Model):
     class Meta:
         table = "oauth_consents"
         unique_together = [("user", "client")]
+
+
+class SigningKey(Model):
+    """A key that signs ID tokens (auth/signing_keys.py). The private key is stored only
+    encrypted (AES-GCM under a key derived from SECRET_KEY); the public JWK is published.
+    Keys form one chain, `generation` 1, 2, …: a unique number, so that of two processes
+    creating the same next key only one succeeds."""
+
+    id = fields.BigIntField(primary_key=True)
+    generation = fields.IntField(unique=True)
+    kid = fields.CharField(max_length=64, unique=True)
+    algorithm = fields.CharField(max_length=10)
+    public_jwk: fields.JSONField[dict[str, str]] = fields.JSONField()
+    encrypted_private_key = fields.TextField(
+        description="base64url of the AES-GCM nonce and ciphertext of the PEM private key"
+    )
+    created_at = fields.DatetimeField(description="when it was published")
+    activated_at = fields.DatetimeField(description="when it starts signing")
+    retired_at = fields.DatetimeField(null=True, description="when it stops signing")
+
+    class Meta:
+        table = "oauth_signing_keys"

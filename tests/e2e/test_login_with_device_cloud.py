@@ -367,7 +367,8 @@ async def test_a_repeated_parameter_gets_an_error_page(browser, app):
          "Invalid 'code_challenge'"),
         ({"code_challenge": "x" * 43, "code_challenge_method": "S256", "scope": "devices:write"},
          "invalid_scope",
-         "Unknown scope; the scopes are devices:read, events:read, devices:call."),
+         "Unknown scope; the scopes are openid, profile, email, devices:read, events:read, "
+         "devices:call."),
         ({"code_challenge": "x" * 43, "code_challenge_method": "S256", "scope": "devices:call"},
          "invalid_scope", "The client is not registered for the requested scope."),
         ({"code_challenge": "x" * 43, "code_challenge_method": "S256", "response_type": "token"},

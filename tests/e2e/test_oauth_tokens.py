@@ -10,6 +10,8 @@ import re
 from urllib.parse import parse_qs
 
 import pytest
+from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
+from authlib.oidc.discovery import OpenIDProviderMetadata
 from oauthlib.oauth2 import BackendApplicationClient, LegacyApplicationClient
 
 from auth import accounts
@@ -280,12 +282,16 @@ async def test_tokens_and_secrets_are_stored_only_as_sha256_hashes(http):
 
 
 async def test_authorization_server_metadata(http):
+    """RFC 8414 and OpenID Connect Discovery serve one document, valid for both."""
     response = await http.get("/.well-known/oauth-authorization-server")
     assert response.status_code == 200
-    assert response.json() == {
+    metadata = response.json()
+    assert metadata == {
         "issuer": "http://127.0.0.1",
         "authorization_endpoint": "http://127.0.0.1/oauth/authorize",
         "token_endpoint": "http://127.0.0.1/oauth/token",
+        "userinfo_endpoint": "http://127.0.0.1/oauth/userinfo",
+        "jwks_uri": "http://127.0.0.1/oauth/jwks",
         "revocation_endpoint": "http://127.0.0.1/oauth/revoke",
         "introspection_endpoint": "http://127.0.0.1/oauth/introspect",
         "grant_types_supported": [
@@ -295,7 +301,16 @@ async def test_authorization_server_metadata(http):
         "response_modes_supported": ["query"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,
-        "scopes_supported": ["devices:read", "events:read", "devices:call"],
+        "scopes_supported": ["openid", "profile", "email", "devices:read", "events:read",
+                             "devices:call"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce",
+                             "at_hash", "email", "email_verified"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
         "token_endpoint_auth_methods_supported": [
             "client_secret_basic",
             "client_secret_post",
@@ -311,6 +326,10 @@ async def test_authorization_server_metadata(http):
             "client_secret_post",
         ],
     }
+    discovery = await http.get("/.well-known/openid-configuration")
+    assert (discovery.status_code, discovery.json()) == (200, metadata)
+    AuthorizationServerMetadata(metadata).validate()
+    OpenIDProviderMetadata(metadata).validate()
 
 
 async def test_a_refresh_refused_for_bad_input_leaves_the_token_usable(http):
@@ -324,7 +343,8 @@ async def test_a_refresh_refused_for_bad_input_leaves_the_token_usable(http):
     await assert_acts_as(http, retried.json()["access_token"], "ada@example.com")
 
 
-UNKNOWN_SCOPE = "Unknown scope; the scopes are devices:read, events:read, devices:call."
+UNKNOWN_SCOPE = ("Unknown scope; the scopes are openid, profile, email, devices:read, events:read, "
+                 "devices:call.")
 NOT_REGISTERED = "The client is not registered for the requested scope."
 
 

@@ -1,0 +1,154 @@
+"""OpenID Connect on the authorization code flow: who signed in (`sub` and the claims of the
+identity scopes) and the signed ID tokens, through Authlib's `OpenIDCode` extension.
+
+`sub` is the same value introspection reports: `user:<id>` for a platform user (a third-party
+app), `customer:<id>` for the product's customer the user is linked to (a product's app), so
+it is stable per user (per customer for product apps) and never an email.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oidc.core import OpenIDCode, OpenIDToken, UserInfo
+from authlib.oidc.core.grants.util import is_openid_scope
+from authlib.oidc.core.util import create_half_hash
+from joserfc import jwt
+
+from auth import signing_keys
+from auth.oauth_common import as_client, on_loop
+from core import clock
+from core.settings import Settings
+from models.accounts import User
+from models.customers import Customer
+from models.oauth import AuthorizationCode
+
+if TYPE_CHECKING:
+    from authlib.oauth2.rfc6749 import grants
+
+NONCE_MAX_LENGTH = 255
+# The claims an ID token or userinfo may carry; `profile` has none to give yet: accounts hold
+# no name, picture or locale.
+CLAIMS_SUPPORTED = ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash",
+                    "email", "email_verified"]
+
+
+def subject(user: User | None, customer: Customer | None) -> str:
+    """`sub`: the customer for a product's app, else the user."""
+    if customer is not None:
+        return f"customer:{customer.id}"
+    assert user is not None  # a code flow's token names a user or a customer
+    return f"user:{user.id}"
+
+
+async def user_info(account: User | Customer, scope: str) -> UserInfo:
+    """The claims about whoever a code flow's token names, for its identity scopes. A
+    customer's email claims are those of the platform account linked to it."""
+    if isinstance(account, Customer):
+        customer = await Customer.get(id=account.id).select_related("user")
+        user = customer.user
+        info = UserInfo(sub=subject(None, customer))
+    else:
+        user = account
+        info = UserInfo(sub=subject(user, None))
+    if user is not None:
+        info["email"] = user.email
+        info["email_verified"] = user.email_verified_at is not None
+    return info.filter(scope)
+
+
+def _timestamp(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def check_nonce(nonce: str) -> None:
+    """OpenID Connect puts no bound on `nonce`; a code stores it: at most 255 printable ASCII
+    characters (what libraries generate: base64url, hex)."""
+    if len(nonce) > NONCE_MAX_LENGTH or not all("\x21" <= c <= "\x7e" for c in nonce):
+        raise InvalidRequestError(
+            f"nonce must be 1 to {NONCE_MAX_LENGTH} printable ASCII characters, without spaces."
+        )
+
+
+class _IdTokens:
+    """What both extensions share: ID tokens signed with the current signing key, timed by
+    the core clock, with the claims of the token's identity scopes."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def generate_user_info(self, user: User | Customer, scope: str) -> UserInfo:
+        return on_loop(user_info, user, scope)
+
+    def auth_time(self, request: OAuth2Request) -> datetime | None:
+        raise NotImplementedError
+
+    def encode_id_token(self, token: dict[str, Any], request: OAuth2Request) -> str:
+        """Authlib's `OpenIDToken.encode_id_token`, reading the key once (its header's `kid`
+        and the key come from one row) and the time from the core clock."""
+        key = on_loop(signing_keys.current, self.settings)
+        now = _timestamp(clock.now())
+        claims: dict[str, Any] = {
+            "iss": self.settings.issuer,
+            "aud": as_client(request.client).get_client_id(),
+            "iat": now,
+            "exp": now + self.settings.id_token_lifetime,
+        }
+        auth_time = self.auth_time(request)
+        if auth_time is not None:
+            claims["auth_time"] = _timestamp(auth_time)
+        code = request.authorization_code
+        if code is not None and code.row.nonce:
+            claims["nonce"] = code.row.nonce
+        at_hash = create_half_hash(token["access_token"], key.algorithm)
+        assert at_hash is not None  # a SHA-2 algorithm
+        claims["at_hash"] = at_hash.decode()
+        assert isinstance(request.user, User | Customer)  # whom the grant issued the token to
+        claims.update(self.generate_user_info(request.user, token["scope"]))
+        return jwt.encode({"alg": key.algorithm, "kid": key.kid}, claims, key.private,
+                          [key.algorithm])
+
+
+class OpenIDCodeFlow(_IdTokens, OpenIDCode):
+    """The code grant's extension: `nonce` checked and stored with the code, an ID token in
+    the token response when the code's scope has `openid`. Prompts are the authorization
+    endpoint's (`code_flow.check_request`), which knows the browser's sign-in."""
+
+    def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
+        """A bounded nonce, good for one code per client: a replay is refused, with a clearer
+        description than Authlib's."""
+        check_nonce(nonce)
+        if on_loop(_nonce_used, as_client(request.client).row.id, nonce):
+            raise InvalidRequestError("This nonce was already used with this client: send a "
+                                      "new one with every request.")
+        return False
+
+    def auth_time(self, request: OAuth2Request) -> datetime | None:
+        code = request.authorization_code
+        return code.row.auth_time if code is not None else None
+
+    def __call__(self, grant: grants.BaseGrant) -> None:
+        # The stub types hooks as returning None; Authlib ignores what they return.
+        grant.register_hook("after_create_token_response",
+                            self.process_token)  # type: ignore[arg-type]
+        assert grant.request.payload is not None  # every grant's request carries parameters
+        if is_openid_scope(grant.request.payload.scope):
+            grant.register_hook("after_validate_authorization_request_payload",
+                                self.validate_openid_authorization_request)
+
+
+class RefreshedIdToken(_IdTokens, OpenIDToken):
+    """The refresh grant's extension: a new ID token when the family's scope has `openid`
+    (OpenID Connect Core §12.2): the same `sub` and `auth_time`, a new `iat`, no `nonce`."""
+
+    def auth_time(self, request: OAuth2Request) -> datetime | None:
+        assert request.refresh_token is not None  # the refresh grant authenticated it
+        auth_time: datetime | None = request.refresh_token.row.family.auth_time
+        return auth_time
+
+
+async def _nonce_used(client_id: int, nonce: str) -> bool:
+    return await AuthorizationCode.exists(client_id=client_id, nonce=nonce)

@@ -117,6 +117,10 @@ class OpenIDCodeFlow(_IdTokens, OpenIDCode):
     the token response when the code's scope has `openid`. Prompts are the authorization
     endpoint's (`code_flow.check_request`), which knows the browser's sign-in."""
 
+    def __init__(self, settings: Settings):
+        _IdTokens.__init__(self, settings)
+        OpenIDCode.__init__(self, require_nonce=False)  # optional in the code flow (§3.1.2.1)
+
     def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
         """A bounded nonce, good for one code per client: a replay is refused, with a clearer
         description than Authlib's."""

@@ -1,0 +1,87 @@
+"""Migration 0009 on a database that holds data: adding the OpenID Connect columns (a code's
+`nonce` and `auth_time`, a family's `auth_time`) keeps every code, family and token and the
+links between them (on SQLite an added nullable column does not rebuild the table, which would
+cascade to the rows that reference it), and the signing keys' table starts empty.
+
+Each step runs in a child process with a database of its own, as in test_migration_0007."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from tests.support.database import create_database, drop_database
+
+ROOT = Path(__file__).resolve().parent.parent
+T = "'2026-01-01 00:00:00+00:00'"
+ROWS = [sql.replace("@T", T) for sql in (
+    "INSERT INTO users (id, email, email_skeleton, password_hash, created_at) VALUES "
+    "(1, 'ada@example.com', 'ada@example.com', 'x', @T)",
+    "INSERT INTO oauth_clients (id, client_id, name, grant_types, redirect_uris, scope, "
+    "first_party, kind, created_at) VALUES (100, 'dc_app_x', 'App', '[]', '[]', '', false, "
+    "'WEB', @T)",
+    "INSERT INTO oauth_token_families (id, client_id, user_id, scope, grant_type, created_at, "
+    "last_used_at, expires_at, user_agent, ip_address) VALUES "
+    "(1, 100, 1, 'devices:read', 'authorization_code', @T, @T, @T, '', '')",
+    "INSERT INTO oauth_tokens (id, family_id, access_hash, access_expires_at, issued_at) "
+    "VALUES (1, 1, 'a', @T, @T)",
+    "INSERT INTO oauth_authorization_codes (id, code_hash, client_id, user_id, redirect_uri, "
+    "scope, code_challenge, code_challenge_method, created_at, expires_at, used_at, "
+    "family_id) VALUES (1, 'c', 100, 1, 'https://app.example/cb', 'devices:read', 'x', "
+    "'S256', @T, @T, @T, 1)",
+)]
+SCRIPT = """
+import asyncio, json, sys
+from tortoise import Tortoise
+from tortoise.migrations.api.migrate import migrate
+from models import db
+
+async def main(step, url, rows):
+    config = db.tortoise_config(url)
+    if step == "before":
+        await migrate(config=config, target="models.0008_mobile_clients_code_flow")
+        for sql in json.loads(rows):
+            await Tortoise.get_connection("default").execute_script(sql)
+        print("{}")
+    else:
+        await migrate(config=config)
+        connection = Tortoise.get_connection("default")
+        codes = await connection.execute_query_dict(
+            "SELECT id, family_id, nonce, auth_time FROM oauth_authorization_codes")
+        families = await connection.execute_query_dict(
+            "SELECT id, auth_time FROM oauth_token_families")
+        tokens = await connection.execute_query_dict("SELECT id, family_id FROM oauth_tokens")
+        keys = await connection.execute_query_dict("SELECT COUNT(*) AS n FROM oauth_signing_keys")
+        print(json.dumps({"codes": codes, "families": families, "tokens": tokens,
+                          "keys": keys[0]["n"]}))
+    await Tortoise.close_connections()
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+async def _step(step: str, url: str) -> dict:
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SCRIPT, step, url, json.dumps(ROWS), cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(child.communicate(), timeout=120)
+    assert child.returncode == 0, err.decode()
+    return json.loads(out.decode().splitlines()[-1])
+
+
+async def test_migration_0009_adds_the_openid_columns_and_keeps_every_row(tmp_path) -> None:
+    name, url = await create_database(tmp_path)
+    try:
+        await _step("before", url)
+        after = await _step("after", url)
+    finally:
+        if name:
+            await drop_database(name)
+    assert after == {
+        "codes": [{"id": 1, "family_id": 1, "nonce": None, "auth_time": None}],
+        "families": [{"id": 1, "auth_time": None}],
+        "tokens": [{"id": 1, "family_id": 1}],
+        "keys": 0,
+    }

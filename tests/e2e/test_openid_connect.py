@@ -42,6 +42,7 @@ from tests.support.accounts import (
 )
 from tests.support.constants import PASSWORD
 from tests.support.oauth import TOKEN, assert_oauth_error, introspect
+from tests.support.processes import app_processes
 from tests.support.servers import Clock, LiveServer
 
 RP_SCRIPT = Path(__file__).resolve().parents[1] / "clients" / "oidc-rp.mjs"
@@ -308,6 +309,17 @@ async def test_rotation_keeps_old_id_tokens_verifiable_for_the_overlap(
     gone = await third_party.verify(before["tokens"]["id_token"])
     assert (gone["ok"], gone["code"]) == (False, "ERR_JWKS_NO_MATCHING_KEY")
     assert (await third_party.verify(after["tokens"]["id_token"]))["ok"] is True
+
+
+async def test_processes_started_together_create_one_signing_key(database_url):
+    """Three app processes on one database, each asked for the keys at once before any key
+    exists: one key is created, and every process publishes (and signs with) that one."""
+    async with app_processes(database_url) as apps, httpx.AsyncClient(trust_env=False) as http:
+        started = await apps.start(3)
+        answers = await asyncio.gather(*(http.get(f"{app.url}/oauth/jwks")
+                                         for app in started for _ in range(2)))
+    [key] = await SigningKey.all()
+    assert {tuple(k["kid"] for k in a.json()["keys"]) for a in answers} == {(key.kid,)}
 
 
 async def test_the_jwks_publishes_public_keys_only(http, clock_now):

@@ -68,7 +68,12 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if manage_database:
             await db.connect(settings.database_url)
-        await signing_keys.check_readable(settings)
+        try:
+            await signing_keys.check_readable(settings)
+        except signing_keys.SigningKeyUnreadable:
+            raise  # a changed SECRET_KEY: stop here rather than fail every sign-in
+        except Exception as error:  # the database is down: /readyz says so, as before
+            log.warning("signing key not checked", extra={"error": repr(error)})
         await broker.start()
         event_log = events.EventLog(broker)
         try:

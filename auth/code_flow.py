@@ -200,7 +200,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             scope=request.scope,
             code_challenge=payload["code_challenge"],
             code_challenge_method=payload["code_challenge_method"],
-            nonce=payload.get("nonce") or None,
+            # Checked (`oidc.check_nonce`) only for an OpenID Connect request, so kept only then.
+            nonce=(payload.get("nonce") or None) if "openid" in request.scope.split() else None,
         )
 
     def query_authorization_code(self, code: str, client: ClientMixin) -> IssuedCode | None:

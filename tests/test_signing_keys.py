@@ -17,6 +17,7 @@ from joserfc.jwk import RSAKey
 from pydantic import ValidationError
 from tortoise import connections
 
+from api.app import create_app
 from auth import signing_keys
 from core.settings import Settings, get_settings
 from models.oauth import SigningKey
@@ -83,6 +84,15 @@ async def test_a_wrong_secret_key_fails_loudly(settings, frozen_clock):
     assert old is not None and old.kid == key.kid
     assert (await signing_keys.current(other)).kid == new.kid
     await signing_keys.check_readable(other)
+
+
+async def test_the_app_refuses_to_start_with_a_wrong_secret_key(settings, frozen_clock):
+    key = await signing_keys.current(settings)
+    app = create_app(settings.model_copy(update={"secret_key": "another-" + "s" * 40}),
+                     manage_database=False)
+    with pytest.raises(signing_keys.SigningKeyUnreadable, match=key.kid):
+        async with app.router.lifespan_context(app):
+            pytest.fail("the app started")
 
 
 async def test_concurrent_first_use_creates_one_signing_key(settings, frozen_clock):

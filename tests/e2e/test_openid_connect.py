@@ -385,6 +385,14 @@ async def test_a_bad_nonce_is_refused(third_party, user, nonce):
                              "spaces."}
 
 
+async def test_a_nonce_without_openid_is_not_kept(third_party, user):
+    page = await sign_in(third_party.browser, await third_party.browser.open(authorize_url(
+        third_party.client_id, pkce()[1], scope="devices:read", nonce="n" * 5000)))
+    assert (await third_party.browser.submit(page, "allow")).status_code == 302
+    [code] = await AuthorizationCode.all()
+    assert (code.scope, code.nonce) == ("devices:read", None)
+
+
 async def test_a_nonce_is_good_for_one_code(third_party, user, clock_now):
     started = await third_party.start("openid")
     consent = await sign_in(third_party.browser, await third_party.browser.open(started["url"]))

@@ -3,7 +3,7 @@
 `nonce`, `state`), exchanges the code and validates the ID token (signature through the JWKS,
 `iss`, `aud`, `exp`, `nonce`, `at_hash`, `auth_time` against `max_age`), then fetches userinfo
 for the same `sub`. The browser's part (the hosted login and consent pages) is driven here, as
-in test_login_with_device_cloud. And what is refused: identity scopes outside the code flow,
+with tests/support/hosted_login. And what is refused: identity scopes outside the code flow,
 bad nonces, and userinfo without a good `openid` token (RFC 6750 challenges)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -25,14 +25,6 @@ from fleet import products
 from models.accounts import User
 from models.customers import Customer
 from models.oauth import AuthorizationCode, SigningKey, TokenFamily
-from tests.e2e.test_login_with_device_cloud import (
-    REDIRECT,
-    Browser,
-    assert_page,
-    authorize_url,
-    pkce,
-    sign_in,
-)
 from tests.support.accounts import (
     access_token,
     acting_as,
@@ -41,6 +33,7 @@ from tests.support.accounts import (
     service_client,
 )
 from tests.support.constants import PASSWORD
+from tests.support.hosted_login import AUTHORIZE, Browser, assert_page, pkce, sign_in
 from tests.support.oauth import TOKEN, assert_oauth_error, introspect
 from tests.support.processes import app_processes
 from tests.support.servers import Clock, LiveServer
@@ -49,6 +42,14 @@ RP_SCRIPT = Path(__file__).resolve().parents[1] / "clients" / "oidc-rp.mjs"
 RP_TIMEOUT = 60  # seconds for one run of the relying party
 EMAIL = "ada@example.com"
 USERINFO = "/oauth/userinfo"
+REDIRECT = "http://127.0.0.1:8765/callback"
+
+
+def authorize_url(client_id: str, challenge: str, **params: str) -> str:
+    """An authorization request built by hand, for what a library would not send."""
+    query = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
+             "state": "st-123", "code_challenge": challenge, "code_challenge_method": "S256"}
+    return f"{AUTHORIZE}?{urlencode(query | params)}"
 
 
 async def rp(**request: Any) -> dict[str, Any]:

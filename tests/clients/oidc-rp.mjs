@@ -1,6 +1,7 @@
 // An OpenID Connect relying party on openid-client, as a web app's server would use it, one step
 // per run so that a test can drive the browser's part in between. The one argument is a JSON
-// request: {"command": ..., "issuer", "clientId", "clientSecret", ...}; the answer is one JSON
+// request: {"command": ..., "issuer", "clientId", "clientSecret" (null for a public client),
+// ...}; the answer is one JSON
 // line on stdout. Every run starts from discovery, so the issuer's metadata is checked each time.
 //
 //   start   -> {url, verifier, nonce, state}: the authorization URL to open in the browser
@@ -20,7 +21,8 @@ async function configuration() {
     new URL(request.issuer),
     request.clientId,
     undefined,
-    client.ClientSecretBasic(request.clientSecret),
+    // A public client (a native app) has no secret: PKCE alone binds its code.
+    request.clientSecret ? client.ClientSecretBasic(request.clientSecret) : client.None(),
     { execute: [client.allowInsecureRequests] }, // the test server is plain http on loopback
   );
 }

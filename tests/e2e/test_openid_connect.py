@@ -67,7 +67,7 @@ async def rp(**request: Any) -> dict[str, Any]:
 class RelyingParty:
     """A registered client as openid-client sees it, with the browser of its user."""
 
-    def __init__(self, issuer: str, client_id: str, secret: str, browser: Browser):
+    def __init__(self, issuer: str, client_id: str, secret: str | None, browser: Browser):
         self.common = {"issuer": issuer, "clientId": client_id, "clientSecret": secret}
         self.client_id = client_id
         self.secret = secret
@@ -236,6 +236,23 @@ async def test_a_product_app_names_the_customer(issuer, browser, user, clock_now
     response = await http.get(USERINFO, headers={"Authorization": "Bearer " + done["tokens"][
         "access_token"]})
     assert response.json() == {"sub": sub, "email": EMAIL, "email_verified": True}
+
+
+async def test_a_public_client_gets_an_id_token_too(issuer, browser, user, clock_now, http):
+    """A native app's public client (no secret, PKCE alone) is a relying party too."""
+    owner = await make_user("maker@example.com")
+    row, secret = await apps.create_app(
+        await acting_as(owner), name="Desk Tool", redirect_uris=[REDIRECT], scopes=[],
+        public=True,
+    )
+    assert secret is None
+    app = RelyingParty(issuer, row.client_id, None, browser)
+    done = await app.sign_in_and_allow("openid email")
+    sub = f"user:{user.id}"
+    assert (done["claims"]["sub"], done["claims"]["aud"]) == (sub, row.client_id)
+    assert done["userinfo"] == {"sub": sub, "email": EMAIL, "email_verified": True}
+    refreshed = await app.refresh(done["tokens"]["refresh_token"], sub)
+    assert refreshed["claims"]["auth_time"] == done["claims"]["auth_time"]
 
 
 async def test_without_openid_there_is_no_id_token(third_party, user, clock_now, http):

@@ -27,6 +27,9 @@ class ApiCode(ErrorCode):
     SUBSCRIPTION_OVER_HTTP = "SUBSCRIPTION_OVER_HTTP", HTTPStatus.OK, \
         "A subscription sent over HTTP; it runs over the WebSocket."
     QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY", HTTPStatus.OK, "The query costs more than the limit."
+    MALFORMED_REQUEST = "MALFORMED_REQUEST", HTTPStatus.BAD_REQUEST, \
+        "The GraphQL request cannot be read: its body, query string or form is not what the " \
+        "endpoint takes."
     MUTATION_OVER_GET = "MUTATION_OVER_GET", HTTPStatus.METHOD_NOT_ALLOWED, \
         "A mutation sent with GET; send it with POST."
     PATH_NOT_FOUND = "PATH_NOT_FOUND", HTTPStatus.NOT_FOUND, "No endpoint at this path."

@@ -17,7 +17,7 @@ from api.graphql.limits import PREPARED
 from api.graphql.schema import build_schema
 from core.settings import get_settings
 from tests.support.accounts import signed_in_user
-from tests.support.graphql import graphql
+from tests.support.graphql import graphql, malformed
 
 SESSIONS_PAGE = """
 query Sessions($first: Int!) {
@@ -94,7 +94,7 @@ async def test_malformed_and_unknown_queries_are_explained(http):
     response = await http.post(
         "/graphql", content=b"not json", headers={"content-type": "application/json"}
     )
-    assert (response.status_code, response.text) == (400, "Unable to parse request body as JSON")
+    assert malformed(response) == (400, "Unable to parse request body as JSON")
 
 
 async def test_graphiql_is_served_in_development(http):
@@ -110,8 +110,7 @@ async def test_no_graphiql_in_production():
                                  base_url="http://test") as client:
         for accept in ("text/html", "*/*"):
             response = await client.get("/graphql", headers={"accept": accept})
-            assert (response.status_code, response.text) == (
-                400, "No GraphQL query found in the request")
+            assert malformed(response) == (400, "No GraphQL query found in the request")
 
 
 async def test_revoked_or_unknown_token_gets_401(http):

@@ -11,6 +11,7 @@ import pytest
 
 from models.accounts import User
 from tests.support.accounts import signed_in_user
+from tests.support.graphql import malformed
 
 SESSIONS_PAGE = """
 query Sessions($first: Int!) {
@@ -146,7 +147,7 @@ async def test_a_subscription_over_get_is_refused_as_over_post(http):
 ])
 async def test_bad_json_in_the_query_string_gets_400(http, params, message):
     response = await http.get("/graphql", params={"query": "{ me { id } }", **params})
-    assert (response.status_code, response.text) == (400, message)
+    assert malformed(response) == (400, message)
     assert_request_id(response)
 
 

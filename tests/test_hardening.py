@@ -26,7 +26,7 @@ from auth import tokens as auth_tokens
 from auth.principals import AnyPrincipal
 from core.settings import Environment, get_settings
 from tests.support.accounts import signed_in_user
-from tests.support.graphql import gid, graphql
+from tests.support.graphql import gid, graphql, malformed
 from tests.support.live import graphql_ws
 from tests.support.polling import receive
 from tests.support.servers import LiveServer
@@ -152,7 +152,7 @@ async def test_the_bound_holds_over_the_websocket(live_server: LiveServer):
 ])
 async def test_malformed_json_bodies_get_400(http, quiet_log, body, content_type, message):
     response = await http.post("/graphql", content=body, headers={"content-type": content_type})
-    assert (response.status_code, response.text) == (400, message)
+    assert malformed(response) == (400, message)
     assert_request_id(response)
 
 
@@ -172,7 +172,7 @@ async def test_malformed_multipart_gets_400(http, quiet_log, operations, files_m
         data={"operations": operations, "map": files_map},
         files={"0": ("a.csv", b"x", "text/csv")},
     )
-    assert (response.status_code, response.text) == (400, message)
+    assert malformed(response) == (400, message)
     assert_request_id(response)
 
 

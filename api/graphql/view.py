@@ -17,6 +17,7 @@ from typing import Any
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry import UNSET
 from strawberry.asgi import GraphQL
@@ -39,7 +40,7 @@ from api.authentication import principal_of
 from api.errors import ApiCode
 from api.graphql.authentication import bearer_token
 from api.graphql.context import Context
-from api.http_errors import MethodRefused
+from api.http_errors import MethodRefused, error_response
 from auth import tokens
 from core.settings import Settings
 
@@ -175,6 +176,21 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             multipart_uploads_enabled=True,
         )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Strawberry's, except that a request it cannot read (its body, query string or
+        form) is refused in JSON with a code, like the API's other HTTP errors, not in plain
+        text."""
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as error:
+            # Strawberry's 400s (the route lets only GET and POST reach it, and there is a
+            # GraphiQL to show wherever it would render one)
+            response = error_response(error.status_code, error.reason, ApiCode.MALFORMED_REQUEST)
+        await response(scope, receive, send)
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         """Only where there is one (development): elsewhere a GET without a query is told

@@ -25,6 +25,14 @@ async def graphql(
     return response.json()
 
 
+def malformed(response: httpx.Response) -> tuple[int, str]:
+    """The status and message of a request `/graphql` could not read, whose JSON body must
+    carry the code `MALFORMED_REQUEST`."""
+    [error] = response.json()["errors"]
+    assert error["extensions"] == {"code": "MALFORMED_REQUEST"}, error
+    return response.status_code, error["message"]
+
+
 def gid(type_name: str, pk: int | str) -> str:
     """The global ID of a `type_name` with primary key `pk`."""
     return str(relay.GlobalID(type_name, str(pk)))

@@ -19,6 +19,7 @@ from api import logs
 from api.account_pages import routes as account_routes
 from api.authentication import BearerAuthentication
 from api.authorize import SecureErrors
+from api.cors import CrossOrigin
 from api.gateway import DeviceGateway
 from api.graphql.schema import build_schema
 from api.graphql.view import GraphQLEndpoint
@@ -26,7 +27,7 @@ from api.http_errors import HANDLERS
 from api.middleware import BodyLimit, RequestContext
 from api.oauth_routes import routes as oauth_routes
 from api.sse import routes as sse_routes
-from auth import signing_keys
+from auth import signing_keys, web_origins
 from auth.oauth import AuthorizationServer
 from core.broker import create_broker
 from core.settings import Settings, get_settings
@@ -56,11 +57,16 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     (tests that share them with the app)."""
     settings = settings or get_settings()
     logs.configure(settings.log_level)
-    graphql = BearerAuthentication(GraphQLEndpoint(build_schema(settings), settings))
+    endpoint = GraphQLEndpoint(build_schema(settings), settings)
+    # The WebSocket's origin is checked by `CrossOrigin`, by the rule every CORS-enabled
+    # endpoint follows: Strawberry's own check (which knows no allowed origins) stands aside.
+    endpoint.allowed_origins = frozenset({"*"})
+    graphql = BearerAuthentication(endpoint)
     graphql_route = Route("/graphql", graphql, methods=["GET", "POST"])
     graphql_route.methods = {"GET", "POST"}  # Starlette adds HEAD beside GET: GraphQL has none
 
     broker = create_broker(settings.broker_url, settings.broker_channel_prefix)
+    origins = web_origins.WebOrigins(broker, settings.cors_origins)
     router = rpc.Router(broker, settings.function_call_timeout)
     device_gateway = DeviceGateway(settings, router)
 
@@ -77,9 +83,14 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         await broker.start()
         event_log = events.EventLog(broker)
         try:
-            with events.installed(event_log), rpc.installed(router):
+            with (
+                events.installed(event_log),
+                rpc.installed(router),
+                web_origins.installed(origins),
+            ):
                 try:
                     async with (
+                        origins.running(),
                         router.running(),
                         outbox.sender(settings),
                         gateway.presence_sweeper(settings),
@@ -103,19 +114,21 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
             if manage_database:
                 await db.disconnect()
 
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        *oauth_routes,
+        *account_routes,
+        *sse_routes,
+        graphql_route,
+        WebSocketRoute("/graphql", graphql),
+        WebSocketRoute("/device/v1", device_gateway),
+    ]
     app = Starlette(
-        routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-            *oauth_routes,
-            *account_routes,
-            *sse_routes,
-            graphql_route,
-            WebSocketRoute("/graphql", graphql),
-            WebSocketRoute("/device/v1", device_gateway),
-        ],
+        routes=routes,
         middleware=[
             Middleware(RequestContext),
+            Middleware(CrossOrigin, origins=origins, routes=routes),
             Middleware(SecureErrors),
             Middleware(
                 BodyLimit,

@@ -16,6 +16,8 @@ class ApiCode(ErrorCode):
     INVALID_ID = "INVALID_ID", HTTPStatus.BAD_REQUEST, "Not a global ID of the expected type."
     NOT_AN_UPLOAD = "NOT_AN_UPLOAD", HTTPStatus.BAD_REQUEST, \
         "The file was not sent as a multipart upload."
+    ORIGIN_NOT_ALLOWED = "ORIGIN_NOT_ALLOWED", HTTPStatus.FORBIDDEN, \
+        "A browser's preflight from an origin the API does not answer cross-origin."
     INVALID_ARGUMENT = "INVALID_ARGUMENT", HTTPStatus.OK, "An argument is out of its range."
     INVALID_CURSOR = "INVALID_CURSOR", HTTPStatus.OK, "A cursor this API did not give out."
     INVALID_TEXT = "INVALID_TEXT", HTTPStatus.OK, \

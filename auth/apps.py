@@ -16,7 +16,7 @@ import secrets
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from auth import tokens
+from auth import tokens, web_origins
 from auth.code_flow import canonical_scope
 from auth.errors import AuthCode
 from auth.principals import AnyPrincipal, UserPrincipal, require_user
@@ -68,6 +68,7 @@ async def create_app(principal: AnyPrincipal, *, name: str, redirect_uris: list[
         redirect_uris=uris, scope=scope, kind=ClientType.WEB, owner=actor.user,
         created_at=clock.now(),
     )
+    await web_origins.client_changed(client)
     return client, secret
 
 
@@ -89,6 +90,7 @@ async def delete_app(principal: AnyPrincipal, client_id: str) -> OAuthClient:
         await Consent.filter(client_id=client.id).delete()
         await AuthorizationCode.filter(client_id=client.id, used_at=None).delete()
     client.deleted_at = now
+    await web_origins.client_changed(client)
     return client
 
 

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.origins import parse_origin
+
 DATA_DIR = Path("data")
 
 
@@ -90,6 +92,10 @@ class Settings(BaseSettings):
     customers_per_app_per_hour: int = Field(100, ge=1)
     streams_per_token: int = Field(10, ge=1)
 
+    # Origins (https://app.example.com, comma-separated) that may call the API from a browser
+    # besides those of the WEB clients' redirect URIs.
+    cors_allowed_origins: str = ""
+
     log_level: str = "INFO"
 
     @property
@@ -125,6 +131,20 @@ class Settings(BaseSettings):
     def _broker(self) -> Settings:
         if self.broker_url and urlsplit(self.broker_url).scheme not in ("redis", "rediss"):
             raise ValueError("BROKER_URL must be empty (in-process) or look like redis://host:6379/0")
+        return self
+
+    @property
+    def cors_origins(self) -> frozenset[str]:
+        """`cors_allowed_origins` as a set (checked at start-up, see `_cors`)."""
+        return frozenset(o.strip() for o in self.cors_allowed_origins.split(",") if o.strip())
+
+    @model_validator(mode="after")
+    def _cors(self) -> Settings:
+        for entry in self.cors_origins:
+            try:
+                parse_origin(entry)
+            except ValueError as error:
+                raise ValueError(f"CORS_ALLOWED_ORIGINS: {error}") from None
         return self
 
     @model_validator(mode="after")

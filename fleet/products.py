@@ -11,7 +11,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from auth import tokens
+from auth import tokens, web_origins
 from auth.principals import AnyPrincipal
 from auth.redirect_uris import clean_redirect_uris
 from core import clock
@@ -256,6 +256,7 @@ async def create_oauth_client(
                            client, label=name,
                            details={"clientId": client.client_id, "type": kind.value,
                                     "public": is_public, "productId": product.id})
+    await web_origins.client_changed(client)
     return client, secret
 
 
@@ -286,4 +287,5 @@ async def delete_oauth_client(principal: AnyPrincipal, client_id: str) -> OAuthC
         await audit.record(member.principal, product.organization_id, "oauth_client.delete",
                            client, label=client.name, details={"clientId": client.client_id})
     client.deleted_at = now
+    await web_origins.client_changed(client)
     return client

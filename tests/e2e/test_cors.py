@@ -1,0 +1,380 @@
+"""CORS and the WebSocket origin rule, as a browser's requests reach the live server: which
+origins (the WEB clients' redirect-URI origins, kept current without a restart, and
+`CORS_ALLOWED_ORIGINS`), the exact preflight and response headers of each CORS-enabled endpoint,
+what a refused origin gets (nothing CORS, and one log line), and the endpoints that are never
+CORS-enabled. The real browser's view is tests/e2e/test_browser_clients.py."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from api.app import create_app
+from api.cors import REASON, RefusalLog
+from auth import apps, web_origins
+from core.settings import Settings, get_settings
+from fleet import products
+from models.products import Product
+from tests.support.accounts import Team, access_token, organization_with_team
+from tests.support.graphql import gid, graphql
+from tests.support.polling import eventually
+from tests.support.processes import AppProcesses, app_processes
+from tests.support.servers import LiveServer
+
+APP = "https://app.acme.example"
+OTHER = "https://evil.example"
+EXPOSE = "X-Request-ID, WWW-Authenticate, Retry-After"
+BODY_HEADERS = "Authorization, Content-Type, X-Request-ID"
+STREAM_HEADERS = "Authorization, Last-Event-ID, X-Request-ID"
+
+
+@dataclass
+class World:
+    team: Team
+    product: Product
+
+    @property
+    def owner(self):
+        return self.team.principals["OWNER"]
+
+    async def web_client(self, *uris: str) -> str:
+        client, _ = await products.create_oauth_client(
+            self.owner, self.product.id, name="Web app", client_type="WEB",
+            redirect_uris=list(uris))
+        return client.client_id
+
+
+@pytest.fixture
+async def world() -> World:
+    team = await organization_with_team("Acme", "acme", roles=("OWNER",))
+    product = await products.create_product(
+        team.principals["OWNER"], team.organization.id, name="Thermostat", slug="thermostat",
+        description="", platform="Photon", customer_auth="SIMPLE",
+    )
+    return World(team, product)
+
+
+def preflight(http: httpx.AsyncClient, path: str, origin: str, method: str = "POST",
+              headers: str = "authorization, content-type"):
+    return http.options(path, headers={
+        "Origin": origin, "Access-Control-Request-Method": method,
+        "Access-Control-Request-Headers": headers})
+
+
+def cors_headers(response: httpx.Response) -> dict[str, str]:
+    return {name: value for name, value in response.headers.items()
+            if name.startswith("access-control-")}
+
+
+def allowed_preflight(origin: str, methods: str, headers: str) -> dict[str, str]:
+    return {"access-control-allow-origin": origin, "access-control-allow-methods": methods,
+            "access-control-allow-headers": headers, "access-control-max-age": "600"}
+
+
+def refusals(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    return [(r.origin, r.path) for r in caplog.records  # type: ignore[attr-defined]
+            if r.name == "devicecloud.cors" and REASON in r.getMessage()]
+
+
+@pytest.fixture
+def refusal_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """The refusals logged (each test refuses origins no other test uses: the live server's
+    log says an origin once a minute)."""
+    caplog.set_level(logging.WARNING, logger="devicecloud.cors")
+    return caplog
+
+
+# --- which origins -----------------------------------------------------------------------------
+
+
+def test_a_client_contributes_the_origins_of_its_http_redirect_uris_if_it_is_a_live_web_client():
+    uris = ["https://App.Acme.example/callback", "https://app.acme.example:443/other",
+            "http://127.0.0.1:8123/cb", "https://[::1]:8443/cb", "com.acme.app:/cb"]
+    assert web_origins.client_origins("WEB", uris, deleted=False) == {
+        "https://app.acme.example", "http://127.0.0.1:8123", "https://[::1]:8443"}
+    assert web_origins.client_origins("WEB", uris, deleted=True) == set()
+    assert web_origins.client_origins("MOBILE", uris, deleted=False) == set()
+    assert web_origins.client_origins("SERVER", uris, deleted=False) == set()
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ("https://app.example.com/", "'https://app.example.com/' is not an origin as browsers send "
+     "it (no path, no trailing slash, lower case, no default port); write "
+     "'https://app.example.com'"),
+    ("https://app.example.com/spa", "write 'https://app.example.com'"),
+    ("https://APP.example.com", "write 'https://app.example.com'"),
+    ("https://app.example.com:443", "write 'https://app.example.com'"),
+    ("https://*.example.com", "'https://*.example.com' contains a wildcard; list each origin"),
+    ("*", "'*' contains a wildcard"),
+    ("app.example.com", "'app.example.com' is not an origin like https://app.example.com"),
+    ("null", "'null' is not an origin"),
+])
+def test_cors_allowed_origins_is_checked_at_start_up(entry: str, message: str):
+    with pytest.raises(ValueError, match="CORS_ALLOWED_ORIGINS: ") as refused:
+        Settings(cors_allowed_origins=f"https://ok.example, {entry}")
+    assert message in str(refused.value)
+    assert Settings(cors_allowed_origins="https://a.example, http://127.0.0.1:3000").cors_origins \
+        == {"https://a.example", "http://127.0.0.1:3000"}
+
+
+async def test_a_web_client_is_allowed_once_created_and_refused_once_deleted(
+    world: World, http: httpx.AsyncClient, refusal_log: pytest.LogCaptureFixture
+):
+    origin = "https://created.acme.example"
+    assert (await preflight(http, "/graphql", origin)).status_code == 403
+    client_id = await world.web_client(f"{origin}/callback", "http://localhost:9000/cb")
+    allowed = await preflight(http, "/graphql", origin)
+    assert allowed.status_code == 204
+    assert allowed.headers["access-control-allow-origin"] == origin
+    await products.delete_oauth_client(world.owner, client_id)
+    refused = await preflight(http, "/graphql", origin)
+    assert (refused.status_code, cors_headers(refused)) == (403, {})
+
+
+async def test_an_origin_stays_allowed_while_another_live_client_has_it(
+    world: World, http: httpx.AsyncClient
+):
+    origin = "https://shared.acme.example"
+    first = await world.web_client(f"{origin}/a")
+    await world.web_client(f"{origin}/b")
+    await products.delete_oauth_client(world.owner, first)
+    assert (await preflight(http, "/graphql", origin)).status_code == 204
+
+
+async def test_mobile_and_server_clients_contribute_no_origin(
+    world: World, http: httpx.AsyncClient
+):
+    await products.create_oauth_client(world.owner, world.product.id, name="Phone",
+                                       client_type="MOBILE", redirect_uris=[
+                                           "https://mobile.acme.example/cb"])
+    assert (await preflight(http, "/graphql", "https://mobile.acme.example")).status_code == 403
+
+
+async def test_a_users_app_is_allowed_once_registered_and_refused_once_deleted(
+    world: World, http: httpx.AsyncClient
+):
+    origin = "http://127.0.0.1:47001"
+    client, _ = await apps.create_app(world.owner, name="Dashboard",
+                                      redirect_uris=[f"{origin}/cb"], scopes=[])
+    assert (await preflight(http, "/oauth/token", origin)).status_code == 204
+    await apps.delete_app(world.owner, client.client_id)
+    assert (await preflight(http, "/oauth/token", origin)).status_code == 403
+
+
+async def test_the_configured_origins_are_allowed_and_the_clients_loaded_at_start_up(
+    world: World, database_url: str
+):
+    await world.web_client("https://before.acme.example/cb")
+    settings = get_settings().model_copy(update={"cors_allowed_origins": APP})
+    app = create_app(settings, manage_database=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http,
+    ):
+        assert (await preflight(http, "/graphql", APP)).status_code == 204
+        assert (await preflight(http, "/graphql", "https://before.acme.example")).status_code \
+            == 204
+        assert (await preflight(http, "/graphql", OTHER)).status_code == 403
+
+
+# --- exact headers per endpoint --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("path", "methods", "headers"), [
+    ("/graphql", "GET, POST", BODY_HEADERS),
+    ("/oauth/token", "POST", BODY_HEADERS),
+    ("/oauth/revoke", "POST", BODY_HEADERS),
+    ("/v1/products/thermostat/events", "GET", STREAM_HEADERS),
+    ("/v1/products/thermostat/events/temp", "GET", STREAM_HEADERS),
+    ("/v1/devices/0123456789abcdef01234567/events", "GET", STREAM_HEADERS),
+    ("/v1/devices/0123456789abcdef01234567/events/temp/inside", "GET", STREAM_HEADERS),
+])
+async def test_a_preflight_from_an_allowed_origin_gets_the_endpoints_methods_and_headers(
+    world: World, http: httpx.AsyncClient, path: str, methods: str, headers: str
+):
+    await world.web_client(f"{APP}/callback")
+    response = await preflight(http, path, APP, method=methods.split(", ")[-1])
+    assert response.status_code == 204
+    assert response.content == b""
+    assert cors_headers(response) == allowed_preflight(APP, methods, headers)
+    assert response.headers["vary"] == "Origin"
+
+
+async def test_responses_to_an_allowed_origin_carry_the_origin_and_the_exposed_headers(
+    world: World, http: httpx.AsyncClient
+):
+    await world.web_client(f"{APP}/callback")
+    token = await access_token(world.team.email("OWNER"))
+    auth = {"Authorization": f"Bearer {token}", "Origin": APP}
+    expected = {"access-control-allow-origin": APP, "access-control-expose-headers": EXPOSE}
+    query = await http.post("/graphql", json={"query": "{ me { email } }"}, headers=auth)
+    assert query.status_code == 200
+    assert (cors_headers(query), query.headers["vary"]) == (expected, "Origin")
+    by_get = await http.get("/graphql", params={"query": "{ me { email } }"}, headers=auth)
+    assert (cors_headers(by_get), by_get.headers["vary"]) == (expected, "Origin")
+    bad_token = await http.post("/graphql", json={"query": "{ me { email } }"},
+                                headers={**auth, "Authorization": "Bearer nope"})
+    assert bad_token.status_code == 401
+    assert cors_headers(bad_token) == expected
+    token_error = await http.post("/oauth/token", data={"grant_type": "password"},
+                                  headers={"Origin": APP})
+    assert token_error.status_code in (400, 401)
+    assert cors_headers(token_error) == expected
+    revoke = await http.post("/oauth/revoke", data={"token": "x", "client_id": "devicecloud"},
+                             headers={"Origin": APP})
+    assert cors_headers(revoke) == expected
+    async with http.stream("GET", "/v1/products/thermostat/events", headers=auth) as stream:
+        assert stream.status_code == 200
+        assert (cors_headers(stream), stream.headers["vary"]) == (expected, "Origin")
+
+
+async def test_every_response_of_a_cors_endpoint_varies_on_origin(http: httpx.AsyncClient):
+    response = await http.post("/graphql", json={"query": "{ __typename }"})
+    assert (cors_headers(response), response.headers["vary"]) == ({}, "Origin")
+
+
+# --- a refused origin --------------------------------------------------------------------------
+
+
+async def test_a_refused_origin_gets_no_cors_headers_and_one_log_line(
+    world: World, http: httpx.AsyncClient, refusal_log: pytest.LogCaptureFixture
+):
+    await world.web_client(f"{APP}/callback")
+    origin = "https://refused-once.example"
+    refused = await preflight(http, "/graphql", origin)
+    assert refused.status_code == 403
+    assert refused.json() == {"errors": [{
+        "message": "This origin may not call the API from a browser.",
+        "extensions": {"code": "ORIGIN_NOT_ALLOWED"}}]}
+    assert cors_headers(refused) == {}
+    served = await http.post("/graphql", json={"query": "{ __typename }"},
+                             headers={"Origin": origin})
+    assert served.status_code == 200
+    assert (cors_headers(served), served.headers["vary"]) == ({}, "Origin")
+    sse = await http.get("/v1/products/thermostat/events", headers={"Origin": origin})
+    assert (sse.status_code, cors_headers(sse)) == (401, {})
+    # Logged once per origin a minute, whatever it tries next.
+    assert refusals(refusal_log) == [(origin, "/graphql")]
+
+
+def test_the_refusal_log_says_each_origin_once_an_interval_and_caps_the_origins(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+):
+    now = [1000.0]
+    monkeypatch.setattr("api.cors.time.monotonic", lambda: now[0])
+    caplog.set_level(logging.WARNING, logger="devicecloud.cors")
+    log = RefusalLog(interval=60, most=2)
+    for origin in ("https://a.example", "https://a.example", "https://b.example",
+                   "https://c.example", "https://d.example"):
+        log.refused(origin, "/graphql")
+    messages = [r.getMessage() for r in caplog.records]
+    assert refusals(caplog) == [("https://a.example", "/graphql"),
+                                ("https://b.example", "/graphql")]
+    assert messages[2] == ("more cross-origin refusals than are logged; the rest of this "
+                           "minute's go unlogged")
+    assert len(messages) == 3
+    now[0] += 60
+    log.refused("https://a.example", "/oauth/token")
+    assert refusals(caplog)[-1] == ("https://a.example", "/oauth/token")
+
+
+# --- never CORS-enabled ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/oauth/authorize", "/account", "/account/verify",
+                                  "/account/reset", "/oauth/introspect", "/healthz",
+                                  "/.well-known/oauth-authorization-server"])
+async def test_the_hosted_pages_and_the_server_endpoints_are_never_cors_enabled(
+    world: World, http: httpx.AsyncClient, path: str
+):
+    await world.web_client(f"{APP}/callback")
+    options = await preflight(http, path, APP, method="GET")
+    assert cors_headers(options) == {}
+    assert "vary" not in options.headers
+    page = await http.get(path, headers={"Origin": APP})
+    assert cors_headers(page) == {}
+
+
+async def test_the_hosted_pages_keep_their_anti_framing_headers_for_an_allowed_origin(
+    world: World, http: httpx.AsyncClient
+):
+    await world.web_client(f"{APP}/callback")
+    page = await http.get("/oauth/authorize", headers={"Origin": APP})
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+
+
+# --- the GraphQL WebSocket ---------------------------------------------------------------------
+
+
+async def handshake(live_server: LiveServer, origin: str | None, path: str = "/graphql") -> str:
+    url = live_server.url.replace("http://", "ws://") + path
+    headers = {"Origin": origin} if origin else {}
+    try:
+        async with connect(url, subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+                           additional_headers=headers, origin=None):
+            return "accepted"
+    except InvalidStatus as refused:
+        return f"refused {refused.response.status_code}"
+
+
+async def test_the_graphql_websocket_accepts_the_same_origins(
+    world: World, live_server: LiveServer, refusal_log: pytest.LogCaptureFixture
+):
+    await world.web_client(f"{APP}/callback")
+    assert await handshake(live_server, APP) == "accepted"
+    assert await handshake(live_server, None) == "accepted"
+    assert await handshake(live_server, live_server.url) == "accepted"
+    assert await handshake(live_server, "https://socket-refused.example") == "refused 403"
+    assert refusals(refusal_log) == [("https://socket-refused.example", "/graphql")]
+
+
+# --- across processes --------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def processes(database_url: str) -> AsyncIterator[AppProcesses]:
+    async with app_processes(database_url) as started:
+        yield started
+
+
+@asynccontextmanager
+async def clients(processes: AppProcesses):
+    first, second = await processes.start(2)
+    async with first.client() as a, second.client() as b:
+        yield a, b
+
+
+async def test_a_client_change_in_one_process_reaches_another_through_redis(
+    world: World, processes: AppProcesses
+):
+    origin = "https://across.acme.example"
+    token = await access_token(world.team.email("OWNER"))
+    create = """mutation($input: CreateOAuthClientInput!) { createOAuthClient(input: $input) {
+        oauthClient { clientId } userErrors { code } } }"""
+    delete = """mutation($input: OAuthClientInput!) { deleteOAuthClient(input: $input) {
+        userErrors { code } } }"""
+
+    async def second_allows(http: httpx.AsyncClient, status: int) -> bool:
+        return (await preflight(http, "/graphql", origin)).status_code == status
+
+    async with clients(processes) as (a, b):
+        assert await second_allows(b, 403)
+        body = await graphql(a, create, {"input": {
+            "productId": gid("Product", world.product.id), "name": "Web", "type": "WEB",
+            "redirectUris": [f"{origin}/callback"]}}, token=token)
+        client_id = body["data"]["createOAuthClient"]["oauthClient"]["clientId"]
+        assert await second_allows(a, 204)  # the process that made it: at once
+        await eventually(lambda: second_allows(b, 204))
+        body = await graphql(a, delete, {"input": {"clientId": client_id}}, token=token)
+        assert body["data"]["deleteOAuthClient"]["userErrors"] == []
+        assert await second_allows(a, 403)
+        await eventually(lambda: second_allows(b, 403))
+

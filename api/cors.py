@@ -9,12 +9,12 @@ same-origin only (and forbid framing), `/oauth/introspect` is for servers, `/dev
 devices.
 
 The API authenticates by bearer token, never by cookie, so there is no credentials mode:
-`Access-Control-Allow-Credentials` is never sent, and a browser never attaches cookies.
+`Access-Control-Allow-Credentials` is never sent, so the browser refuses a page the answer to
+a request made with credentials (cookies) rather than let the API act on them.
 
-A request from the API's own origin (`Origin` naming the `Host` it was sent to) is not
-cross-origin and is left alone. Every response of a CORS-enabled endpoint carries
-`Vary: Origin`, with or without an `Origin`, so that a cache (GET queries) keeps answers for
-different origins apart.
+A request from the API's own origin is not cross-origin and is left alone (`same_origin`).
+Every response of a CORS-enabled endpoint carries `Vary: Origin`, with or without an `Origin`,
+so that a cache (GET queries) keeps answers for different origins apart.
 """
 
 from __future__ import annotations
@@ -116,8 +116,7 @@ class EndpointCORS(CORSMiddleware):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
         origin = headers.get("origin")
-        if origin is not None and is_same_origin(origin, headers.get("host")):
-            # Not cross-origin (a page the API serves itself, such as GraphiQL).
+        if origin is not None and same_origin(headers, origin):
             await self.simple_response(scope, receive, send, request_headers=Headers())
             return
         if origin is not None and not self.is_allowed_origin(origin):
@@ -134,6 +133,14 @@ class EndpointCORS(CORSMiddleware):
                 headers["Access-Control-Allow-Origin"] = origin
             headers.add_vary_header("Origin")
         await send(message)
+
+
+def same_origin(headers: Headers, origin: str) -> bool:
+    """A page the API serves itself (GraphiQL): `Origin` names the `Host` the request was sent
+    to, or the browser says so (`Sec-Fetch-Site`, which is right behind a proxy that rewrites
+    `Host`). Strawberry's WebSocket check, which this one replaces, uses the same two tests."""
+    return headers.get("sec-fetch-site") == "same-origin" \
+        or is_same_origin(origin, headers.get("host"))
 
 
 def _refused_preflight() -> JSONResponse:
@@ -199,8 +206,7 @@ class CrossOrigin:
             return False
         headers = Headers(scope=scope)
         origin = headers.get("origin")
-        if origin is None or is_same_origin(origin, headers.get("host")) \
-                or self.origins.allows(origin):
+        if origin is None or same_origin(headers, origin) or self.origins.allows(origin):
             return False
         self.refusals.refused(origin, scope["path"])
         return True

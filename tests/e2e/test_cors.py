@@ -16,10 +16,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from api.app import create_app
 from api.cors import REASON, RefusalLog
 from auth import apps, web_origins
-from core.settings import Settings, get_settings
+from core.broker import InProcessBroker
+from core.settings import Settings
 from fleet import products
 from models.products import Product
 from tests.support.accounts import Team, access_token, organization_with_team
@@ -168,20 +168,32 @@ async def test_a_users_app_is_allowed_once_registered_and_refused_once_deleted(
     assert (await preflight(http, "/oauth/token", origin)).status_code == 403
 
 
-async def test_the_configured_origins_are_allowed_and_the_clients_loaded_at_start_up(
-    world: World, database_url: str
+async def test_a_process_loads_the_live_web_clients_origins_and_the_configured_ones_at_start_up(
+    world: World
 ):
     await world.web_client("https://before.acme.example/cb")
-    settings = get_settings().model_copy(update={"cors_allowed_origins": APP})
-    app = create_app(settings, manage_database=False)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http,
-    ):
-        assert (await preflight(http, "/graphql", APP)).status_code == 204
-        assert (await preflight(http, "/graphql", "https://before.acme.example")).status_code \
-            == 204
-        assert (await preflight(http, "/graphql", OTHER)).status_code == 403
+    gone = await world.web_client("https://gone.acme.example/cb")
+    await products.delete_oauth_client(world.owner, gone)
+    await products.create_oauth_client(world.owner, world.product.id, name="Phone",
+                                       client_type="MOBILE",
+                                       redirect_uris=["https://phone.acme.example/cb"])
+    async with web_origins.WebOrigins(InProcessBroker(), {APP}).running() as loaded:
+        assert [origin for origin in (APP, "https://before.acme.example",
+                                      "https://gone.acme.example", "https://phone.acme.example",
+                                      OTHER) if loaded.allows(origin)] \
+            == [APP, "https://before.acme.example"]
+
+
+async def test_a_configured_origin_is_answered(
+    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+):
+    """The live server's set, as if it had started with
+    `CORS_ALLOWED_ORIGINS=https://configured.example`."""
+    (running,) = web_origins._installed
+    monkeypatch.setattr(running, "configured", frozenset({"https://configured.example"}))
+    response = await preflight(http, "/oauth/revoke", "https://configured.example")
+    assert (response.status_code, response.headers["access-control-allow-origin"]) \
+        == (204, "https://configured.example")
 
 
 # --- exact headers per endpoint --------------------------------------------------------------
@@ -238,6 +250,21 @@ async def test_responses_to_an_allowed_origin_carry_the_origin_and_the_exposed_h
 async def test_every_response_of_a_cors_endpoint_varies_on_origin(http: httpx.AsyncClient):
     response = await http.post("/graphql", json={"query": "{ __typename }"})
     assert (cors_headers(response), response.headers["vary"]) == ({}, "Origin")
+
+
+async def test_a_page_of_the_api_itself_is_not_cross_origin(
+    http: httpx.AsyncClient, live_server: LiveServer, refusal_log: pytest.LogCaptureFixture
+):
+    """GraphiQL, served at /graphql, posts to /graphql from the API's own origin: nothing to
+    allow or refuse, whether `Host` names it or the browser says so behind a proxy."""
+    for headers in ({"Origin": live_server.url},
+                    {"Origin": "https://api.behind-a-proxy.example",
+                     "Sec-Fetch-Site": "same-origin"}):
+        response = await http.post("/graphql", json={"query": "{ __typename }"},
+                                   headers=headers)
+        assert (response.status_code, cors_headers(response)) == (200, {})
+        assert response.headers["vary"] == "Origin"
+    assert refusals(refusal_log) == []
 
 
 # --- a refused origin --------------------------------------------------------------------------
@@ -314,9 +341,10 @@ async def test_the_hosted_pages_keep_their_anti_framing_headers_for_an_allowed_o
 # --- the GraphQL WebSocket ---------------------------------------------------------------------
 
 
-async def handshake(live_server: LiveServer, origin: str | None, path: str = "/graphql") -> str:
+async def handshake(live_server: LiveServer, origin: str | None, path: str = "/graphql",
+                    **extra: str) -> str:
     url = live_server.url.replace("http://", "ws://") + path
-    headers = {"Origin": origin} if origin else {}
+    headers = {"Origin": origin, **extra} if origin else {}
     try:
         async with connect(url, subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
                            additional_headers=headers, origin=None):
@@ -332,6 +360,8 @@ async def test_the_graphql_websocket_accepts_the_same_origins(
     assert await handshake(live_server, APP) == "accepted"
     assert await handshake(live_server, None) == "accepted"
     assert await handshake(live_server, live_server.url) == "accepted"
+    assert await handshake(live_server, "https://api.behind-a-proxy.example",
+                           **{"Sec-Fetch-Site": "same-origin"}) == "accepted"
     assert await handshake(live_server, "https://socket-refused.example") == "refused 403"
     assert refusals(refusal_log) == [("https://socket-refused.example", "/graphql")]
 

@@ -12,6 +12,8 @@ client updates its own set right after the commit (`client_changed`) and names t
 broker's `CHANNEL`; every process (that one included) then reads that client again, one change
 at a time, so the set ends as the database is whatever order the messages arrive in. When the
 broker says messages may have been lost (Redis dropped), the process reads every client again.
+A read that fails (the database is down, at start-up too) is tried again every few seconds
+while the process serves.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ log = logging.getLogger("devicecloud.origins")
 
 CHANNEL = "oauth-clients:changed"
 _RELOAD_ALL = ""  # queued when the broker lost messages: read every client again
+RETRY_INTERVAL = 5.0  # seconds before reading clients again after the database failed
 
 
 def client_origins(kind: str, redirect_uris: Iterable[str], *, deleted: bool) -> frozenset[str]:
@@ -67,7 +70,11 @@ class WebOrigins:
         """Listen for changes, then load every client (listening first, so that no change
         made while loading is missed), and follow changes while the block runs."""
         async with self.broker.subscribed(CHANNEL, self._receive):
-            await self._reload_all()
+            try:
+                await self._reload_all()
+            except Exception as error:  # the database is down: serve, and load once it is up
+                log.warning("allowed origins not loaded yet", extra={"error": repr(error)})
+                self._queue.put_nowait(_RELOAD_ALL)
             follower = asyncio.create_task(self._follow(), name="web-origins")
             try:
                 yield self
@@ -86,8 +93,11 @@ class WebOrigins:
                     await self._reload_all()
                 else:
                     await self._reload(client_id)
-            except Exception:  # the database failed: the next change or restart mends it
-                log.exception("could not read a changed OAuth client", extra={"client": client_id})
+            except Exception as error:  # the database failed: try again in a while
+                log.warning("could not read the OAuth clients; trying again",
+                            extra={"client": client_id or "all", "error": repr(error)})
+                await asyncio.sleep(RETRY_INTERVAL)
+                self._queue.put_nowait(client_id)
 
     async def _reload(self, client_id: str) -> None:
         client = await OAuthClient.get_or_none(client_id=client_id)

@@ -3,10 +3,11 @@ GraphQL WebSocket.
 
 Which origins: `auth.web_origins` (the WEB clients' redirect-URI origins and
 `CORS_ALLOWED_ORIGINS`). Which endpoints: `/graphql` (HTTP and WebSocket), `/oauth/token`,
-`/oauth/revoke` and the SSE streams, each with the methods its route allows and the request
-headers it reads. Nothing else is CORS-enabled: the hosted sign-in and account pages are
-same-origin only (and forbid framing), `/oauth/introspect` is for servers, `/device/v1` for
-devices.
+`/oauth/revoke`, the SSE streams, and what a browser OpenID Connect relying party fetches
+(the discovery and RFC 8414 metadata, `/oauth/jwks`, `/oauth/userinfo`), each with the methods
+its route allows and the request headers it reads. Nothing else is CORS-enabled: the hosted
+sign-in and account pages are same-origin only (and forbid framing), `/oauth/introspect` is for
+servers, `/device/v1` for devices.
 
 The API authenticates by bearer token, never by cookie, so there is no credentials mode:
 `Access-Control-Allow-Credentials` is never sent, so the browser refuses a page the answer to
@@ -43,13 +44,19 @@ EXPOSE_HEADERS = ("X-Request-ID", "WWW-Authenticate", "Retry-After")
 REASON = "not a redirect-URI origin of any WEB client nor in CORS_ALLOWED_ORIGINS"
 
 # The request headers each endpoint reads (Content-Type for JSON and form bodies, the bearer
-# token or client credentials, our request ID; the SSE resume point).
+# token or client credentials, our request ID; the SSE resume point; the public documents
+# read none but the request ID).
 _BODY_HEADERS = ("Authorization", "Content-Type", "X-Request-ID")
 _STREAM_HEADERS = ("Authorization", "Last-Event-ID", "X-Request-ID")
+_DOCUMENT_HEADERS = ("X-Request-ID",)
 REQUEST_HEADERS: dict[str, tuple[str, ...]] = {
     "/graphql": _BODY_HEADERS,
     "/oauth/token": _BODY_HEADERS,
     "/oauth/revoke": _BODY_HEADERS,
+    "/oauth/userinfo": _BODY_HEADERS,
+    "/oauth/jwks": _DOCUMENT_HEADERS,
+    "/.well-known/openid-configuration": _DOCUMENT_HEADERS,
+    "/.well-known/oauth-authorization-server": _DOCUMENT_HEADERS,
     "/v1/products/{id_or_slug}/events": _STREAM_HEADERS,
     "/v1/products/{id_or_slug}/events/{prefix:path}": _STREAM_HEADERS,
     "/v1/devices/{device_id}/events": _STREAM_HEADERS,

@@ -204,6 +204,10 @@ async def test_a_configured_origin_is_answered(
     ("/graphql", "GET, POST", BODY_HEADERS),
     ("/oauth/token", "POST", BODY_HEADERS),
     ("/oauth/revoke", "POST", BODY_HEADERS),
+    ("/oauth/userinfo", "GET, POST", BODY_HEADERS),
+    ("/oauth/jwks", "GET", "X-Request-ID"),
+    ("/.well-known/openid-configuration", "GET", "X-Request-ID"),
+    ("/.well-known/oauth-authorization-server", "GET", "X-Request-ID"),
     ("/v1/products/thermostat/events", "GET", STREAM_HEADERS),
     ("/v1/products/thermostat/events/temp", "GET", STREAM_HEADERS),
     ("/v1/devices/0123456789abcdef01234567/events", "GET", STREAM_HEADERS),
@@ -247,6 +251,23 @@ async def test_responses_to_an_allowed_origin_carry_the_origin_and_the_exposed_h
     async with http.stream("GET", "/v1/products/thermostat/events", headers=auth) as stream:
         assert stream.status_code == 200
         assert (cors_headers(stream), stream.headers["vary"]) == (expected, "Origin")
+
+
+async def test_a_browser_relying_party_reads_discovery_keys_and_userinfo(
+    world: World, http: httpx.AsyncClient
+):
+    """What an OpenID Connect library in a page fetches besides the token endpoint."""
+    await world.web_client(f"{APP}/callback")
+    expected = {"access-control-allow-origin": APP, "access-control-expose-headers": EXPOSE}
+    for path in ("/.well-known/openid-configuration",
+                 "/.well-known/oauth-authorization-server", "/oauth/jwks"):
+        document = await http.get(path, headers={"Origin": APP})
+        assert (document.status_code, cors_headers(document)) == (200, expected)
+    userinfo = await http.get("/oauth/userinfo", headers={"Origin": APP,
+                                                          "Authorization": "Bearer nope"})
+    assert (userinfo.status_code, cors_headers(userinfo)) == (401, expected)
+    refused = await http.get("/oauth/jwks", headers={"Origin": OTHER})
+    assert (refused.status_code, cors_headers(refused)) == (200, {})
 
 
 async def test_every_response_of_a_cors_endpoint_varies_on_origin(http: httpx.AsyncClient):
@@ -318,8 +339,7 @@ def test_the_refusal_log_says_each_origin_once_an_interval_and_caps_the_origins(
 
 
 @pytest.mark.parametrize("path", ["/oauth/authorize", "/account", "/account/verify",
-                                  "/account/reset", "/oauth/introspect", "/healthz",
-                                  "/.well-known/oauth-authorization-server"])
+                                  "/account/reset", "/oauth/introspect", "/healthz"])
 async def test_the_hosted_pages_and_the_server_endpoints_are_never_cors_enabled(
     world: World, http: httpx.AsyncClient, path: str
 ):

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from auth.errors import AuthCode
 from core.errors import CoreCode, InvalidInput
+from core.origins import NOT_ASCII, has_non_ascii_host
 from models.oauth import ClientType
 
 MAX_REDIRECT_URIS = 10
@@ -38,6 +39,9 @@ def validate_redirect_uri(uri: str, client_type: ClientType, field: str = "redir
         # `https://dash.example.com@evil.example/cb` reads like dash.example.com but goes to
         # evil.example, and credentials do not belong in a URI (RFC 9700 §4.1.1, RFC 3986 §3.2.1)
         problem = "has a user name or password (userinfo), which redirect URIs must not have"
+    elif parts.scheme in ("http", "https") and has_non_ascii_host(uri):
+        # Matched by origin too (CORS): the host must be the A-label a browser sends
+        problem = NOT_ASCII
     elif parts.scheme == "https":
         problem = None if parts.hostname else "has no host"
     elif parts.scheme == "http":

@@ -164,6 +164,10 @@ PUBLIC_HTTP = ("uses plain http to a public host; use https (http is allowed onl
          ("redirectUris", "INVALID_REDIRECT_URI",
           "The redirect URI 'https://dash.example.com@evil.example/cb' has a user name or "
           "password (userinfo), which redirect URIs must not have.")),
+        ({"redirectUris": ["https://faß.example/cb"]},
+         ("redirectUris", "INVALID_REDIRECT_URI",
+          "The redirect URI 'https://faß.example/cb' has a host that is not in ASCII; write it "
+          "in its A-label (punycode) form, as browsers send it: xn--fa-hia.de, not faß.de.")),
         ({"scopes": ["devices:read", "devices:write"]},
          ("scopes", "INVALID_SCOPE", "Unknown scope 'devices:write'; the scopes are "
                                      "devices:read, events:read, devices:call.")),

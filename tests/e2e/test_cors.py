@@ -19,6 +19,7 @@ from websockets.exceptions import InvalidStatus
 from api.cors import REASON, RefusalLog
 from auth import apps, web_origins
 from core.broker import InProcessBroker
+from core.origins import origin_of
 from core.settings import Settings
 from fleet import products
 from models.products import Product
@@ -105,6 +106,15 @@ def test_a_client_contributes_the_origins_of_its_http_redirect_uris_if_it_is_a_l
     assert web_origins.client_origins("SERVER", uris, deleted=False) == set()
 
 
+def test_a_host_in_unicode_has_no_origin():
+    """Python's IDNA 2003 codec would make `faß.de` `fass.de`, an origin no browser sends for
+    it (a browser sends `xn--fa-hia.de`); such a URI is refused when registered, and one stored
+    before contributes nothing."""
+    assert origin_of("https://faß.de/cb") is None
+    assert origin_of("https://xn--fa-hia.de/cb") == "https://xn--fa-hia.de"
+    assert web_origins.client_origins("WEB", ["https://faß.de/cb"], deleted=False) == set()
+
+
 @pytest.mark.parametrize(("entry", "message"), [
     ("https://app.example.com/", "'https://app.example.com/' is not an origin as browsers send "
      "it (no path, no trailing slash, lower case, no default port); write "
@@ -116,6 +126,8 @@ def test_a_client_contributes_the_origins_of_its_http_redirect_uris_if_it_is_a_l
     ("*", "'*' contains a wildcard"),
     ("app.example.com", "'app.example.com' is not an origin like https://app.example.com"),
     ("null", "'null' is not an origin"),
+    ("https://faß.de", "'https://faß.de' has a host that is not in ASCII; write it in its "
+     "A-label (punycode) form, as browsers send it: xn--fa-hia.de, not faß.de"),
 ])
 def test_cors_allowed_origins_is_checked_at_start_up(entry: str, message: str):
     with pytest.raises(ValueError, match="CORS_ALLOWED_ORIGINS: ") as refused:

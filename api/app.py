@@ -19,7 +19,7 @@ from api import logs
 from api.account_pages import routes as account_routes
 from api.authentication import BearerAuthentication
 from api.authorize import SecureErrors
-from api.cors import CrossOrigin
+from api.cors import CrossOrigin, RefusalLog
 from api.gateway import DeviceGateway
 from api.graphql.schema import build_schema
 from api.graphql.view import GraphQLEndpoint
@@ -57,16 +57,15 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     (tests that share them with the app)."""
     settings = settings or get_settings()
     logs.configure(settings.log_level)
-    endpoint = GraphQLEndpoint(build_schema(settings), settings)
-    # The WebSocket's origin is checked by `CrossOrigin`, by the rule every CORS-enabled
-    # endpoint follows: Strawberry's own check (which knows no allowed origins) stands aside.
-    endpoint.allowed_origins = frozenset({"*"})
+    broker = create_broker(settings.broker_url, settings.broker_channel_prefix)
+    origins = web_origins.WebOrigins(broker, settings.cors_origins)
+    refusals = RefusalLog()
+    endpoint = GraphQLEndpoint(build_schema(settings), settings, origins=origins,
+                               refusals=refusals)
     graphql = BearerAuthentication(endpoint)
     graphql_route = Route("/graphql", graphql, methods=["GET", "POST"])
     graphql_route.methods = {"GET", "POST"}  # Starlette adds HEAD beside GET: GraphQL has none
 
-    broker = create_broker(settings.broker_url, settings.broker_channel_prefix)
-    origins = web_origins.WebOrigins(broker, settings.cors_origins)
     router = rpc.Router(broker, settings.function_call_timeout)
     device_gateway = DeviceGateway(settings, router)
 
@@ -128,7 +127,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         routes=routes,
         middleware=[
             Middleware(RequestContext),
-            Middleware(CrossOrigin, origins=origins, routes=routes),
+            Middleware(CrossOrigin, origins=origins, routes=routes, refusals=refusals),
             Middleware(SecureErrors),
             Middleware(
                 BodyLimit,

@@ -1,5 +1,6 @@
-"""CORS for the endpoints browser apps on other origins call, and the same origin rule for the
-GraphQL WebSocket.
+"""CORS for the endpoints browser apps on other origins call (the GraphQL WebSocket, which
+browsers apply no CORS to, checks its handshake's origin against the same set, with the same
+log line: `api.graphql.view.GraphQLEndpoint.is_websocket_origin_allowed`).
 
 Which origins: `auth.web_origins` (the WEB clients' redirect-URI origins and
 `CORS_ALLOWED_ORIGINS`). Which endpoints: `/graphql` (HTTP and WebSocket), `/oauth/token`,
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.http.websocket_origin import is_same_origin
 
@@ -145,7 +146,7 @@ class EndpointCORS(CORSMiddleware):
 def same_origin(headers: Headers, origin: str) -> bool:
     """A page the API serves itself (GraphiQL): `Origin` names the `Host` the request was sent
     to, or the browser says so (`Sec-Fetch-Site`, which is right behind a proxy that rewrites
-    `Host`). Strawberry's WebSocket check, which this one replaces, uses the same two tests."""
+    `Host`). Strawberry's WebSocket check uses the same two tests."""
     return headers.get("sec-fetch-site") == "same-origin" \
         or is_same_origin(origin, headers.get("host"))
 
@@ -168,24 +169,19 @@ class _Endpoint:
 class CrossOrigin:
     """The app's CORS layer (outside routing, so that a preflight is answered before the router
     would refuse OPTIONS): each request to a CORS-enabled route goes through that route's
-    `EndpointCORS`; a WebSocket handshake to a listed WebSocket route from a refused origin is
-    refused (HTTP 403) before it reaches the endpoint. Everything else passes untouched."""
+    `EndpointCORS`. Everything else passes untouched (the GraphQL WebSocket's origin is
+    checked by `GraphQLEndpoint.is_websocket_origin_allowed`, by the same origin set)."""
 
     def __init__(self, app: ASGIApp, *, origins: WebOrigins, routes: Iterable[BaseRoute],
-                 refusals: RefusalLog | None = None) -> None:
+                 refusals: RefusalLog) -> None:
         self.app = app
-        self.origins = origins
-        self.refusals = refusals or RefusalLog()
         self._endpoints: list[_Endpoint] = []
-        self._websockets: list[WebSocketRoute] = []
         for route in routes:
-            if isinstance(route, WebSocketRoute) and route.path in REQUEST_HEADERS:
-                self._websockets.append(route)
-            elif isinstance(route, Route) and route.path in REQUEST_HEADERS:
+            if isinstance(route, Route) and route.path in REQUEST_HEADERS:
                 # HEAD (which Starlette adds to GET) is a safelisted method: never preflighted.
                 methods = sorted((route.methods or set()) - {"HEAD"})
                 self._endpoints.append(_Endpoint(route, EndpointCORS(
-                    app, origins=origins, refusals=self.refusals, methods=methods,
+                    app, origins=origins, refusals=refusals, methods=methods,
                     headers=REQUEST_HEADERS[route.path],
                 )))
 
@@ -195,9 +191,6 @@ class CrossOrigin:
             if endpoint is not None:
                 await endpoint.cors(scope, receive, send)
                 return
-        elif scope["type"] == "websocket" and self._refuses_websocket(scope):
-            await send({"type": "websocket.close", "code": 1008})
-            return
         await self.app(scope, receive, send)
 
     def _endpoint(self, path: str) -> _Endpoint | None:
@@ -205,15 +198,3 @@ class CrossOrigin:
             if endpoint.route.path_regex.match(path):
                 return endpoint
         return None
-
-    def _refuses_websocket(self, scope: Scope) -> bool:
-        """Browsers always send `Origin` on a WebSocket handshake and never apply CORS to it:
-        the origin is checked here. No `Origin` is a client that is not a browser: allowed."""
-        if not any(route.path_regex.match(scope["path"]) for route in self._websockets):
-            return False
-        headers = Headers(scope=scope)
-        origin = headers.get("origin")
-        if origin is None or same_origin(headers, origin) or self.origins.allows(origin):
-            return False
-        self.refusals.refused(origin, scope["path"])
-        return True

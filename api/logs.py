@@ -40,3 +40,11 @@ def configure(level: str) -> None:
     root.setLevel(level.upper())
     # uvicorn's access log would duplicate our request log.
     logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("strawberry.ws").addFilter(_not_an_origin_refusal)
+
+
+def _not_an_origin_refusal(record: logging.LogRecord) -> bool:
+    """Strawberry logs every WebSocket handshake it refuses for its origin, advising a setting
+    we do not use; `api.cors.RefusalLog` logs those refusals already, with the reason, and at
+    a rate a caller forging origins cannot raise."""
+    return not str(record.msg).startswith("Rejected WebSocket connection from origin")

@@ -37,11 +37,13 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UnsetType
 
 from api.authentication import principal_of
+from api.cors import RefusalLog
 from api.errors import ApiCode
 from api.graphql.authentication import bearer_token
 from api.graphql.context import Context
 from api.http_errors import MethodRefused, error_response
 from auth import tokens
+from auth.web_origins import WebOrigins
 from core.settings import Settings
 
 log = logging.getLogger("devicecloud.graphql")
@@ -168,7 +170,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 class GraphQLEndpoint(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
 
-    def __init__(self, schema: Any, settings: Settings):
+    def __init__(self, schema: Any, settings: Settings, *, origins: WebOrigins,
+                 refusals: RefusalLog):
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.development else None,
@@ -176,6 +179,18 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             multipart_uploads_enabled=True,
         )
+        self.origins = origins
+        self.refusals = refusals
+
+    def is_websocket_origin_allowed(self, request: WebSocket, origin: str) -> bool:
+        """Browsers apply no CORS to a WebSocket: a handshake from a page on another origin is
+        refused (HTTP 403) unless that origin is one the CORS-enabled endpoints answer.
+        Strawberry asks only about a cross-origin handshake: one without `Origin` (not a
+        browser) or from the API's own pages is accepted before it gets here."""
+        if self.origins.allows(origin):
+            return True
+        self.refusals.refused(origin, request.url.path)
+        return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Strawberry's, except that a request it cannot read (its body, query string or

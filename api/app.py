@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
     logs.configure(settings.log_level)
     broker = create_broker(settings.broker_url, settings.broker_channel_prefix)
     origins = web_origins.WebOrigins(broker, settings.cors_origins)
-    refusals = RefusalLog()
+    refusals = RefusalLog(origins)
     endpoint = GraphQLEndpoint(build_schema(settings), settings, origins=origins,
                                refusals=refusals)
     graphql = BearerAuthentication(endpoint)

@@ -43,6 +43,8 @@ MAX_AGE = 600  # seconds a browser may keep a preflight's answer (Chromium caps 
 # in a support request, the bearer challenge of a 401, when to come back after a 429.
 EXPOSE_HEADERS = ("X-Request-ID", "WWW-Authenticate", "Retry-After")
 REASON = "not a redirect-URI origin of any WEB client nor in CORS_ALLOWED_ORIGINS"
+NOT_LOADED = ("not in CORS_ALLOWED_ORIGINS, and the WEB clients' origins are not loaded yet "
+              "(the OAuth clients could not be read)")
 
 # The request headers each endpoint reads (Content-Type for JSON and form bodies, the bearer
 # token or client credentials, our request ID; the SSE resume point; the public documents
@@ -66,22 +68,26 @@ REQUEST_HEADERS: dict[str, tuple[str, ...]] = {
 
 
 class RefusalLog:
-    """Logs why a cross-origin request was refused: once per origin per `interval` seconds,
-    and at most `most` origins per interval (then one line saying the rest go unlogged), so
-    that a caller cycling through forged `Origin`s cannot flood the log."""
+    """Logs why a cross-origin request was refused: once per origin and reason per `interval`
+    seconds, and at most `most` lines per interval (then one line saying the rest go
+    unlogged), so that a caller cycling through forged `Origin`s cannot flood the log. The
+    reason is that the origin is in no list, or, while `origins` has not loaded the clients
+    (the database down since start-up), that it could not be looked up."""
 
-    def __init__(self, interval: float = 60.0, most: int = 100) -> None:
+    def __init__(self, origins: WebOrigins, interval: float = 60.0, most: int = 100) -> None:
+        self.origins = origins
         self.interval = interval
         self.most = most
         self._until = 0.0
-        self._logged: set[str] = set()
+        self._logged: set[tuple[str, str]] = set()
         self._overflowed = False
 
     def refused(self, origin: str, path: str) -> None:
         now = time.monotonic()
         if now >= self._until:
             self._until, self._logged, self._overflowed = now + self.interval, set(), False
-        if origin in self._logged:
+        reason = REASON if self.origins.loaded else NOT_LOADED
+        if (origin, reason) in self._logged:
             return
         if len(self._logged) >= self.most:
             if not self._overflowed:
@@ -89,8 +95,8 @@ class RefusalLog:
                 log.warning("more cross-origin refusals than are logged; the rest of this "
                             "minute's go unlogged", extra={"origins": len(self._logged)})
             return
-        self._logged.add(origin)
-        log.warning(f"cross-origin request refused: {REASON}",
+        self._logged.add((origin, reason))
+        log.warning(f"cross-origin request refused: {reason}",
                     extra={"origin": origin[:200], "path": path})
 
 

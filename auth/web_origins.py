@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 
 from core.broker import Broker, BrokerUnavailable
 from core.origins import origin_of
@@ -46,9 +46,12 @@ def client_origins(kind: str, redirect_uris: Iterable[str], *, deleted: bool) ->
 class WebOrigins:
     """This process's set of allowed origins; see the module docstring."""
 
-    def __init__(self, broker: Broker, configured: Iterable[str] = ()) -> None:
+    def __init__(self, broker: Broker, configured: Iterable[str] = (), *,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.broker = broker
         self.configured = frozenset(configured)
+        self.loaded = False  # whether the clients have been read (else only `configured`)
+        self._sleep = sleep  # how it waits before reading again after a failure (tests: a gate)
         self._by_client: dict[str, frozenset[str]] = {}
         self._counts: Counter[str] = Counter()  # origin -> live clients contributing it
         self._queue: asyncio.Queue[str] = asyncio.Queue()
@@ -96,7 +99,7 @@ class WebOrigins:
             except Exception as error:  # the database failed: try again in a while
                 log.warning("could not read the OAuth clients; trying again",
                             extra={"client": client_id or "all", "error": repr(error)})
-                await asyncio.sleep(RETRY_INTERVAL)
+                await self._sleep(RETRY_INTERVAL)
                 self._queue.put_nowait(client_id)
 
     async def _reload(self, client_id: str) -> None:
@@ -116,6 +119,7 @@ class WebOrigins:
         self._counts.clear()
         for client_id, uris in rows:
             self.apply(client_id, client_origins(ClientType.WEB, uris, deleted=False))
+        self.loaded = True
 
 
 # The origin sets of the apps running in this process, the latest last (normally just one).

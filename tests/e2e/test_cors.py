@@ -6,6 +6,7 @@ CORS-enabled. The real browser's view is tests/e2e/test_browser_clients.py."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,15 +14,17 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from tortoise.exceptions import OperationalError
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from api.cors import REASON, RefusalLog
+from api.cors import NOT_LOADED, REASON, RefusalLog
 from auth import apps, web_origins
 from core.broker import InProcessBroker
 from core.origins import origin_of
 from core.settings import Settings
 from fleet import products
+from models.oauth import OAuthClient
 from models.products import Product
 from tests.support.accounts import Team, access_token, organization_with_team
 from tests.support.graphql import gid, graphql
@@ -197,16 +200,114 @@ async def test_a_process_loads_the_live_web_clients_origins_and_the_configured_o
             == [APP, "https://before.acme.example"]
 
 
-async def test_a_configured_origin_is_answered(
-    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+async def test_a_configured_origin_is_answered(processes: AppProcesses):
+    (app,) = await processes.start(1, env={"CORS_ALLOWED_ORIGINS": "https://configured.example"})
+    async with app.client() as http:
+        response = await preflight(http, "/oauth/revoke", "https://configured.example")
+        assert (response.status_code, response.headers["access-control-allow-origin"]) \
+            == (204, "https://configured.example")
+        refused = await preflight(http, "/oauth/revoke", "https://unconfigured.example")
+        assert (refused.status_code, cors_headers(refused)) == (403, {})
+
+
+class Gate:
+    """The origin set's wait before it reads the clients again after a failure: it records
+    how long the set asked to wait, and returns when the test opens it."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+        self._open = asyncio.Event()
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        await self._open.wait()
+        self._open.clear()
+
+    def open(self) -> None:
+        self._open.set()
+
+
+class Database:
+    """Makes the origin set's reads of the clients fail while `down`."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.down = False
+        for name in ("filter", "get_or_none"):
+            monkeypatch.setattr(OAuthClient, name, self._failing(getattr(OAuthClient, name)))
+
+    def _failing(self, read):
+        def call(*args, **kwargs):
+            if self.down:
+                raise OperationalError("connection refused")
+            return read(*args, **kwargs)
+        return call
+
+
+def holds(check):
+    """`check` as the coroutine function `eventually` polls."""
+    async def poll() -> bool:
+        return check()
+    return poll
+
+
+async def test_a_failed_read_at_start_up_is_tried_again_and_refusals_meanwhile_say_so(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ):
-    """The live server's set, as if it had started with
-    `CORS_ALLOWED_ORIGINS=https://configured.example`."""
-    (running,) = web_origins._installed
-    monkeypatch.setattr(running, "configured", frozenset({"https://configured.example"}))
-    response = await preflight(http, "/oauth/revoke", "https://configured.example")
-    assert (response.status_code, response.headers["access-control-allow-origin"]) \
-        == (204, "https://configured.example")
+    await world.web_client(f"{APP}/callback")
+    database, gate = Database(monkeypatch), Gate()
+    database.down = True
+    origins = web_origins.WebOrigins(InProcessBroker(), {"https://configured.example"},
+                                     sleep=gate)
+    log = RefusalLog(origins)
+    caplog.set_level(logging.WARNING, logger="devicecloud.cors")
+    async with origins.running():
+        await eventually(holds(lambda: gate.waits == [web_origins.RETRY_INTERVAL]))
+        assert (origins.loaded, origins.allows(APP), origins.allows("https://configured.example")) \
+            == (False, False, True)
+        log.refused(APP, "/graphql")
+        database.down = False
+        gate.open()
+        await eventually(holds(lambda: origins.allows(APP)))
+        assert origins.loaded
+        log.refused(OTHER, "/graphql")
+    assert [(r.getMessage(), r.origin) for r in caplog.records  # type: ignore[attr-defined]
+            if r.name == "devicecloud.cors"] == [
+        (f"cross-origin request refused: {NOT_LOADED}", APP),
+        (f"cross-origin request refused: {REASON}", OTHER)]
+
+
+async def test_a_failed_read_of_a_changed_client_is_tried_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+):
+    database, gate, broker = Database(monkeypatch), Gate(), InProcessBroker()
+    origins = web_origins.WebOrigins(broker, sleep=gate)
+    async with origins.running():
+        client_id = await world.web_client(f"{APP}/callback")  # told to the live server's set
+        database.down = True
+        await broker.publish(web_origins.CHANNEL, client_id.encode())
+        await eventually(holds(lambda: gate.waits == [web_origins.RETRY_INTERVAL]))
+        assert not origins.allows(APP)
+        database.down = False
+        gate.open()
+        await eventually(holds(lambda: origins.allows(APP)))
+        assert gate.waits == [web_origins.RETRY_INTERVAL]
+
+
+async def test_every_client_is_read_again_when_the_broker_lost_messages(world: World):
+    """Redis dropped: the changes published meanwhile never arrive, so the set reads every
+    client again (here the changes are told only to the live server's set)."""
+    broker = InProcessBroker()
+    await world.web_client("https://kept.acme.example/cb")
+    gone = await world.web_client("https://gone.acme.example/cb")
+    async with web_origins.WebOrigins(broker).running() as origins:
+        await world.web_client(f"{APP}/callback")
+        await products.delete_oauth_client(world.owner, gone)
+        assert [o for o in (APP, "https://kept.acme.example", "https://gone.acme.example")
+                if origins.allows(o)] == ["https://kept.acme.example", "https://gone.acme.example"]
+        broker._deliver(web_origins.CHANNEL, None)
+        await eventually(holds(lambda: origins.allows(APP)))
+        assert [o for o in (APP, "https://kept.acme.example", "https://gone.acme.example")
+                if origins.allows(o)] == [APP, "https://kept.acme.example"]
 
 
 # --- exact headers per endpoint --------------------------------------------------------------
@@ -326,13 +427,20 @@ async def test_a_refused_origin_gets_no_cors_headers_and_one_log_line(
     assert refusals(refusal_log) == [(origin, "/graphql")]
 
 
+def loaded_origins() -> web_origins.WebOrigins:
+    """An origin set that has read the clients (none)."""
+    origins = web_origins.WebOrigins(InProcessBroker())
+    origins.loaded = True
+    return origins
+
+
 def test_the_refusal_log_says_each_origin_once_an_interval_and_caps_the_origins(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ):
     now = [1000.0]
     monkeypatch.setattr("api.cors.time.monotonic", lambda: now[0])
     caplog.set_level(logging.WARNING, logger="devicecloud.cors")
-    log = RefusalLog(interval=60, most=2)
+    log = RefusalLog(loaded_origins(), interval=60, most=2)
     for origin in ("https://a.example", "https://a.example", "https://b.example",
                    "https://c.example", "https://d.example"):
         log.refused(origin, "/graphql")

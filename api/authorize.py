@@ -351,13 +351,12 @@ async def authorize(request: Request) -> Response:
 async def _without_pages(settings: Settings, pending: PendingAuthorization,
                          session: BrowserSession | None) -> Response:
     """`prompt=none`: a code if the user is signed in (recently enough for `max_age`) and
-    already allowed these scopes, else the error back to the app, never a page."""
+    already allowed these scopes (never, for a public client redirecting to loopback or a
+    private-use scheme: `consent_covers`), else the error back to the app, never a page."""
     issuer = settings.issuer
     if session is not None and pending.needs_sign_in(session.issued_at):
         session = None
-    if session is not None and await code_flow.consent_covers(
-        session.user, pending.client, pending.scope
-    ):
+    if session is not None and await code_flow.consent_covers(session.user, pending):
         return _redirect(await code_flow.approve(pending, session.signed_in, issuer), pending)
     location = code_flow.interaction_required(pending, signed_in=session is not None,
                                               issuer=issuer)
@@ -367,10 +366,10 @@ async def _without_pages(settings: Settings, pending: PendingAuthorization,
 async def _after_sign_in(request: Request, settings: Settings, pending: PendingAuthorization,
                          csrf_cookie: str, session: BrowserSession) -> Response:
     """Signed in: back to the app with a code if it already has the user's consent (unless
-    `prompt=consent`), else the consent page."""
-    if "consent" not in pending.prompt and await code_flow.consent_covers(
-        session.user, pending.client, pending.scope
-    ):
+    `prompt=consent`, or the request could be anyone's: `consent_covers`), else the consent
+    page."""
+    if "consent" not in pending.prompt and await code_flow.consent_covers(session.user,
+                                                                          pending):
         location = await code_flow.approve(pending, session.signed_in, settings.issuer)
         return _redirect(location, pending)
     return _consent_page(settings, request, pending, csrf_cookie, session)

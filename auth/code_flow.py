@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import anyio.to_thread
 from authlib.common.urls import add_params_to_uri
@@ -423,6 +423,15 @@ class PendingAuthorization:
     def identity(self) -> set[scopes.IdentityScope]:
         return scopes.identity(self.scope)
 
+    @property
+    def impersonable(self) -> bool:
+        """Whether any program could have made this request as this client: a public client's
+        ID and redirect URIs are no secret, a loopback URI matches on any port and another
+        app may claim a private-use scheme, and the code is redeemed with no secret, by
+        whoever made the PKCE pair (RFC 8252 §8.6, RFC 6749 §10.2). Only an https redirect
+        URI is one that nobody else receives."""
+        return self.client.secret_hash is None and urlsplit(self.redirect_uri).scheme != "https"
+
     def needs_sign_in(self, signed_in_at: datetime | None) -> bool:
         """Whether the login page comes first: nobody signed in, `prompt=login` or
         `select_account`, or a sign-in older than `max_age`."""
@@ -517,10 +526,14 @@ def _with_issuer(location: str, issuer: str) -> str:
     return add_params_to_uri(location, [("iss", issuer)])
 
 
-async def consent_covers(user: User, client: OAuthClient, scope: str) -> bool:
-    """Whether the user already allowed this client these scopes (or more)."""
-    consent = await Consent.get_or_none(user_id=user.id, client_id=client.id)
-    return consent is not None and set(scope.split()) <= set(consent.scope.split())
+async def consent_covers(user: User, pending: PendingAuthorization) -> bool:
+    """Whether the user already allowed this client these scopes (or more), so that the
+    request needs no consent page. Never for a request that anyone could make in the client's
+    name (`PendingAuthorization.impersonable`): only the user's decision tells it apart."""
+    if pending.impersonable:
+        return False
+    consent = await Consent.get_or_none(user_id=user.id, client_id=pending.client.id)
+    return consent is not None and set(pending.scope.split()) <= set(consent.scope.split())
 
 
 async def remember_consent(user: User, client: OAuthClient, scope: str) -> None:

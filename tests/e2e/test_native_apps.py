@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urljoin, urlsplit
 
 import httpx
 import pytest
@@ -120,12 +120,14 @@ async def cli() -> CliApp:
     return CliApp(row.client_id, row)
 
 
-def authorize_url(client_id: str, redirect_uri: str, challenge: str) -> str:
-    return AUTHORIZE + "?" + urlencode({
+def authorize_url(client_id: str, redirect_uri: str, challenge: str, **extra: str) -> str:
+    """The CLI's request, with `extra` parameters (one given as "" is left out)."""
+    params = {
         "response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri,
         "scope": "devices:read", "state": "st-1", "code_challenge": challenge,
-        "code_challenge_method": "S256",
-    })
+        "code_challenge_method": "S256", **extra,
+    }
+    return AUTHORIZE + "?" + urlencode({name: value for name, value in params.items() if value})
 
 
 def assert_token(response: httpx.Response) -> dict[str, Any]:
@@ -316,6 +318,82 @@ async def test_a_public_mobile_app_signs_customers_in_with_their_password(http):
     principal = await tokens.authenticate(issued["access_token"])
     assert isinstance(principal, CustomerPrincipal)
     assert principal.customer.id == customer.id
+
+
+# --- Remembered consent --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("redirect_uri", [
+    "http://127.0.0.1:40123/callback", "http://[::1]:40123/callback?app=cli", LOCALHOST,
+])
+async def test_a_public_client_on_loopback_is_never_approved_without_the_user(
+    browser, user, cli, http, redirect_uri
+):
+    """Anyone can start a request with the CLI's ID, a loopback port of their own and their
+    own PKCE pair (RFC 8252 §8.6): the remembered consent does not skip the page, and
+    prompt=none cannot get a code silently."""
+    await cli_code(browser, cli, redirect_uri)  # the user allowed the CLI once
+    # Another process, another port (the same for localhost, which matches exactly).
+    other = redirect_uri.replace(":40123", ":40999")
+    verifier, challenge = pkce()
+    page = await browser.open(authorize_url(cli.client_id, other, challenge))
+    assert_page(page, 200, "<strong>Fleet CLI</strong> wants to use your Device Cloud account")
+    silent = await browser.open(authorize_url(cli.client_id, other, pkce()[1], prompt="none"))
+    assert silent.status_code == 302
+    assert_secure(silent)
+    assert params_of(silent.headers["location"]) == {
+        **dict(parse_qsl(urlsplit(other).query)),  # the registered URI's own query
+        "error": "consent_required",
+        "error_description": "The user has not allowed this app these scopes.",
+        "state": "st-1", "iss": ISSUER,
+    }
+    assert await AuthorizationCode.all().count() == 1
+    # The user's own decision still gets the app its code.
+    allowed = await browser.submit(page, "allow")
+    code = params_of(allowed.headers["location"])["code"]
+    assert_token(await exchange(http, cli.client_id, code, verifier, other))
+
+
+async def test_a_public_client_on_https_keeps_its_remembered_consent(browser, user, cli, http):
+    """Only the app's own server receives an https redirect: no consent page the second time,
+    nor for prompt=none."""
+    await cli_code(browser, cli, HTTPS)
+    for extra in ({}, {"prompt": "none"}):
+        verifier, challenge = pkce()
+        direct = await browser.open(authorize_url(cli.client_id, HTTPS, challenge, **extra))
+        assert direct.status_code == 302, direct.text
+        returned = params_of(direct.headers["location"])
+        assert set(returned) == {"code", "state", "iss"}
+        assert_token(await exchange(http, cli.client_id, returned["code"], verifier, HTTPS))
+
+
+@pytest.mark.parametrize("public", [True, False], ids=["public", "confidential"])
+async def test_a_private_use_scheme_is_approved_again_only_for_a_confidential_client(
+    browser, user, public
+):
+    """Another app on the phone may claim the same scheme: a public MOBILE client asks the
+    user every time, a confidential one (whose code needs its secret) keeps its consent."""
+    team = await organization_with_team(roles=("OWNER",))
+    owner = team.principals["OWNER"]
+    product = await products.create_product(
+        owner, team.organization.id, name="Smart Kettle", slug=None, description="",
+        platform="Photon", customer_auth="LOGIN_WITH_PLATFORM",
+    )
+    client, _ = await products.create_oauth_client(
+        owner, product.id, name="Kettle", client_type="MOBILE", redirect_uris=[PRIVATE_USE],
+        public=public,
+    )
+    first = await approved(browser, authorize_url(client.client_id, PRIVATE_USE, pkce()[1],
+                                                  scope=""))
+    assert set(params_of(first.headers["location"])) == {"code", "state", "iss"}
+    again = await browser.open(authorize_url(client.client_id, PRIVATE_USE, pkce()[1],
+                                             scope="", prompt="none"))
+    assert again.status_code == 302
+    returned = params_of(again.headers["location"])
+    if public:
+        assert returned["error"] == "consent_required"
+    else:
+        assert set(returned) == {"code", "state", "iss"}
 
 
 # --- Refusals -----------------------------------------------------------------------------------

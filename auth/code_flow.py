@@ -28,7 +28,13 @@ from authlib.oauth2.rfc6749.errors import (
 )
 from authlib.oauth2.rfc6749.requests import OAuth2Payload
 from authlib.oauth2.rfc7636 import CodeChallenge
-from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from authlib.oidc.core.errors import (
+    ConsentRequiredError,
+    LoginRequiredError,
+    RegistrationNotSupportedError,
+    RequestNotSupportedError,
+    RequestURINotSupportedError,
+)
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
@@ -59,6 +65,13 @@ CODE_LIFETIME = timedelta(seconds=60)
 # consent form stays single use (`already_allowed`) for as long as its sign-in lasts (12 hours).
 CODE_RETENTION = timedelta(hours=24)
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
+# OpenID Connect's request objects and dynamic registration, which are not supported: refused
+# rather than ignored (OIDC Core §3.1.2.6), since the request would not be the one meant.
+UNSUPPORTED_PARAMETERS: dict[str, type[OAuth2Error]] = {
+    "request": RequestNotSupportedError,
+    "request_uri": RequestURINotSupportedError,
+    "registration": RegistrationNotSupportedError,
+}
 MAX_AGE_DIGITS = 10  # `max_age`, seconds: more than three centuries is no bound
 BAD_CREDENTIALS = "The email or password is incorrect."
 
@@ -449,13 +462,30 @@ async def check_request(server: AuthorizationServer, request: AuthorizeRequest
     grant: AuthorizationCodeGrant = await anyio.to_thread.run_sync(
         server.get_consent_grant, request
     )
-    prompt = frozenset((request.payload.data.get("prompt") or "").split())
+    data = request.payload.data
+    repeated = [name for name, values in request.payload.datalist.items() if len(values) > 1]
+    if repeated:
+        raise InvalidRequestError(
+            f"Send each parameter once (RFC 6749 section 3.1); repeated: {', '.join(repeated)}.",
+            redirect_uri=grant.redirect_uri, state=request.payload.state,
+        )
+    for name, unsupported in UNSUPPORTED_PARAMETERS.items():
+        if data.get(name):  # an empty parameter is an omitted one (RFC 6749 section 3.1)
+            raise unsupported(f"The {name} parameter is not supported; send the request's "
+                              "parameters in the query string.",
+                              redirect_uri=grant.redirect_uri, state=request.payload.state)
+    if (data.get("response_mode") or "query") != "query":
+        raise InvalidRequestError(
+            "response_mode must be query, the only one supported.",
+            redirect_uri=grant.redirect_uri, state=request.payload.state,
+        )
+    prompt = frozenset((data.get("prompt") or "").split())
     if not prompt <= PROMPTS or ("none" in prompt and len(prompt) > 1):
         raise InvalidRequestError(
             "prompt is none alone, or any of login, consent and select_account.",
             redirect_uri=grant.redirect_uri, state=request.payload.state,
         )
-    max_age = request.payload.data.get("max_age")
+    max_age = data.get("max_age")
     if max_age is not None and not (
         max_age.isascii() and max_age.isdigit() and len(max_age) <= MAX_AGE_DIGITS
     ):
@@ -470,7 +500,7 @@ async def check_request(server: AuthorizationServer, request: AuthorizeRequest
         redirect_uri=grant.redirect_uri,
         scope=canonical_scope(grant.request.scope or ""),
         state=request.payload.state,
-        code_challenge=request.payload.data["code_challenge"],
+        code_challenge=data["code_challenge"],
         prompt=prompt,
         max_age=int(max_age) if max_age is not None else None,
     )

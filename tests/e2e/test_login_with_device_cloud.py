@@ -891,6 +891,51 @@ async def test_a_bad_prompt_is_sent_back_as_invalid_request(browser, user, app, 
         "state": "st-123", "iss": ISSUER}
 
 
+@pytest.mark.parametrize(("name", "error"), [
+    ("request", "request_not_supported"),
+    ("request_uri", "request_uri_not_supported"),
+    ("registration", "registration_not_supported"),
+])
+async def test_request_objects_and_registration_are_refused_not_ignored(
+    browser, user, app, name, error
+):
+    response = await browser.open(authorize_url(app.client_id, pkce()[1], **{name: "eyJx"}))
+    assert callback(response) == {
+        "error": error,
+        "error_description": f"The {name} parameter is not supported; send the request's "
+                             "parameters in the query string.",
+        "state": "st-123", "iss": ISSUER}
+    assert await AuthorizationCode.all().count() == 0
+
+
+@pytest.mark.parametrize("mode", ["fragment", "form_post", "Query"])
+async def test_a_response_mode_other_than_query_is_refused(browser, user, app, mode):
+    response = await browser.open(authorize_url(app.client_id, pkce()[1], response_mode=mode))
+    assert callback(response) == {
+        "error": "invalid_request",
+        "error_description": "response_mode must be query, the only one supported.",
+        "state": "st-123", "iss": ISSUER}
+
+
+@pytest.mark.parametrize("params", [{"response_mode": "query"}, {"response_mode": ""},
+                                    {"request": "", "request_uri": ""}])
+async def test_query_mode_and_empty_parameters_are_accepted(browser, user, app, params):
+    """An empty parameter is an omitted one (RFC 6749 section 3.1)."""
+    page = await browser.open(authorize_url(app.client_id, pkce()[1], **params))
+    assert_page(page, 200, "Sign in with Device Cloud")
+
+
+async def test_a_repeated_parameter_is_refused_naming_it(browser, user, app):
+    url = authorize_url(app.client_id, pkce()[1], nonce="a", prompt="login", max_age="5")
+    response = await browser.open(f"{url}&nonce=b&max_age=6&prompt=login")
+    assert callback(response) == {
+        "error": "invalid_request",
+        "error_description": "Send each parameter once (RFC 6749 section 3.1); repeated: "
+                             "nonce, prompt, max_age.",
+        "state": "st-123", "iss": ISSUER}
+    assert await AuthorizationCode.all().count() == 0
+
+
 # --- The consent form's CSRF token: this request's, once --------------------------------------
 
 

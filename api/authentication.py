@@ -28,9 +28,9 @@ class BearerAuthentication:
         if scope["type"] == "http":
             header = Headers(scope=scope).get("authorization")
             if header is not None:
-                scheme, _, raw = header.partition(" ")
-                if scheme.lower() == "bearer" and raw.strip():
-                    principal = await tokens.authenticate(raw.strip())
+                raw = tokens.bearer_token(header)
+                if raw is not None:
+                    principal = await tokens.authenticate(raw)
                 if principal is None:
                     await _invalid_token(scope, receive, send)
                     return

@@ -32,6 +32,7 @@ from starlette.routing import Route, request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.authentication import BearerAuthentication, principal_of
+from auth import tokens
 from core.errors import CoreCode, DomainError, ErrorCode, Unauthenticated
 from core.settings import Settings
 from fleet import live
@@ -120,7 +121,7 @@ async def _respond(request: Request, open_stream: OpenStream, key: str) -> Respo
         stream = await open_stream(
             principal,
             key,
-            token=request.headers["authorization"].partition(" ")[2].strip(),
+            token=tokens.bearer_token(request.headers.get("authorization")),
             settings=settings,
             prefix=request.path_params.get("prefix"),
             after=after,

@@ -396,8 +396,7 @@ class UserInfo(UserInfoEndpoint):
         super().__init__(server, protector)
 
     def __call__(self, request: OAuth2Request) -> tuple[int, Any, list[tuple[str, str]]]:
-        scheme, _, raw = (request.headers or {}).get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not raw.strip():
+        if tokens.bearer_token((request.headers or {}).get("authorization")) is None:
             raise BearerChallenge(None, NO_TOKEN, 401)
         assert self.resource_protector is not None  # given in `__init__`
         try:

@@ -24,6 +24,15 @@ CLIENT_SECRET_PREFIX = "dc_cs_"  # noqa: S105 - a prefix, not a secret
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
+def bearer_token(header: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` value (RFC 6750 §2.1: the scheme in any
+    case), or None if the value is missing or not one. Every place that reads a bearer token
+    reads it here, so that they all accept the same values."""
+    scheme, _, raw = (header or "").strip().partition(" ")
+    raw = raw.strip()
+    return raw if scheme.lower() == "bearer" and raw else None
+
+
 def generate(prefix: str) -> str:
     return prefix + secrets.token_urlsafe(32)
 

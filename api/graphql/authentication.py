@@ -18,13 +18,6 @@ from auth.errors import AuthCode
 from core.errors import Unauthenticated
 
 
-def bearer_token(header: object) -> str | None:
-    """The token of an `Authorization: Bearer <token>` value, or None if it is not one."""
-    scheme, _, raw = str(header).partition(" ")
-    raw = raw.strip()
-    return raw if scheme.lower() == "bearer" and raw else None
-
-
 class WebSocketAuthentication(SchemaExtension):
     """Authenticate the socket's bearer token again before every operation over a WebSocket
     executes (queries and mutations as well as subscriptions, whose streams also check it

@@ -39,7 +39,6 @@ from strawberry.types.unset import UnsetType
 from api.authentication import principal_of
 from api.cors import RefusalLog
 from api.errors import ApiCode
-from api.graphql.authentication import bearer_token
 from api.graphql.context import Context
 from api.http_errors import MethodRefused, error_response
 from auth import tokens
@@ -133,12 +132,11 @@ def offered_tokens(params: dict[str, Any], upgrade_header: str | None) -> set[st
         if not isinstance(value, str):
             raise SocketRefused(BAD_REQUEST, "The access token in connection_init must be a "
                                              "string.")
-        scheme, _, rest = value.strip().partition(" ")
-        token = rest.strip() if scheme.lower() == "bearer" and rest.strip() else value.strip()
+        token = tokens.bearer_token(value) or value.strip()  # "Bearer <token>", or the token
         if token:
             found.add(token)
     if upgrade_header is not None:
-        bearer = bearer_token(upgrade_header)
+        bearer = tokens.bearer_token(upgrade_header)
         if bearer is None:
             raise SocketRefused(UNAUTHORIZED, "The Authorization header is not Bearer <token>.")
         found.add(bearer)
@@ -274,7 +272,7 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             response=response,
             principal=principal_of(request),
             request_id=request.scope.get("state", {}).get("request_id", ""),
-            token=None if header is None else bearer_token(header),
+            token=tokens.bearer_token(header),
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

@@ -461,8 +461,10 @@ async def test_subscriptions_to_what_you_cannot_see_fail(live_server, world: Fle
                                                          caller: str) -> None:
     # Anonymous callers are told to authenticate, others that the thing does not exist.
     token = None if caller == "anonymous" else await access_token("outsider@example.com")
-    sign_in = ("An access token is required to watch events: send it in connection_init.",
-               {"code": "UNAUTHENTICATED"})
+    sign_in = ("An access token is required to watch events: send it in connection_init's "
+               "payload as authorization, Authorization, authToken or headers.Authorization "
+               '("Bearer <token>" or the token alone), or as the upgrade request\'s '
+               "Authorization: Bearer header.", {"code": "UNAUTHENTICATED"})
     async with graphql_ws(live_server, token) as ws:
         for query, variables, message in (
             (PRODUCT_EVENTS, {"id": gid("Product", world.product.id)}, "No such product."),

@@ -164,7 +164,9 @@ async def test_a_payload_without_a_token_is_anonymous_and_told_to_authenticate(
         await subscribe(ws, DEVICE_EVENTS, id=D1)
         assert await receive(ws) == {"id": "1", "type": "error", "payload": [{
             "message": "An access token is required to watch events: send it in "
-                       "connection_init.",
+                       "connection_init's payload as authorization, Authorization, authToken "
+                       'or headers.Authorization ("Bearer <token>" or the token alone), or as '
+                       "the upgrade request's Authorization: Bearer header.",
             "locations": [{"line": 1, "column": 30}],
             "path": ["deviceEvents"],
             "extensions": {"code": "UNAUTHENTICATED"}}]}

@@ -32,12 +32,18 @@ class EventStreamItem:
         return cls(event=Event.from_live(item), missed=0)
 
 
+SIGN_IN_TO_WATCH = (
+    "An access token is required to watch events: send it in connection_init's payload as "
+    "authorization, Authorization, authToken or headers.Authorization (\"Bearer <token>\" or "
+    "the token alone), or as the upgrade request's Authorization: Bearer header."
+)
+
+
 def _watcher(info: Info) -> AnyPrincipal:
     """Who subscribes: every stream is someone's to watch, so an anonymous socket is told to
     authenticate (rather than that the product or device does not exist)."""
     if info.context.principal is None:
-        raise Unauthenticated("An access token is required to watch events: send it in "
-                              "connection_init.")
+        raise Unauthenticated(SIGN_IN_TO_WATCH)
     return info.context.principal
 
 

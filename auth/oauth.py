@@ -16,6 +16,7 @@ from authlib.oauth2 import AuthorizationServer as _AuthorizationServer
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import OAuth2Request, ResourceProtector, TokenMixin, grants
 from authlib.oauth2.rfc6749.errors import (
+    InvalidClientError,
     InvalidGrantError,
     InvalidScopeError,
     UnauthorizedClientError,
@@ -39,6 +40,7 @@ from auth.oauth_common import (
     authenticate_public,
     check_requested_scope,
     on_loop,
+    wrong_kind_of_client,
 )
 from core import clock
 from core.errors import InvalidInput
@@ -466,6 +468,20 @@ class AuthorizationServer(_AuthorizationServer):
             "revocation_endpoint_auth_methods_supported": Revocation.CLIENT_AUTH_METHODS,
             "introspection_endpoint_auth_methods_supported": Introspection.CLIENT_AUTH_METHODS,
         }
+
+    def authenticate_client(self, request: OAuth2Request, methods: Collection[str],
+                            endpoint: str = "token") -> Client:
+        """Authlib's, except that a client that authenticates as the other kind (a public one
+        with a secret, a confidential one without) is told which kind it is and what to send,
+        instead of the list of methods the endpoint takes."""
+        try:
+            return as_client(super().authenticate_client(request, methods, endpoint))
+        except InvalidClientError as error:
+            problem = wrong_kind_of_client(request, methods, self.query_client)
+            if problem is None:
+                raise
+            raise InvalidClientError(description=problem,
+                                     status_code=error.status_code) from None
 
     # The stub returns ClientMixin; Authlib takes None for an unknown client.
     def query_client(self, client_id: str) -> Client | None:  # type: ignore[override]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Collection, Coroutine, Mapping
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
@@ -22,6 +22,7 @@ from authlib.oauth2.rfc6749.errors import (
     InvalidScopeError,
 )
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 
 from auth import scopes, tokens
 from models.oauth import OAuthClient
@@ -39,6 +40,9 @@ BAD_BASIC = ("The Authorization header's Basic credentials are not valid: send b
              "client_id:client_secret, each form-urlencoded UTF-8.")
 IDENTITY_OUTSIDE_CODE_FLOW = ("openid, profile and email are for the authorization code flow, "
                               "where a user signs in.")
+PUBLIC_CLIENT_HINT = "This client is public: send client_id and no secret."
+CONFIDENTIAL_CLIENT_HINT = ("This client is confidential: authenticate with its secret "
+                            "(HTTP Basic or client_secret).")
 TWO_METHODS = ("Authenticate the client one way only (RFC 6749 section 2.3.1): HTTP "
                "Basic or client_secret in the body, not both.")
 
@@ -73,6 +77,28 @@ def authenticate_public(query_client: Callable[[str], ClientMixin | None],
     if scheme.lower() == "basic":
         return None
     return authenticate_none(query_client, request)
+
+
+def wrong_kind_of_client(request: OAuth2Request, methods: Collection[str],
+                         query_client: Callable[[str], Client | None]) -> str | None:
+    """Why a request that failed client authentication failed, when its client exists and
+    authenticated as the other kind would: a public client sent a secret, or a confidential one
+    none. Nothing for a wrong secret, an unknown client, or a public client at an endpoint for
+    confidential ones (`methods` without `none`), which Authlib's own refusal describes."""
+    # The stub says dict; Authlib's own methods pass it the request's headers as they are.
+    basic_id, basic_secret = extract_basic_authorization(
+        request.headers or {}  # type: ignore[arg-type]
+    )
+    client_id = basic_id or (request.payload.client_id if request.payload else None)
+    if not client_id:
+        return None
+    client = query_client(client_id)
+    if client is None:
+        return None
+    sent_secret = basic_secret is not None or "client_secret" in request.form
+    if client.confidential:
+        return None if sent_secret else CONFIDENTIAL_CLIENT_HINT
+    return PUBLIC_CLIENT_HINT if sent_secret and "none" in methods else None
 
 
 def on_loop(fn: Callable[P, Coroutine[Any, Any, R]], *args: P.args, **kwargs: P.kwargs) -> R:

@@ -356,7 +356,8 @@ async def test_customers_sign_in_only_through_their_products_apps(http, world):
     no_secret = await http.post(TOKEN, data={"grant_type": "password", "username": EMAIL,
                                              "password": CUSTOMER_PASSWORD,
                                              "client_id": world.mobile.client.client_id})
-    assert_oauth_error(no_secret, 401, "invalid_client")
+    assert_oauth_error(no_secret, 401, "invalid_client", "This client is confidential: "
+                       "authenticate with its secret (HTTP Basic or client_secret).")
     wrong_secret = await http.post(TOKEN, data={"grant_type": "password", "username": EMAIL,
                                                 "password": CUSTOMER_PASSWORD},
                                    auth=(world.mobile.client.client_id, world.web.secret))

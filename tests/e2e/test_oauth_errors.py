@@ -101,7 +101,9 @@ async def test_a_wrong_client_secret_is_invalid_client(http):
     basic = await http.post(
         TOKEN, data={"grant_type": "client_credentials"}, auth=(client.client_id, secret + "x")
     )
-    assert_oauth_error(basic, 401, "invalid_client")
+    # Not told whether the client exists: the methods it may use, as for any failed one.
+    assert_oauth_error(basic, 401, "invalid_client", "The client cannot authenticate with "
+                       "methods: ['client_secret_basic', 'client_secret_post']")
     # RFC 6749 §5.2: a client that used the Authorization header gets a matching challenge.
     assert basic.headers["www-authenticate"].startswith('Basic error="invalid_client"')
 

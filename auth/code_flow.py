@@ -443,7 +443,7 @@ class PendingAuthorization:
         app may claim a private-use scheme, and the code is redeemed with no secret, by
         whoever made the PKCE pair (RFC 8252 §8.6, RFC 6749 §10.2). Only an https redirect
         URI is one that nobody else receives."""
-        return self.client.secret_hash is None and urlsplit(self.redirect_uri).scheme != "https"
+        return self.client.public and urlsplit(self.redirect_uri).scheme != "https"
 
     def needs_sign_in(self, signed_in_at: datetime | None) -> bool:
         """Whether the login page comes first: nobody signed in, `prompt=login` or

@@ -114,7 +114,7 @@ class Client(ClientMixin):
 
     @property
     def confidential(self) -> bool:
-        return self.row.secret_hash is not None
+        return not self.row.public
 
     def get_client_id(self) -> str:
         return self.row.client_id

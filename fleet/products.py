@@ -265,7 +265,7 @@ async def rotate_oauth_client_secret(principal: AnyPrincipal, client_id: str
     """Issue a new secret; the old one stops working at once (tokens already issued live on).
     A public client has none: it stays public."""
     member, client, product = await access.product_client(principal, client_id)
-    if client.secret_hash is None:
+    if client.public:
         raise Conflict("This client is public: it has no secret to rotate.",
                        field="clientId", code=FleetCode.PUBLIC_CLIENT_NO_SECRET)
     secret = tokens.generate(tokens.CLIENT_SECRET_PREFIX)

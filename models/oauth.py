@@ -59,6 +59,12 @@ class OAuthClient(Model):
     class Meta:
         table = "oauth_clients"
 
+    @property
+    def public(self) -> bool:
+        """A public client (RFC 6749 §2.1) is one without a secret: it cannot authenticate, so
+        what it may do, and what it shows as `public`, follows from this alone."""
+        return self.secret_hash is None
+
 
 class TokenFamily(Model):
     """One sign-in: the chain of tokens issued from one grant, refreshed by rotation.

@@ -84,7 +84,7 @@ class App:
     def from_model(cls, client: OAuthClientModel) -> App:
         return cls(client_id=client.client_id, name=client.name,
                    redirect_uris=client.redirect_uris, scopes=client.scope.split(),
-                   public=client.secret_hash is None, created_at=client.created_at)
+                   public=client.public, created_at=client.created_at)
 
 
 @strawberry.type(description="An app you allowed to act for you: a third-party app, or a "

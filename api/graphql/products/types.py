@@ -72,7 +72,7 @@ class OAuthClient:
         return cls(client_id=client.client_id, name=client.name,
                    type=ClientType(client.kind), redirect_uris=client.redirect_uris,
                    max_token_lifetime=client.max_token_lifetime,
-                   public=client.secret_hash is None, created_at=client.created_at)
+                   public=client.public, created_at=client.created_at)
 
 
 @strawberry.type(description="A fleet of devices, with its customers and apps.")

@@ -25,15 +25,13 @@ from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 
 from auth import scopes, tokens
+from auth.redirect_uris import is_loopback_ip
 from models.oauth import OAuthClient
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 SECRET_METHODS = ["client_secret_basic", "client_secret_post"]
-# The loopback IP literals whose redirect URIs match on any port (RFC 8252 §7.3). Not
-# `localhost`: it may resolve elsewhere (RFC 8252 §8.3), so its URIs match exactly.
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "[::1]"})
 
 
 BAD_BASIC = ("The Authorization header's Basic credentials are not valid: send base64 of "
@@ -162,15 +160,16 @@ class Client(ClientMixin):
 
 
 def loopback_parts(uri: str) -> tuple[str, str, str, str] | None:
-    """An http URI to a loopback IP literal without its port (scheme, host, path, query), as
-    RFC 8252 §7.3 matches it; None for any other URI."""
+    """An http URI to a loopback IP literal (`is_loopback_ip`) without its port (scheme, host,
+    path, query), as RFC 8252 §7.3 matches it; None for any other URI. Not `localhost`: it may
+    resolve elsewhere (RFC 8252 §8.3), so its URIs match exactly."""
     try:
         parts = urlsplit(uri)
         port = parts.port  # one that is not a number in range raises
     except ValueError:
         return None
     host = parts.netloc if port is None else parts.netloc[: parts.netloc.rfind(":")]
-    if parts.scheme != "http" or host not in LOOPBACK_HOSTS or parts.fragment:
+    if parts.scheme != "http" or not is_loopback_ip(parts.hostname) or parts.fragment:
         return None
     return parts.scheme, host, parts.path, parts.query
 

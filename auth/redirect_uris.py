@@ -70,12 +70,18 @@ def clean_redirect_uris(uris: list[str], client_type: ClientType, *, native: boo
     ))
 
 
-def _is_loopback(host: str | None) -> bool:
+def is_loopback_ip(host: str | None) -> bool:
+    """Whether a URI's host name (IPv6 without its brackets) is an IP literal of the loopback
+    interface: any of 127.0.0.0/8, or ::1. The one definition of a loopback address, for what
+    a client may register and for the redirect URIs that match on any port (RFC 8252 §7.3):
+    every address of 127.0.0.0/8 reaches only this machine, as 127.0.0.1 does."""
     if host is None:
         return False
-    if host == "localhost":
-        return True
     try:
         return ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _is_loopback(host: str | None) -> bool:
+    return host == "localhost" or is_loopback_ip(host)

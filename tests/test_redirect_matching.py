@@ -1,5 +1,6 @@
 """How an authorization request's redirect URI is matched against the registered ones: exactly
-(RFC 9700 §4.1.3), except loopback IP literals, which match on any port (RFC 8252 §7.3)."""
+(RFC 9700 §4.1.3), except loopback IP literals (all of 127.0.0.0/8, and ::1), which match on
+any port (RFC 8252 §7.3)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from models.oauth import OAuthClient
 
 REGISTERED = [
     "http://127.0.0.1/callback",
+    "http://127.0.0.2/callback",
     "http://[::1]:8080/cb?app=cli",
     "http://localhost:8080/callback",
     "https://app.example.com/callback",
@@ -30,7 +32,9 @@ REGISTERED = [
     ("http://127.0.0.1:53682/other", False),
     ("http://127.0.0.1:53682/callback?x=1", False),  # another query
     ("http://[::1]:49152/cb", False),
-    ("http://127.0.0.2:53682/callback", False),  # another loopback address: not registered
+    ("http://127.0.0.2:53682/callback", True),  # any loopback address of 127.0.0.0/8
+    ("http://127.0.0.3:53682/callback", False),  # another loopback address: not registered
+    ("http://127.0.0.1:53682/cb?app=cli", False),  # registered for [::1], not 127.0.0.1
     ("https://127.0.0.1:53682/callback", False),  # another scheme
     ("http://127.0.0.1:53682/callback#x", False),  # a fragment
     ("http://user@127.0.0.1:53682/callback", False),  # userinfo

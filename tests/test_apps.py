@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from auth.principals import UserPrincipal
 from core import clock
 from core.errors import Conflict, PermissionDenied
 from fleet import products
+from models.accounts import User
 from models.customers import Customer
 from models.oauth import AuthorizationCode, Consent, OAuthClient, TokenFamily
 from tests.support.accounts import (
@@ -25,6 +27,7 @@ from tests.support.accounts import (
     service_client,
 )
 from tests.support.graphql import graphql, run_mutation
+from tests.support.matrix import OK, Matrix, Probe, ok_if
 
 APP = "app { clientId name redirectUris scopes createdAt }"
 CALLBACK = "https://dash.example.com/callback"
@@ -251,12 +254,79 @@ async def test_authorized_apps_list_and_revoke(http):
          "code": "NOT_FOUND"}]}
 
 
+# Who may register apps and read whether they are public: a user signed in directly; not
+# anonymous callers, a service client, a product's customer, nor a third-party app acting for
+# the user. The user has a public app (CLI) and a confidential one (Dashboard).
+APP_CALLERS = ("anonymous", "client", "customer", "user", "app")
+UA, FB = "UNAUTHENTICATED", "FORBIDDEN"
+APP_MATRIX = Matrix(APP_CALLERS, {
+    #                      anon  clnt  cust  user app
+    "me.apps.public":      (None, None, None, OK,  FB),
+    "createApp":           (UA,   UA,   UA,   OK,  FB),
+    "createApp(public)":   (UA,   UA,   UA,   OK,  FB),
+})
+
+
+@dataclass
+class AppWorld:
+    user: User
+    cli: OAuthClient
+    dashboard: OAuthClient
+
+
+@APP_MATRIX.operation("createApp", False)
+@APP_MATRIX.operation("createApp(public)", True)
+async def _create_app(p: Probe[AppWorld], public: bool) -> Any:
+    before = await OAuthClient.filter(owner_id=p.world.user.id).count()
+    payload, code = await p.mutate("createApp", "CreateAppInput", {
+        "name": "New", "redirectUris": [CALLBACK], "scopes": [], "public": public},
+        "app { public } clientSecret")
+    created = await OAuthClient.filter(owner_id=p.world.user.id).count() - before
+    if code is not None:
+        return code if created == 0 else f"{code}, and an app was created"
+    return ok_if((payload["app"], payload["clientSecret"] is None, created),
+                 ({"public": public}, public, 1))
+
+
+@APP_MATRIX.operation("me.apps.public")
+async def _apps_public(p: Probe[AppWorld]) -> Any:
+    found = await p.read("{ me { apps { clientId public } } }", {}, "me", "apps")
+    if not isinstance(found, list):
+        return found
+    return ok_if(sorted(found, key=lambda app: app["public"]), [
+        {"clientId": p.world.dashboard.client_id, "public": False},
+        {"clientId": p.world.cli.client_id, "public": True}])
+
+
+def test_the_app_table_covers_every_operation_and_caller() -> None:
+    APP_MATRIX.assert_complete()
+
+
+@pytest.mark.parametrize("caller", APP_CALLERS)
+async def test_app_permission_matrix(http, caller: str) -> None:
+    user = await make_user("ada@example.com")
+    principal = await acting_as(user)
+    cli, _ = await apps.create_app(principal, name="CLI", public=True, scopes=[],
+                                   redirect_uris=["http://127.0.0.1/callback"])
+    dashboard, _ = await apps.create_app(principal, name="Dashboard", scopes=[],
+                                         redirect_uris=[CALLBACK])
+    if caller == "anonymous":
+        token = None
+    elif caller == "client":
+        token = await issue((await service_client())[0], user=None)
+    elif caller == "customer":
+        token = await _customer_token()
+    elif caller == "user":
+        token = await access_token("ada@example.com")
+    else:
+        maker = await make_user("maker@example.com")
+        other, _ = await apps.create_app(await acting_as(maker), name="Other", scopes=[],
+                                         redirect_uris=[CALLBACK])
+        token = await issue(other, user=user)
+    await APP_MATRIX.check(caller, Probe(http, token, AppWorld(user, cli, dashboard)))
+
+
 MUTATIONS = [
-    ("createApp", "CreateAppInput",
-     {"name": "X", "redirectUris": [CALLBACK], "scopes": []}, "app { clientId }"),
-    ("createApp", "CreateAppInput",
-     {"name": "X", "redirectUris": [CALLBACK], "scopes": [], "public": True},
-     "app { clientId public }"),
     ("deleteApp", "AppInput", {"clientId": "dc_app_x"}, "app { clientId }"),
     ("revokeAuthorizedApp", "AppInput", {"clientId": "dc_app_x"}, "authorizedApp { clientId }"),
 ]

@@ -152,6 +152,18 @@ async def test_a_token_that_is_not_a_string_closes_the_socket_with_4400(live_ser
         assert await initialised(ws, payload) == NOT_A_STRING
 
 
+@pytest.mark.parametrize("shape", ["token", "bearer", "number", "list", "boolean"])
+async def test_a_payload_that_is_not_an_object_closes_the_socket_with_4400(
+    live_server, event_world: EventWorld, shape
+) -> None:
+    """The protocol's payload is an object (or null): a live token alone is not one."""
+    token = await event_world.token()
+    payload = {"token": token, "bearer": f"Bearer {token}", "number": 42, "list": [token],
+               "boolean": True}[shape]
+    async with socket(live_server) as ws:
+        assert await initialised(ws, payload) == (4400, "Invalid connection init payload")
+
+
 @pytest.mark.parametrize("payload", [
     None, {}, {"token": "dc_at_nope"}, {"headers": "Bearer dc_at_nope"}, {"authorization": ""},
     {"authToken": None}, {"headers": {"X-Api-Key": "dc_at_nope"}},

@@ -55,6 +55,7 @@ async def _invalid_token(scope: Scope, receive: Receive, send: Send) -> None:
                 'error_description="The access token is invalid, expired or revoked"'
             ),
             "Cache-Control": "no-store",
+            "Vary": "Authorization",  # the answer to this header; another may be served
         },
     )
     await response(scope, receive, send)

@@ -91,6 +91,7 @@ async def test_get_authenticates_the_bearer_token_as_post_does(http):
     refused = await get(http, "{ me { email } }", token="dc_at_unknown")
     assert refused.status_code == 401
     assert refused.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
+    assert "Authorization" in varies_on(refused)
     assert refused.json() == {"errors": [{
         "message": "The access token is invalid, expired or revoked.",
         "extensions": {"code": "INVALID_TOKEN"}}]}
@@ -123,6 +124,7 @@ async def test_a_mutation_over_get_gets_405_and_does_not_run(http, params):
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
     assert response.headers["cache-control"] == "no-store"
+    assert "Authorization" in varies_on(response)
     assert response.json() == MUTATION_REFUSED
     assert_request_id(response)
     assert await User.filter(email="eve@example.com").count() == 0
@@ -148,6 +150,7 @@ async def test_a_subscription_over_get_is_refused_as_over_post(http):
 async def test_bad_json_in_the_query_string_gets_400(http, params, message):
     response = await http.get("/graphql", params={"query": "{ me { id } }", **params})
     assert malformed(response) == (400, message)
+    assert "Authorization" in varies_on(response)
     assert_request_id(response)
 
 

@@ -1,11 +1,12 @@
 """The GraphQL endpoint: queries over HTTP GET and POST, mutations over POST, subscriptions
 over `graphql-transport-ws`.
 
-Every HTTP answer says how caches may keep it: `Vary: Authorization` always, `Cache-Control:
-private, no-store` when the request carried a token (no cache stores one caller's data), and
-`no-cache` for an anonymous one (a cache may keep it only to ask the API again before each use).
-Its refusals of a request are plain text 400s (Strawberry's), except a mutation over GET: a
-JSON 405 (`api.http_errors`).
+Every HTTP answer says how caches may keep it: `Vary: Authorization` always (refusals too, and
+`api.authentication`'s 401 for a bad token), `Cache-Control: private, no-store` when the request
+carried a token (no cache stores one caller's data), and `no-cache` for an anonymous one (a cache
+may keep it only to ask the API again before each use). A request it cannot read gets a JSON 400
+`MALFORMED_REQUEST`, a mutation over GET a JSON 405 `MUTATION_OVER_GET` (`api.http_errors`), both
+`no-store`.
 """
 
 from __future__ import annotations
@@ -203,6 +204,9 @@ class GraphQLEndpoint(GraphQL[Context, None]):
             # Strawberry's 400s (the route lets only GET and POST reach it, and there is a
             # GraphiQL to show wherever it would render one)
             response = error_response(error.status_code, error.reason, ApiCode.MALFORMED_REQUEST)
+        except MethodRefused as refused:
+            response = error_response(405, refused.detail, refused.code, refused.headers)
+        response.headers["Vary"] = "Authorization"  # every answer, refusals too
         await response(scope, receive, send)
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
@@ -264,7 +268,6 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         # comes in connection_init or the upgrade request (`on_ws_connect`).
         header = request.headers.get("authorization") if isinstance(request, Request) else None
         if isinstance(response, Response):
-            response.headers["Vary"] = "Authorization"
             response.headers["Cache-Control"] = "no-cache" if header is None else \
                 "private, no-store"
         return Context(

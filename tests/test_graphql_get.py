@@ -161,7 +161,15 @@ async def test_get_variables_reach_the_query(http):
     assert body["extensions"]["cost"] == {"requestedQueryCost": 13, "maximumAvailable": 1000}
 
 
-async def test_graphiql_is_still_served_on_get_with_accept_html(http):
-    response = await http.get("/graphql", headers={"accept": "text/html"})
+@pytest.mark.parametrize("accept", [
+    "text/html", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"])
+async def test_graphiql_is_still_served_on_get_with_accept_html(http, accept):
+    response = await http.get("/graphql", headers={"accept": accept})
     assert response.status_code == 200
     assert "<title>Strawberry GraphiQL</title>" in response.text
+
+
+@pytest.mark.parametrize("accept", ["*/*", "application/json", ""])
+async def test_a_get_without_a_query_from_a_non_browser_is_told_it_has_none(http, accept):
+    response = await http.get("/graphql", headers={"accept": accept})
+    assert malformed(response) == (400, "No GraphQL query found in the request")

@@ -210,9 +210,11 @@ class GraphQLEndpoint(GraphQL[Context, None]):
         await response(scope, receive, send)
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
-        """Only where there is one (development): elsewhere a GET without a query is told
-        that it has none."""
-        return self.graphql_ide is not None and super().should_render_graphql_ide(request)
+        """Only where there is one (development), and only for a browser (`Accept` naming
+        text/html; Strawberry's also takes `*/*`, which curl and HTTP libraries send):
+        elsewhere a GET without a query is told that it has none."""
+        return (self.graphql_ide is not None and super().should_render_graphql_ide(request)
+                and "text/html" in request.headers.get("accept", ""))
 
     def decode_json(self, data: str | bytes) -> object:
         return decode_json(data)

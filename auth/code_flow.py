@@ -38,7 +38,7 @@ from authlib.oidc.core.errors import (
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from auth import accounts, passwords, scopes, throttle, tokens
+from auth import accounts, oidc, passwords, scopes, throttle, tokens
 from auth.emails import normalize_email
 from auth.errors import AuthCode
 from auth.oauth_common import (
@@ -225,11 +225,14 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def save_token(self, token: dict[str, Any]) -> None:
         """Redeem the code and issue its tokens in one transaction; of two concurrent uses
-        only one wins, and the other revokes what the winner got. The ID token (issued after)
-        names the product's customer for a product's client."""
+        only one wins, and the other revokes what the winner got. With `openid`, the signing
+        key is read first and the ID token's claims inside that transaction: a failure
+        leaves the code unused, and once the tokens are stored only signing remains. The ID
+        token names the product's customer for a product's client."""
         settings = self.server.settings
         code = self.request.authorization_code
         assert isinstance(code, IssuedCode)  # what `query_authorization_code` found
+        key = on_loop(oidc.signing_key, settings) if oidc.wants_id_token(token["scope"]) else None
         try:
             issued = on_loop(
                 _redeem,
@@ -249,6 +252,11 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         tokens_issued, customer = issued
         if customer is not None:
             self.request.user = customer
+        if key is not None:
+            assert isinstance(self.request, FormRequest)  # the token endpoint's request
+            self.request.id_token_basis = oidc.IdTokenBasis(
+                key, dict(oidc.identity_claims(code.row.user, customer, token["scope"]))
+            )
         token.clear()
         token.update(tokens_issued.as_response())
 

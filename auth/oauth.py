@@ -181,6 +181,7 @@ class RefreshGrant(grants.RefreshTokenGrant):
 
     TOKEN_ENDPOINT_AUTH_METHODS = ANY_METHOD
     INCLUDE_NEW_REFRESH_TOKEN = True
+    request: FormRequest
 
     # The stub returns TokenMixin; Authlib takes None for an unknown token.
     def authenticate_refresh_token(  # type: ignore[override]
@@ -197,7 +198,15 @@ class RefreshGrant(grants.RefreshTokenGrant):
                     refresh_token: IssuedCredential) -> dict[str, Any]:
         """Consume the refresh token once the request is valid (client, scope), just before
         its successor is issued: a request refused for bad input leaves it usable, and of two
-        concurrent uses only one wins, the other revoking the family."""
+        concurrent uses only one wins, the other revoking the family. With `openid`, the
+        signing key and the ID token's claims are read before: a failure leaves the refresh
+        token usable."""
+        scope = self.request.payload.scope or refresh_token.get_scope()
+        if oidc.wants_id_token(scope):
+            key = on_loop(oidc.signing_key, self.server.settings)
+            self.request.id_token_basis = oidc.IdTokenBasis(
+                key, dict(on_loop(oidc.user_info, user, scope))
+            )
         if not on_loop(_consume, refresh_token.row):
             raise InvalidGrantError("The refresh token was already used.")
         return super().issue_token(user, refresh_token)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Collection, Coroutine, Mapping
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 import anyio.from_thread
@@ -27,6 +27,9 @@ from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from auth import scopes, tokens
 from auth.redirect_uris import is_loopback_ip
 from models.oauth import OAuthClient
+
+if TYPE_CHECKING:
+    from auth.oidc import IdTokenBasis
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -200,10 +203,12 @@ def as_client(client: ClientMixin | None) -> Client:
 
 
 class FormRequest(OAuth2Request):
-    """An OAuth2Request over an already-parsed form body (the transport reads it async)."""
+    """An OAuth2Request over an already-parsed form body (the transport reads it async).
+    `id_token_basis`: what a grant read for its ID token before committing (`oidc`)."""
 
     headers: Mapping[str, str]
     payload: BasicOAuth2Payload
+    id_token_basis: IdTokenBasis | None = None
 
     def __init__(self, method: str, uri: str, headers: Mapping[str, str], form: dict[str, str]):
         super().__init__(method, uri, headers=headers)

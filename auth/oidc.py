@@ -8,15 +8,19 @@ it is stable per user (per customer for product apps) and never an email.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oidc.core import OpenIDCode, OpenIDToken, UserInfo
 from authlib.oidc.core.grants.util import is_openid_scope
 from authlib.oidc.core.util import create_half_hash
 from joserfc import jwt
+from tortoise.exceptions import BaseORMException
 
 from auth import signing_keys
 from auth.oauth_common import as_client, on_loop
@@ -28,6 +32,8 @@ from models.oauth import AuthorizationCode
 
 if TYPE_CHECKING:
     from authlib.oauth2.rfc6749 import grants
+
+log = logging.getLogger(__name__)
 
 NONCE_MAX_LENGTH = 255
 # The claims an ID token or userinfo may carry; `profile` has none to give yet: accounts hold
@@ -44,20 +50,26 @@ def subject(user: User | None, customer: Customer | None) -> str:
     return f"user:{user.id}"
 
 
-async def user_info(account: User | Customer, scope: str) -> UserInfo:
-    """The claims about whoever a code flow's token names, for its identity scopes. A
-    customer's email claims are those of the platform account linked to it."""
-    if isinstance(account, Customer):
-        customer = await Customer.get(id=account.id).select_related("user")
-        user = customer.user
-        info = UserInfo(sub=subject(None, customer))
-    else:
-        user = account
-        info = UserInfo(sub=subject(user, None))
+def identity_claims(user: User | None, customer: Customer | None, scope: str) -> UserInfo:
+    """The claims about a code flow's user (and the product's customer it is, for a product's
+    app), for the token's identity scopes. A customer's email claims are those of the platform
+    account linked to it."""
+    info = UserInfo(sub=subject(user, customer))
     if user is not None:
         info["email"] = user.email
         info["email_verified"] = user.email_verified_at is not None
     return info.filter(scope)
+
+
+async def user_info(account: User | Customer, scope: str) -> UserInfo:
+    """`identity_claims` for whoever a token names; a customer's linked account is read only
+    when the scope asks for its email."""
+    if not isinstance(account, Customer):
+        return identity_claims(account, None, scope)
+    user = None
+    if "email" in scope.split() and account.user_id is not None:
+        user = await User.get_or_none(id=account.user_id)
+    return identity_claims(user, account, scope)
 
 
 def _timestamp(moment: datetime) -> int:
@@ -73,6 +85,42 @@ def check_nonce(nonce: str) -> None:
         )
 
 
+class IdTokenUnavailable(OAuth2Error):
+    """The signing key could not be read (the database failed, or the key does not decrypt
+    under this SECRET_KEY) before a token request committed anything: the code or refresh
+    token stays usable, and the client may try again."""
+
+    error = "server_error"
+    status_code = 500
+
+    def __init__(self) -> None:
+        super().__init__(description="ID tokens cannot be signed at the moment. Nothing was "
+                                     "issued and the code or refresh token is still usable: "
+                                     "try again later.")
+
+
+@dataclass(frozen=True)
+class IdTokenBasis:
+    """What an ID token needs that storage gives, read before a grant commits its tokens so
+    that, once they are stored, only signing remains."""
+
+    key: signing_keys.ActiveKey
+    claims: dict[str, Any]
+
+
+async def signing_key(settings: Settings) -> signing_keys.ActiveKey:
+    """The current signing key, or `IdTokenUnavailable` (logged with its cause)."""
+    try:
+        return await signing_keys.current(settings)
+    except (signing_keys.SigningKeyUnreadable, BaseORMException, OSError):
+        log.exception("The ID token signing key could not be read")
+        raise IdTokenUnavailable() from None
+
+
+def wants_id_token(scope: str | None) -> bool:
+    return bool(scope) and is_openid_scope(scope)
+
+
 class _IdTokens:
     """What both extensions share: ID tokens signed with the current signing key, timed by
     the core clock, with the claims of the token's identity scopes."""
@@ -80,16 +128,16 @@ class _IdTokens:
     def __init__(self, settings: Settings):
         self.settings = settings
 
-    def generate_user_info(self, user: User | Customer, scope: str) -> UserInfo:
-        return on_loop(user_info, user, scope)
-
     def auth_time(self, request: OAuth2Request) -> datetime | None:
         raise NotImplementedError
 
     def encode_id_token(self, token: dict[str, Any], request: OAuth2Request) -> str:
-        """Authlib's `OpenIDToken.encode_id_token`, reading the key once (its header's `kid`
-        and the key come from one row) and the time from the core clock."""
-        key = on_loop(signing_keys.current, self.settings)
+        """Authlib's `OpenIDToken.encode_id_token`, with the key and claims the grant read
+        before it committed (`IdTokenBasis`, on the request) and the time from the core
+        clock: nothing here touches storage, so nothing can fail after the tokens exist."""
+        basis: IdTokenBasis | None = getattr(request, "id_token_basis", None)
+        assert basis is not None  # every grant with `openid` prepares it before its commit
+        key = basis.key
         now = _timestamp(clock.now())
         claims: dict[str, Any] = {
             "iss": self.settings.issuer,
@@ -106,8 +154,7 @@ class _IdTokens:
         at_hash = create_half_hash(token["access_token"], key.algorithm)
         assert at_hash is not None  # a SHA-2 algorithm
         claims["at_hash"] = at_hash.decode()
-        assert isinstance(request.user, User | Customer)  # whom the grant issued the token to
-        claims.update(self.generate_user_info(request.user, token["scope"]))
+        claims.update(basis.claims)
         return jwt.encode({"alg": key.algorithm, "kid": key.kid}, claims, key.private,
                           [key.algorithm])
 

@@ -129,7 +129,9 @@ def _generate() -> tuple[str, bytes, dict[str, str]]:
 async def _create_successor(settings: Settings, latest: SigningKey | None,
                             activated_at: datetime) -> bool:
     """Insert the next generation, signing from `activated_at`, and retire its predecessors
-    then. False when another process inserted it first."""
+    then. False when another process inserted it first. The stored row is read back and
+    decrypted before the transaction commits: a key this process could not read never
+    signs (`SigningKeyUnreadable`)."""
     kid, pem, public = await anyio.to_thread.run_sync(_generate)
     generation = latest.generation + 1 if latest else 1
     try:
@@ -139,6 +141,7 @@ async def _create_successor(settings: Settings, latest: SigningKey | None,
                 encrypted_private_key=encrypt_private_key(settings.secret_key, kid, pem),
                 created_at=clock.now(), activated_at=activated_at,
             )
+            _private_key(settings, await SigningKey.get(generation=generation))
             # Every key still signing (or yet to) at `activated_at` stops then.
             await SigningKey.filter(generation__lt=generation, retired_at=None).update(
                 retired_at=activated_at

@@ -95,6 +95,23 @@ async def test_the_app_refuses_to_start_with_a_wrong_secret_key(settings, frozen
             pytest.fail("the app started")
 
 
+async def test_a_new_key_that_does_not_decrypt_is_never_stored(settings, frozen_clock,
+                                                              monkeypatch):
+    """`rotate` reads back and decrypts the key it wrote before committing it: a key this
+    process could not read never signs."""
+    first = (await signing_keys.current(settings)).kid
+    sealed_by_another = signing_keys.encrypt_private_key
+
+    def under_another_secret(secret_key: str, kid: str, pem: bytes) -> str:
+        return sealed_by_another("another-" + "s" * 40, kid, pem)
+
+    monkeypatch.setattr(signing_keys, "encrypt_private_key", under_another_secret)
+    with pytest.raises(signing_keys.SigningKeyUnreadable):
+        await signing_keys.rotate(settings)
+    assert await kids() == [first]
+    assert (await SigningKey.get()).retired_at is None
+
+
 async def test_concurrent_first_use_creates_one_signing_key(settings, frozen_clock):
     keys = await asyncio.gather(*(signing_keys.current(settings) for _ in range(6)))
     assert await SigningKey.all().count() == 1

@@ -24,7 +24,7 @@ from core.settings import get_settings
 from fleet import products
 from models.accounts import User
 from models.customers import Customer
-from models.oauth import AuthorizationCode, SigningKey, TokenFamily
+from models.oauth import AuthorizationCode, SigningKey, Token, TokenFamily
 from tests.support.accounts import (
     access_token,
     acting_as,
@@ -347,6 +347,61 @@ async def test_the_jwks_publishes_public_keys_only(http, clock_now):
     [key] = response.json()["keys"]
     assert set(key) == {"kty", "n", "e", "kid", "alg", "use"}
     assert (key["kty"], key["alg"], key["use"]) == ("RSA", "RS256", "sig")
+
+
+UNSIGNABLE = ("ID tokens cannot be signed at the moment. Nothing was issued and the code or "
+              "refresh token is still usable: try again later.")
+
+
+async def code_for(rp: RelyingParty, scope: str) -> tuple[str, str]:
+    """A code and its PKCE verifier, from the login and consent pages (no relying party
+    library: its token request would not be repeatable)."""
+    verifier, challenge = pkce()
+    page = await sign_in(rp.browser, await rp.browser.open(
+        authorize_url(rp.client_id, challenge, scope=scope)))
+    allowed = await rp.browser.submit(page, "allow")
+    assert allowed.status_code == 302, allowed.text
+    return parse_qs(urlsplit(allowed.headers["location"]).query)["code"][0], verifier
+
+
+async def test_an_unreadable_signing_key_issues_nothing(third_party, user, clock_now, http,
+                                                        monkeypatch):
+    """A signing key that does not decrypt (another process rotated under another
+    SECRET_KEY): the token request fails before anything is stored, and the same code, then
+    the same refresh token, work once the key is readable again; no replay is detected."""
+    settings = get_settings()
+    await signing_keys.current(settings)
+    code, verifier = await code_for(third_party, "openid devices:read")
+    exchange = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                "code_verifier": verifier}
+    client = (third_party.client_id, third_party.secret)
+    real_secret = settings.secret_key
+
+    monkeypatch.setattr(settings, "secret_key", "another-" + "s" * 40)
+    refused = await http.post(TOKEN, data=exchange, auth=client)
+    assert_oauth_error(refused, 500, "server_error", UNSIGNABLE)
+    assert (await AuthorizationCode.get()).used_at is None
+    assert await TokenFamily.all().count() == 0
+
+    monkeypatch.setattr(settings, "secret_key", real_secret)
+    issued = await http.post(TOKEN, data=exchange, auth=client)
+    assert issued.status_code == 200, issued.text
+    assert "id_token" in issued.json()
+    refresh = {"grant_type": "refresh_token", "refresh_token": issued.json()["refresh_token"]}
+
+    monkeypatch.setattr(settings, "secret_key", "another-" + "s" * 40)
+    refused = await http.post(TOKEN, data=refresh, auth=client)
+    assert_oauth_error(refused, 500, "server_error", UNSIGNABLE)
+    [token] = await Token.all()
+    assert token.refresh_used_at is None
+
+    monkeypatch.setattr(settings, "secret_key", real_secret)
+    refreshed = await http.post(TOKEN, data=refresh, auth=client)
+    assert refreshed.status_code == 200, refreshed.text
+    assert "id_token" in refreshed.json()
+    [family] = await TokenFamily.all()
+    assert family.revoked_at is None
+    assert await Token.all().count() == 2
 
 
 # --- Refusals -----------------------------------------------------------------------------------

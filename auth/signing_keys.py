@@ -9,6 +9,11 @@ signing key reaches `SIGNING_KEY_ROTATION_DAYS`, so relying parties see it befor
 next generation, unique: of several processes doing it at once, one wins and the others use its
 key, so every process signs with the same one.
 
+Each process holds the chain in memory until its next change it can foresee (a key starting or
+stopping to sign, leaving the JWKS, a successor falling due) and for at most
+`CHAIN_HELD_SECONDS`, so that a rotation by another process (`devicecloud rotate-signing-key`)
+is seen within that time; its own rotations are seen at once.
+
 The private key is stored only encrypted: AES-256-GCM under a key derived from SECRET_KEY
 (HKDF-SHA256), with the key ID as associated data, so a row cannot be passed off as another.
 """
@@ -38,6 +43,7 @@ ALGORITHM = "RS256"  # what every relying party supports (OpenID Connect Discove
 RSA_BITS = 2048
 _HKDF_INFO = b"devicecloud id-token signing keys v1"
 _NONCE_BYTES = 12
+CHAIN_HELD_SECONDS = 60
 
 
 class SigningKeyUnreadable(RuntimeError):
@@ -149,7 +155,9 @@ async def _create_successor(settings: Settings, latest: SigningKey | None,
             await SigningKey.filter(generation__lt=generation,
                                     retired_at__gt=activated_at).update(retired_at=activated_at)
     except IntegrityError:
+        forget_chain()  # another process changed the chain
         return False
+    forget_chain()
     return True
 
 
@@ -157,19 +165,53 @@ async def _chain() -> list[SigningKey]:
     return await SigningKey.all().order_by("generation")
 
 
+@dataclass(frozen=True)
+class _HeldChain:
+    keys: list[SigningKey]
+    read_at: datetime
+    valid_until: datetime
+
+
+_held: _HeldChain | None = None
+
+
+def forget_chain() -> None:
+    """Drop the chain this process holds: the next use reads it again."""
+    global _held
+    _held = None
+
+
+def _next_change(settings: Settings, keys: list[SigningKey], at: datetime) -> datetime:
+    """The first moment after `at` when what the chain signs or publishes changes, or when it
+    falls due for a successor; at most `CHAIN_HELD_SECONDS` away."""
+    overlap = _overlap(settings)
+    moments = [keys[-1].activated_at + _rotation(settings) - overlap]
+    for key in keys:
+        moments.append(key.activated_at)
+        if key.retired_at is not None:
+            moments += [key.retired_at, key.retired_at + overlap]
+    return min([m for m in moments if m > at] + [at + timedelta(seconds=CHAIN_HELD_SECONDS)])
+
+
 async def _maintained(settings: Settings) -> list[SigningKey]:
-    """The chain, after creating the first key or the scheduled successor if due."""
-    keys = await _chain()
+    """The chain, after creating the first key or the scheduled successor if due; the one
+    this process holds while it is still valid."""
+    global _held
     now = clock.now()
+    held = _held
+    if held is not None and held.read_at <= now < held.valid_until:
+        return held.keys
+    keys = await _chain()
     if not keys:
         await _create_successor(settings, None, now)
-        return await _chain()
-    latest = keys[-1]
-    if _next_due(settings, latest, now):
+        keys = await _chain()
+    elif _next_due(settings, keys[-1], now):
+        latest = keys[-1]
         scheduled = latest.activated_at + _rotation(settings)
         # Published one overlap before it signs, also when the chain was left alone too long.
         await _create_successor(settings, latest, max(scheduled, now + _overlap(settings)))
-        return await _chain()
+        keys = await _chain()
+    _held = _HeldChain(keys, now, _next_change(settings, keys, now))
     return keys
 
 

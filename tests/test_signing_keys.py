@@ -21,6 +21,7 @@ from api.app import create_app
 from auth import signing_keys
 from core.settings import Settings, get_settings
 from models.oauth import SigningKey
+from tests.support.database import recorded_queries
 from tests.support.servers import Clock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -219,3 +220,53 @@ async def test_the_rotate_signing_key_command(settings, database_url, frozen_clo
         f"The key {first} no longer signs; it stays in the JWKS for "
         f"{settings.signing_key_overlap} seconds, so the ID tokens it signed stay verifiable "
         "until they expire.\n")
+
+
+def key_queries(seen: list[str]) -> list[str]:
+    return [query for query in seen if "oauth_signing_keys" in query]
+
+
+async def test_the_chain_is_held_in_memory_and_another_process_rotation_is_seen(
+        settings, database_url, frozen_clock, http):
+    """ID tokens and JWKS fetches read no key from the database while the chain this process
+    holds is valid; a rotation by another process is seen once it is `CHAIN_HELD_SECONDS`
+    old."""
+    first = (await signing_keys.current(settings)).kid
+    with pytest.MonkeyPatch.context() as recording, recorded_queries(recording) as seen:
+        for _ in range(3):
+            assert (await signing_keys.current(settings)).kid == first
+            assert await published_kids(settings) == [first]
+            jwks = await http.get("/oauth/jwks")
+            assert [key["kid"] for key in jwks.json()["keys"]] == [first]
+    assert key_queries(seen) == []
+
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "api.cli", "rotate-signing-key", cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(child.communicate(), timeout=60)
+    assert child.returncode == 0, err.decode()
+    [_, new] = await kids()
+    frozen_clock.advance(seconds=signing_keys.CHAIN_HELD_SECONDS - 1)
+    assert (await signing_keys.current(settings)).kid == first
+    frozen_clock.advance(seconds=1)
+    assert (await signing_keys.current(settings)).kid == new
+    assert await published_kids(settings) == [new, first]
+
+
+async def test_the_held_chain_expires_at_its_next_change(settings, frozen_clock, monkeypatch):
+    """A successor falling due, one overlap before the rotation age, is created on time
+    though the chain was read a second before."""
+    monkeypatch.setattr(settings, "signing_key_rotation_days", 1)
+    monkeypatch.setattr(settings, "signing_key_overlap", 3600)
+    start = frozen_clock.current
+    first = (await signing_keys.current(settings)).kid
+    frozen_clock.current = start + DAY - timedelta(hours=1, seconds=1)
+    with pytest.MonkeyPatch.context() as recording, recorded_queries(recording) as seen:
+        assert await published_kids(settings) == [first]
+    assert key_queries(seen) != []
+    frozen_clock.advance(seconds=1)
+    [_, second] = [k["kid"] for k in reversed(await signing_keys.published(settings))]
+    assert await kids() == [first, second]
+    frozen_clock.current = start + DAY
+    assert (await signing_keys.current(settings)).kid == second

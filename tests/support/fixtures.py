@@ -26,7 +26,7 @@ from oauthlib.oauth2 import Client
 from requests_oauthlib import OAuth2Session
 
 from api.app import create_app
-from auth import passwords
+from auth import passwords, signing_keys
 from core import clock
 from core.settings import get_settings
 from models import db
@@ -75,8 +75,10 @@ async def database_url() -> AsyncIterator[str]:
 
 @pytest.fixture(autouse=True)
 async def clean_database(database_url: str) -> AsyncIterator[None]:
-    """Each test starts from the migrated state: only the built-in client exists."""
+    """Each test starts from the migrated state: only the built-in client exists, and no
+    signing key chain is held in memory."""
     yield
+    signing_keys.forget_chain()
     for model in models_children_first():
         query = model.all()
         if model.__name__ == "OAuthClient":

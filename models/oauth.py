@@ -170,6 +170,8 @@ class AuthorizationCode(Model):
 
     class Meta:
         table = "oauth_authorization_codes"
+        # A nonce is refused once used with the client: looked up on every OpenID request.
+        indexes = [("client_id", "nonce")]
 
 
 class Consent(Model):

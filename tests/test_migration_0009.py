@@ -1,7 +1,8 @@
 """Migration 0009 on a database that holds data: adding the OpenID Connect columns (a code's
 `nonce` and `auth_time`, a family's `auth_time`) keeps every code, family and token and the
 links between them (on SQLite an added nullable column does not rebuild the table, which would
-cascade to the rows that reference it), and the signing keys' table starts empty.
+cascade to the rows that reference it), the nonce replay check gets its `(client_id, nonce)`
+index, and the signing keys' table starts empty.
 
 Each step runs in a child process with a database of its own, as in test_migration_0007."""
 
@@ -54,8 +55,23 @@ async def main(step, url, rows):
             "SELECT id, auth_time FROM oauth_token_families")
         tokens = await connection.execute_query_dict("SELECT id, family_id FROM oauth_tokens")
         keys = await connection.execute_query_dict("SELECT COUNT(*) AS n FROM oauth_signing_keys")
+        if url.startswith("sqlite"):
+            indexes = [[column["name"] for column in await connection.execute_query_dict(
+                            f"PRAGMA index_info('{index['name']}')")]
+                       for index in await connection.execute_query_dict(
+                            "PRAGMA index_list('oauth_authorization_codes')")]
+        else:
+            indexes = [[column["attname"] for column in await connection.execute_query_dict(
+                            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON "
+                            "a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+                            "WHERE i.indexrelid = $1::regclass "
+                            "ORDER BY array_position(i.indkey, a.attnum)", [index["indexname"]])]
+                       for index in await connection.execute_query_dict(
+                            "SELECT indexname FROM pg_indexes "
+                            "WHERE tablename = 'oauth_authorization_codes'")]
         print(json.dumps({"codes": codes, "families": families, "tokens": tokens,
-                          "keys": keys[0]["n"]}))
+                          "keys": keys[0]["n"],
+                          "nonce_index": ["client_id", "nonce"] in indexes}))
     await Tortoise.close_connections()
 
 asyncio.run(main(*sys.argv[1:]))
@@ -84,4 +100,5 @@ async def test_migration_0009_adds_the_openid_columns_and_keeps_every_row(tmp_pa
         "families": [{"id": 1, "auth_time": None}],
         "tokens": [{"id": 1, "family_id": 1}],
         "keys": 0,
+        "nonce_index": True,
     }

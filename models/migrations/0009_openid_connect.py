@@ -3,6 +3,7 @@ from tortoise.migrations import operations as ops
 import functools
 from json import dumps, loads
 from tortoise import fields
+from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
     dependencies = [('models', '0008_mobile_clients_code_flow')]
@@ -35,6 +36,11 @@ class Migration(migrations.Migration):
             model_name='AuthorizationCode',
             name='nonce',
             field=fields.CharField(null=True, max_length=255),
+        ),
+        # A plain CREATE INDEX on both databases: no table is rebuilt.
+        ops.AddIndex(
+            model_name='AuthorizationCode',
+            index=Index(fields=['client_id', 'nonce']),
         ),
         ops.AddField(
             model_name='TokenFamily',

@@ -87,6 +87,10 @@ class IssuedCredential(TokenMixin):
         return self.row.family.client_id == client.row.id
 
     def get_scope(self) -> str:
+        """An access token's own scope; a refresh token's is the family's grant, which a
+        refresh may ask for again after a narrower one (RFC 6749 §6)."""
+        if self.kind == "access_token":
+            return tokens.access_scope(self.row)
         return self.row.family.scope
 
     def get_expires_in(self) -> int:
@@ -343,7 +347,7 @@ class Introspection(IntrospectionEndpoint):
             "active": True,
             "client_id": family.client.client_id,
             "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
-            "scope": family.scope,
+            "scope": token.get_scope(),
             "exp": int(expires_at.timestamp()),
             "iat": int(token.row.issued_at.timestamp()),
             "iss": self.issuer,
@@ -421,7 +425,7 @@ class UserInfo(UserInfoEndpoint):
         family = token.row.family
         account = family.customer or family.user
         assert account is not None  # only a code flow's tokens carry `openid`
-        return 200, dict(self.generate_user_info(account, family.scope)), []
+        return 200, dict(self.generate_user_info(account, token.get_scope())), []
 
     def generate_user_info(self, user: User | Customer, scope: str) -> UserInfoClaims:
         return on_loop(oidc.user_info, user, scope)

@@ -79,9 +79,11 @@ async def issue(
     customer: Customer | None = None,
     auth_time: datetime | None = None,
 ) -> IssuedToken:
-    """Store a new token pair, in a new family or (on refresh, with the scope the refresh
-    asked for) in the given one. `auth_time`: when the user signed in at the hosted login
-    page, for a code flow's family (its refreshed ID tokens)."""
+    """Store a new token pair, in a new family (which keeps `scope` as the granted one) or,
+    on refresh, in the given one: the pair has the scope the refresh asked for, perhaps
+    narrower (RFC 6749 §6), while the family keeps its grant for later refreshes.
+    `auth_time`: when the user signed in at the hosted login page, for a code flow's family
+    (its refreshed ID tokens)."""
     now = clock.now()
     access = generate(ACCESS_PREFIX)
     refresh = generate(REFRESH_PREFIX) if refresh_lifetime else None
@@ -104,12 +106,7 @@ async def issue(
                 auth_time=auth_time,
             )
         else:
-            # A refresh may narrow the scope (RFC 6749 §6): the family, which carries the scope
-            # of its access and refresh tokens, keeps the narrower one from now on.
-            await TokenFamily.filter(id=family.id).update(
-                last_used_at=now, expires_at=expires, scope=scope
-            )
-            family.scope = scope
+            await TokenFamily.filter(id=family.id).update(last_used_at=now, expires_at=expires)
         await Token.create(
             family=family,
             access_hash=digest(access),
@@ -117,6 +114,7 @@ async def issue(
             refresh_hash=digest(refresh) if refresh else None,
             refresh_expires_at=refresh_expires,
             issued_at=now,
+            scope=scope,
         )
     return IssuedToken(access, access_lifetime, scope, refresh)
 
@@ -149,6 +147,12 @@ async def find_refresh_token(raw: str) -> Token | None:
         .select_related("family__client", "family__user", "family__customer")
         .first()
     )
+
+
+def access_scope(token: Token) -> str:
+    """What the token's access token may do: its own scope, or its family's for a row issued
+    before tokens kept one."""
+    return token.scope if token.scope is not None else token.family.scope
 
 
 def is_revoked(token: Token) -> bool:
@@ -187,6 +191,7 @@ async def authenticate(raw: str) -> AnyPrincipal:
     if token is None:
         return None
     family = token.family
+    scope = access_scope(token)
     now = clock.now()
     if now - family.last_used_at >= LAST_USED_RESOLUTION:
         await TokenFamily.filter(id=family.id).update(last_used_at=now)
@@ -194,11 +199,10 @@ async def authenticate(raw: str) -> AnyPrincipal:
             await Customer.filter(id=family.customer.id).update(last_active_at=now)
     if family.customer is not None:
         return CustomerPrincipal(
-            client=family.client, family_id=family.id, scope=family.scope,
-            customer=family.customer,
+            client=family.client, family_id=family.id, scope=scope, customer=family.customer,
         )
     if family.user is not None:
         return UserPrincipal(
-            client=family.client, family_id=family.id, scope=family.scope, user=family.user
+            client=family.client, family_id=family.id, scope=scope, user=family.user
         )
-    return ClientPrincipal(client=family.client, family_id=family.id, scope=family.scope)
+    return ClientPrincipal(client=family.client, family_id=family.id, scope=scope)

@@ -85,6 +85,7 @@ class TokenFamily(Model):
         "models.Customer", related_name="token_families", null=True, on_delete=fields.CASCADE
     )
     customer_id: int | None
+    # The scope granted at sign-in: what every refresh may ask for again.
     scope = fields.CharField(max_length=500, default="")
     grant_type = fields.CharField(max_length=40)
     created_at = fields.DatetimeField()
@@ -120,6 +121,9 @@ class Token(Model):
     refresh_used_at = fields.DatetimeField(null=True)
     issued_at = fields.DatetimeField()
     revoked_at = fields.DatetimeField(null=True)
+    # What this access token may do: the family's granted scope, or less when a refresh
+    # narrowed it (RFC 6749 §6); null for rows issued before it was kept (the family's, then).
+    scope = fields.CharField(max_length=500, null=True)
 
     class Meta:
         table = "oauth_tokens"

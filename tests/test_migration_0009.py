@@ -1,8 +1,9 @@
 """Migration 0009 on a database that holds data: adding the OpenID Connect columns (a code's
-`nonce` and `auth_time`, a family's `auth_time`) keeps every code, family and token and the
-links between them (on SQLite an added nullable column does not rebuild the table, which would
-cascade to the rows that reference it), the nonce replay check gets its `(client_id, nonce)`
-index, and the signing keys' table starts empty.
+`nonce` and `auth_time`, a family's `auth_time`, a token's own `scope`, null for the rows
+before) keeps every code, family and token and the links between them (on SQLite an added
+nullable column does not rebuild the table, which would cascade to the rows that reference
+it), the nonce replay check gets its `(client_id, nonce)` index, and the signing keys' table
+starts empty.
 
 Each step runs in a child process with a database of its own, as in test_migration_0007."""
 
@@ -53,7 +54,8 @@ async def main(step, url, rows):
             "SELECT id, family_id, nonce, auth_time FROM oauth_authorization_codes")
         families = await connection.execute_query_dict(
             "SELECT id, auth_time FROM oauth_token_families")
-        tokens = await connection.execute_query_dict("SELECT id, family_id FROM oauth_tokens")
+        tokens = await connection.execute_query_dict(
+            "SELECT id, family_id, scope FROM oauth_tokens")
         keys = await connection.execute_query_dict("SELECT COUNT(*) AS n FROM oauth_signing_keys")
         if url.startswith("sqlite"):
             indexes = [[column["name"] for column in await connection.execute_query_dict(
@@ -98,7 +100,7 @@ async def test_migration_0009_adds_the_openid_columns_and_keeps_every_row(tmp_pa
     assert after == {
         "codes": [{"id": 1, "family_id": 1, "nonce": None, "auth_time": None}],
         "families": [{"id": 1, "auth_time": None}],
-        "tokens": [{"id": 1, "family_id": 1}],
+        "tokens": [{"id": 1, "family_id": 1, "scope": None}],
         "keys": 0,
         "nonce_index": True,
     }

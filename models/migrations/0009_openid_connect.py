@@ -43,6 +43,11 @@ class Migration(migrations.Migration):
             index=Index(fields=['client_id', 'nonce']),
         ),
         ops.AddField(
+            model_name='Token',
+            name='scope',
+            field=fields.CharField(null=True, max_length=500),
+        ),
+        ops.AddField(
             model_name='TokenFamily',
             name='auth_time',
             field=fields.DatetimeField(null=True, auto_now=False, auto_now_add=False),

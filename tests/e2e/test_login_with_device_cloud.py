@@ -23,11 +23,20 @@ from api import authorize
 from api.app import create_app
 from auth import apps, tokens
 from auth.principals import CustomerPrincipal, UserPrincipal
+from auth.scopes import Scope
+from core.errors import PermissionDenied
 from core.settings import Environment, get_settings
-from fleet import products
+from fleet import access, products
 from models.accounts import User
 from models.customers import Customer
-from models.oauth import AuthorizationCode, Consent, OAuthClient, ThrottleCounter, TokenFamily
+from models.oauth import (
+    AuthorizationCode,
+    Consent,
+    OAuthClient,
+    ThrottleCounter,
+    Token,
+    TokenFamily,
+)
 from tests.support.accounts import access_token, acting_as, make_user, organization_with_team
 from tests.support.constants import PASSWORD
 from tests.support.graphql import graphql, run_mutation
@@ -804,7 +813,9 @@ async def test_a_product_app_is_not_marked_unverified(browser, user, product_app
     assert "Unverified" not in consent.text
 
 
-async def test_a_scope_narrowed_on_refresh_is_stored(browser, http, user, app):
+async def test_a_refresh_narrows_one_token_and_the_grant_stays(browser, http, user, app):
+    """RFC 6749 §6: a refresh may ask for less than was granted; that access token can do only
+    that, while a later refresh may ask for the whole grant again, never for more."""
     code, verifier = await authorized_code(browser, app, scope="devices:read events:read")
     first = (await exchange(http, app, code, verifier)).json()
     auth = (app.client_id, app.secret)
@@ -817,18 +828,42 @@ async def test_a_scope_narrowed_on_refresh_is_stored(browser, http, user, app):
     assert narrowed.status_code == 200, narrowed.text
     second = narrowed.json()
     assert second["scope"] == "devices:read"
-    for token in (second["access_token"], second["refresh_token"]):
-        assert (await introspect(http, token, auth))["scope"] == "devices:read"
-    assert (await tokens.authenticate(second["access_token"])).scope == "devices:read"
+    assert (await introspect(http, second["access_token"], auth))["scope"] == "devices:read"
+    assert (await introspect(http, second["refresh_token"], auth))["scope"] == (
+        "devices:read events:read")
+    principal = await tokens.authenticate(second["access_token"])
+    assert principal is not None and principal.scope == "devices:read"
+    access.require_app_scope(principal, Scope.DEVICES_READ)
+    with pytest.raises(PermissionDenied) as refused:
+        access.require_app_scope(principal, Scope.EVENTS_READ)
+    assert refused.value.message == "This app's token does not allow this."
 
-    # The narrowed scope is what the next refresh starts from: it cannot widen again.
+    # Beyond the grant is refused, and leaves the refresh token usable.
+    beyond = await refreshed(second["refresh_token"], scope="devices:read devices:call")
+    assert_oauth_error(beyond, 400, "invalid_scope")
+    # The whole grant again, by name or by leaving scope out.
     widened = await refreshed(second["refresh_token"], scope="devices:read events:read")
-    assert_oauth_error(widened, 400, "invalid_scope")
-    third = await refreshed(second["refresh_token"])
+    assert widened.status_code == 200, widened.text
+    assert widened.json()["scope"] == "devices:read events:read"
+    principal = await tokens.authenticate(widened.json()["access_token"])
+    assert principal is not None
+    access.require_app_scope(principal, Scope.EVENTS_READ)
+    third = await refreshed(widened.json()["refresh_token"])
     assert third.status_code == 200, third.text
-    assert third.json()["scope"] == "devices:read"
+    assert third.json()["scope"] == "devices:read events:read"
     assert (await introspect(http, third.json()["access_token"], auth))["scope"] == (
-        "devices:read")
+        "devices:read events:read")
+
+
+async def test_a_token_issued_before_tokens_kept_a_scope_has_its_familys(browser, http, user,
+                                                                         app):
+    code, verifier = await authorized_code(browser, app, scope="devices:read events:read")
+    issued = (await exchange(http, app, code, verifier)).json()
+    await Token.all().update(scope=None)  # as migration 0009 leaves the rows before it
+    principal = await tokens.authenticate(issued["access_token"])
+    assert principal is not None and principal.scope == "devices:read events:read"
+    assert (await introspect(http, issued["access_token"], (app.client_id, app.secret)))[
+        "scope"] == "devices:read events:read"
 
 
 # --- prompt (OpenID Connect Core §3.1.2.1) --------------------------------------------------

@@ -404,6 +404,34 @@ async def test_an_unreadable_signing_key_issues_nothing(third_party, user, clock
     assert await Token.all().count() == 2
 
 
+async def test_a_refresh_without_openid_does_not_lose_it(third_party, user, clock_now, http):
+    """A refresh narrowed to devices:read gets no ID token and its access token no userinfo;
+    the next refresh asks for openid again and gets both."""
+    code, verifier = await code_for(third_party, "openid devices:read")
+    client = (third_party.client_id, third_party.secret)
+    issued = (await http.post(TOKEN, auth=client, data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+        "code_verifier": verifier})).json()
+    narrowed = (await http.post(TOKEN, auth=client, data={
+        "grant_type": "refresh_token", "refresh_token": issued["refresh_token"],
+        "scope": "devices:read"})).json()
+    assert (narrowed["scope"], "id_token" in narrowed) == ("devices:read", False)
+    refused = await http.get(USERINFO,
+                             headers={"Authorization": f"Bearer {narrowed['access_token']}"})
+    assert refused.status_code == 403, refused.text
+
+    again = await http.post(TOKEN, auth=client, data={
+        "grant_type": "refresh_token", "refresh_token": narrowed["refresh_token"],
+        "scope": "openid devices:read"})
+    assert again.status_code == 200, again.text
+    assert again.json()["scope"] == "openid devices:read"
+    verified = await third_party.verify(again.json()["id_token"])
+    assert (verified["ok"], verified["claims"]["sub"]) == (True, f"user:{user.id}")
+    answered = await http.get(USERINFO,
+                              headers={"Authorization": f"Bearer {again.json()['access_token']}"})
+    assert answered.json() == {"sub": f"user:{user.id}"}
+
+
 # --- Refusals -----------------------------------------------------------------------------------
 
 

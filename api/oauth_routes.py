@@ -102,7 +102,9 @@ async def userinfo(request: Request) -> Response:
     status, body, headers = await respond(
         server, "userinfo", FormRequest(request.method, uri, request.headers, {})
     )
-    response = JSONResponse(body, status_code=status, headers=dict(headers))
+    # No body: a request without a token, which gets only the `Bearer` challenge.
+    response = (Response(status_code=status, headers=dict(headers)) if body is None
+                else JSONResponse(body, status_code=status, headers=dict(headers)))
     response.headers.update(NO_STORE)
     return response
 

@@ -377,25 +377,21 @@ async def _find_access_token(raw: str) -> IssuedCredential | None:
 
 class BearerChallenge(OAuth2Error):
     """A refused bearer token (RFC 6750 §3): the error, and the `WWW-Authenticate` challenge
-    that names it (none for a request without a token, §3.1)."""
+    that names it."""
 
-    def __init__(self, error: str | None, description: str, status_code: int,
+    def __init__(self, error: str, description: str, status_code: int,
                  scope: str | None = None):
         super().__init__(description=description, status_code=status_code)
-        self.error = error or "invalid_request"
-        self.challenge = error
+        self.error = error
         self.scope = scope
 
     def get_headers(self) -> list[tuple[str, str]]:
-        if self.challenge is None:
-            return [*super().get_headers(), ("WWW-Authenticate", "Bearer")]
-        params = [f'error="{self.challenge}"', f'error_description="{self.description}"']
+        params = [f'error="{self.error}"', f'error_description="{self.description}"']
         if self.scope:
             params.append(f'scope="{self.scope}"')
         return [*super().get_headers(), ("WWW-Authenticate", "Bearer " + ", ".join(params))]
 
 
-NO_TOKEN = "Send the access token as Authorization: Bearer <token>."  # noqa: S105 - a message
 BAD_TOKEN = "The access token is invalid, expired or revoked."  # noqa: S105 - a message
 NO_OPENID = "The access token was not issued with the openid scope."
 
@@ -411,8 +407,11 @@ class UserInfo(UserInfoEndpoint):
         super().__init__(server, protector)
 
     def __call__(self, request: OAuth2Request) -> tuple[int, Any, list[tuple[str, str]]]:
+        """The claims; or a refusal. A request without a bearer token gets 401 with a bare
+        `WWW-Authenticate: Bearer` and no body: RFC 6750 §3.1 gives it no error code nor
+        other error information, as it may just not know authentication is needed."""
         if tokens.bearer_token((request.headers or {}).get("authorization")) is None:
-            raise BearerChallenge(None, NO_TOKEN, 401)
+            return 401, None, [("WWW-Authenticate", "Bearer")]
         assert self.resource_protector is not None  # given in `__init__`
         try:
             token: IssuedCredential = self.resource_protector.validate_request(

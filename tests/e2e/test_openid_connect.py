@@ -516,12 +516,21 @@ def assert_challenge(response: httpx.Response, status: int, error: str, challeng
     assert response.json()["error"] == error
 
 
+def assert_bare_challenge(response: httpx.Response) -> None:
+    """RFC 6750 §3.1: a request without a bearer token learns only that one is needed."""
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.headers["cache-control"] == "no-store"
+    assert (response.content, response.headers.get("content-type")) == (b"", None)
+
+
 @pytest.mark.parametrize("method", ["GET", "POST"])
 async def test_userinfo_refuses_what_is_not_a_good_openid_token(http, user, method):
-    assert_challenge(await http.request(method, USERINFO), 401, "invalid_request", "Bearer")
-    assert_challenge(
-        await http.request(method, USERINFO, headers={"Authorization": "Basic eDp5"}),
-        401, "invalid_request", "Bearer")
+    assert_bare_challenge(await http.request(method, USERINFO))
+    assert_bare_challenge(
+        await http.request(method, USERINFO, headers={"Authorization": "Basic eDp5"}))
+    assert_bare_challenge(
+        await http.request(method, USERINFO, headers={"Authorization": "Bearer"}))
     assert_challenge(
         await http.request(method, USERINFO, headers={"Authorization": "Bearer dc_at_nope"}),
         401, "invalid_token",

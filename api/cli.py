@@ -131,9 +131,12 @@ def cmd_rotate_signing_key(args: argparse.Namespace) -> None:
     settings = get_settings()
 
     async def run() -> None:
-        new, old = await signing_keys.rotate(settings)
+        new, old = await signing_keys.rotate(settings, withdraw=args.withdraw)
         print(f"ID tokens are signed with the new key {new.kid} from now on.")
-        if old is not None:
+        if old is not None and args.withdraw:
+            print(f"The key {old.kid} no longer signs and is withdrawn from the JWKS: the ID "
+                  "tokens it signed no longer verify.")
+        elif old is not None:
             print(f"The key {old.kid} no longer signs; it stays in the JWKS for "
                   f"{settings.signing_key_overlap} seconds, so the ID tokens it signed stay "
                   "verifiable until they expire.")
@@ -215,9 +218,16 @@ def parser() -> argparse.ArgumentParser:
     )
     clients.set_defaults(run=cmd_create_client)
 
-    commands.add_parser(
+    rotation = commands.add_parser(
         "rotate-signing-key", help="sign ID tokens with a new key from now on"
-    ).set_defaults(run=cmd_rotate_signing_key)
+    )
+    rotation.add_argument(
+        "--withdraw",
+        action="store_true",
+        help="also remove the replaced key from the JWKS at once (a leaked key): the ID "
+        "tokens it signed stop verifying",
+    )
+    rotation.set_defaults(run=cmd_rotate_signing_key)
 
     devices = commands.add_parser("devices", help="manage the device registry")
     device_commands = devices.add_subparsers(

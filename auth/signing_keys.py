@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc.jwk import RSAKey
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from core import clock
@@ -107,7 +108,10 @@ def signing_key_at(keys: list[SigningKey], at: datetime) -> SigningKey | None:
 
 
 def is_published(key: SigningKey, at: datetime, overlap: timedelta) -> bool:
-    """Published from its creation until one overlap after it stopped signing."""
+    """Published from its creation until one overlap after it stopped signing, unless it was
+    withdrawn before."""
+    if key.withdrawn_at is not None and key.withdrawn_at <= at:
+        return False
     return key.retired_at is None or key.retired_at > at - overlap
 
 
@@ -133,11 +137,12 @@ def _generate() -> tuple[str, bytes, dict[str, str]]:
 
 
 async def _create_successor(settings: Settings, latest: SigningKey | None,
-                            activated_at: datetime) -> bool:
+                            activated_at: datetime, *, withdraw: bool = False) -> bool:
     """Insert the next generation, signing from `activated_at`, and retire its predecessors
-    then. False when another process inserted it first. The stored row is read back and
-    decrypted before the transaction commits: a key this process could not read never
-    signs (`SigningKeyUnreadable`)."""
+    then (`withdraw`: and take those it retires out of the JWKS at once). False when another
+    process inserted it first. The stored row is read back and decrypted before the
+    transaction commits: a key this process could not read never signs
+    (`SigningKeyUnreadable`)."""
     kid, pem, public = await anyio.to_thread.run_sync(_generate)
     generation = latest.generation + 1 if latest else 1
     try:
@@ -149,11 +154,11 @@ async def _create_successor(settings: Settings, latest: SigningKey | None,
             )
             _private_key(settings, await SigningKey.get(generation=generation))
             # Every key still signing (or yet to) at `activated_at` stops then.
-            await SigningKey.filter(generation__lt=generation, retired_at=None).update(
-                retired_at=activated_at
-            )
-            await SigningKey.filter(generation__lt=generation,
-                                    retired_at__gt=activated_at).update(retired_at=activated_at)
+            replaced = (Q(retired_at=None) | Q(retired_at__gt=activated_at)) & Q(
+                generation__lt=generation)
+            if withdraw:
+                await SigningKey.filter(replaced).update(withdrawn_at=activated_at)
+            await SigningKey.filter(replaced).update(retired_at=activated_at)
     except IntegrityError:
         forget_chain()  # another process changed the chain
         return False
@@ -231,15 +236,19 @@ async def published(settings: Settings) -> list[dict[str, str]]:
     return [k.public_jwk for k in reversed(keys) if is_published(k, now, _overlap(settings))]
 
 
-async def rotate(settings: Settings) -> tuple[SigningKey, SigningKey | None]:
+async def rotate(settings: Settings, *, withdraw: bool = False
+                 ) -> tuple[SigningKey, SigningKey | None]:
     """Replace the signing key now (`devicecloud rotate-signing-key`): a new key signs from
-    this instant; the one it replaces stays published for one overlap. Needs no private key
-    decrypted, so it also replaces a key a lost SECRET_KEY made unreadable."""
+    this instant; the one it replaces stays published for one overlap, or with `withdraw`
+    (a leaked key) leaves the JWKS at once with any pre-published successor, so that the ID
+    tokens they signed stop verifying. Needs no private key decrypted, so it also replaces a
+    key a lost SECRET_KEY made unreadable."""
     for _ in range(3):  # another process may rotate at the same instant: build on its key
         keys = await _chain()
         now = clock.now()
         previous = signing_key_at(keys, now)
-        if await _create_successor(settings, keys[-1] if keys else None, now):
+        if await _create_successor(settings, keys[-1] if keys else None, now,
+                                   withdraw=withdraw):
             return (await _chain())[-1], previous
     raise RuntimeError("Signing keys are being rotated concurrently; try again.")
 

@@ -217,6 +217,9 @@ class SigningKey(Model):
     created_at = fields.DatetimeField(description="when it was published")
     activated_at = fields.DatetimeField(description="when it starts signing")
     retired_at = fields.DatetimeField(null=True, description="when it stops signing")
+    withdrawn_at = fields.DatetimeField(
+        null=True, description="when it left the JWKS before its overlap ended (a leaked key)"
+    )
 
     class Meta:
         table = "oauth_signing_keys"

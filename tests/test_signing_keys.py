@@ -270,3 +270,41 @@ async def test_the_held_chain_expires_at_its_next_change(settings, frozen_clock,
     assert await kids() == [first, second]
     frozen_clock.current = start + DAY
     assert (await signing_keys.current(settings)).kid == second
+
+
+async def test_rotate_signing_key_withdraw_removes_the_replaced_key_at_once(
+        settings, database_url, frozen_clock, monkeypatch):
+    """A leaked key: withdrawn with its pre-published successor, both leave the JWKS at once
+    (their ID tokens stop verifying); a key retired before keeps its overlap. The chain is
+    built in the recent past, as the command runs on the real clock."""
+    monkeypatch.setattr(settings, "signing_key_rotation_days", 1)
+    monkeypatch.setattr(settings, "signing_key_overlap", 13 * 3600)
+    hour = timedelta(hours=1)
+    start = frozen_clock.current
+    frozen_clock.current = start - 12 * hour - timedelta(seconds=1)
+    first = (await signing_keys.current(settings)).kid
+    frozen_clock.current = start - 12 * hour
+    leaked, _ = await signing_keys.rotate(settings)
+    frozen_clock.current = start - hour  # one overlap before the rotation age
+    await signing_keys.current(settings)
+    [_, _, successor] = await kids()
+
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "api.cli", "rotate-signing-key", "--withdraw", cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(child.communicate(), timeout=60)
+    assert child.returncode == 0, err.decode()
+    new = (await kids())[-1]
+    assert out.decode() == (
+        f"ID tokens are signed with the new key {new} from now on.\n"
+        f"The key {leaked.kid} no longer signs and is withdrawn from the JWKS: the ID tokens it "
+        "signed no longer verify.\n")
+    signing_keys.forget_chain()  # as this process would within a minute
+    rows = {row.kid: row for row in await SigningKey.all()}
+    now = rows[new].activated_at
+    assert [rows[k].withdrawn_at for k in (first, leaked.kid, successor, new)] == [
+        None, now, now, None]
+    frozen_clock.current = now
+    assert await published_kids(settings) == [new, first]
+    assert (await signing_keys.current(settings)).kid == new

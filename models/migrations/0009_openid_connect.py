@@ -23,6 +23,7 @@ class Migration(migrations.Migration):
                 ('created_at', fields.DatetimeField(description='when it was published', auto_now=False, auto_now_add=False)),
                 ('activated_at', fields.DatetimeField(description='when it starts signing', auto_now=False, auto_now_add=False)),
                 ('retired_at', fields.DatetimeField(null=True, description='when it stops signing', auto_now=False, auto_now_add=False)),
+                ('withdrawn_at', fields.DatetimeField(null=True, description='when it left the JWKS before its overlap ended (a leaked key)', auto_now=False, auto_now_add=False)),
             ],
             options={'table': 'oauth_signing_keys', 'app': 'models', 'pk_attr': 'id', 'table_description': 'A key that signs ID tokens (auth/signing_keys.py). The private key is stored only'},
             bases=['Model'],

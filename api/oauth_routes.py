@@ -17,11 +17,9 @@ from auth import signing_keys
 from auth.oauth import AuthorizationServer, respond
 from auth.oauth_common import FormRequest, client_authentication_problem
 from core import text
+from core.settings import JWKS_MAX_AGE
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-# Relying parties may cache the keys this long: less than the overlap during which a new key
-# is published before it signs (SIGNING_KEY_OVERLAP).
-JWKS_MAX_AGE = 300
 CLIENT_ADDRESS_HEADER = "x-devicecloud-client-address"
 
 

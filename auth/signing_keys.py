@@ -11,8 +11,8 @@ key, so every process signs with the same one.
 
 Each process holds the chain in memory until its next change it can foresee (a key starting or
 stopping to sign, leaving the JWKS, a successor falling due) and for at most
-`CHAIN_HELD_SECONDS`, so that a rotation by another process (`devicecloud rotate-signing-key`)
-is seen within that time; its own rotations are seen at once.
+`SIGNING_KEYS_HELD_SECONDS`, so that a rotation by another process (`devicecloud
+rotate-signing-key`) is seen within that time; its own rotations are seen at once.
 
 The private key is stored only encrypted: AES-256-GCM under a key derived from SECRET_KEY
 (HKDF-SHA256), with the key ID as associated data, so a row cannot be passed off as another.
@@ -37,14 +37,13 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from core import clock
-from core.settings import Settings
+from core.settings import SIGNING_KEYS_HELD_SECONDS, Settings
 from models.oauth import SigningKey
 
 ALGORITHM = "RS256"  # what every relying party supports (OpenID Connect Discovery §3)
 RSA_BITS = 2048
 _HKDF_INFO = b"devicecloud id-token signing keys v1"
 _NONCE_BYTES = 12
-CHAIN_HELD_SECONDS = 60
 
 
 class SigningKeyUnreadable(RuntimeError):
@@ -188,14 +187,14 @@ def forget_chain() -> None:
 
 def _next_change(settings: Settings, keys: list[SigningKey], at: datetime) -> datetime:
     """The first moment after `at` when what the chain signs or publishes changes, or when it
-    falls due for a successor; at most `CHAIN_HELD_SECONDS` away."""
+    falls due for a successor; at most `SIGNING_KEYS_HELD_SECONDS` away."""
     overlap = _overlap(settings)
     moments = [keys[-1].activated_at + _rotation(settings) - overlap]
     for key in keys:
         moments.append(key.activated_at)
         if key.retired_at is not None:
             moments += [key.retired_at, key.retired_at + overlap]
-    return min([m for m in moments if m > at] + [at + timedelta(seconds=CHAIN_HELD_SECONDS)])
+    return min([m for m in moments if m > at] + [at + timedelta(seconds=SIGNING_KEYS_HELD_SECONDS)])
 
 
 async def _maintained(settings: Settings) -> list[SigningKey]:

@@ -21,6 +21,13 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+# Relying parties may cache the JWKS this long (its Cache-Control max-age), seconds.
+JWKS_MAX_AGE = 300
+# A process holds the signing key chain in memory at most this long (auth/signing_keys.py),
+# so another process's new key reaches its JWKS within it, seconds.
+SIGNING_KEYS_HELD_SECONDS = 60
+
+
 class Settings(BaseSettings):
     """Every knob of the service. Names are the environment variables, upper-cased."""
 
@@ -122,6 +129,14 @@ class Settings(BaseSettings):
         if self.signing_key_overlap < self.id_token_lifetime:
             raise ValueError("SIGNING_KEY_OVERLAP must be at least ID_TOKEN_LIFETIME: a retired "
                              "key stays published until the tokens it signed expire")
+        propagation = JWKS_MAX_AGE + SIGNING_KEYS_HELD_SECONDS
+        if self.signing_key_overlap <= propagation:
+            raise ValueError(
+                f"SIGNING_KEY_OVERLAP must be longer than {propagation} seconds: a new key is "
+                "published that long before it signs, and relying parties may cache the JWKS "
+                f"for {JWKS_MAX_AGE} seconds after every process serves it "
+                f"(within {SIGNING_KEYS_HELD_SECONDS} seconds)"
+            )
         if self.signing_key_overlap >= self.signing_key_rotation_days * 86400:
             raise ValueError("SIGNING_KEY_OVERLAP must be shorter than "
                              "SIGNING_KEY_ROTATION_DAYS")

@@ -19,7 +19,7 @@ from tortoise import connections
 
 from api.app import create_app
 from auth import signing_keys
-from core.settings import Settings, get_settings
+from core.settings import SIGNING_KEYS_HELD_SECONDS, Settings, get_settings
 from models.oauth import SigningKey
 from tests.support.database import recorded_queries
 from tests.support.servers import Clock
@@ -199,6 +199,13 @@ def test_the_overlap_covers_an_id_token_and_fits_a_rotation() -> None:
     with pytest.raises(ValidationError, match="SIGNING_KEY_OVERLAP must be at least "
                                               "ID_TOKEN_LIFETIME"):
         Settings(secret_key=key, id_token_lifetime=7200, signing_key_overlap=3600)
+    with pytest.raises(ValidationError) as refused:
+        Settings(secret_key=key, id_token_lifetime=60, signing_key_overlap=360)
+    assert refused.value.errors()[0]["msg"] == (
+        "Value error, SIGNING_KEY_OVERLAP must be longer than 360 seconds: a new key is "
+        "published that long before it signs, and relying parties may cache the JWKS for 300 "
+        "seconds after every process serves it (within 60 seconds)")
+    Settings(secret_key=key, id_token_lifetime=60, signing_key_overlap=361)
     with pytest.raises(ValidationError, match="SIGNING_KEY_OVERLAP must be shorter than "
                                               "SIGNING_KEY_ROTATION_DAYS"):
         Settings(secret_key=key, signing_key_rotation_days=1, signing_key_overlap=86400)
@@ -229,7 +236,7 @@ def key_queries(seen: list[str]) -> list[str]:
 async def test_the_chain_is_held_in_memory_and_another_process_rotation_is_seen(
         settings, database_url, frozen_clock, http):
     """ID tokens and JWKS fetches read no key from the database while the chain this process
-    holds is valid; a rotation by another process is seen once it is `CHAIN_HELD_SECONDS`
+    holds is valid; a rotation by another process is seen once it is `SIGNING_KEYS_HELD_SECONDS`
     old."""
     first = (await signing_keys.current(settings)).kid
     with pytest.MonkeyPatch.context() as recording, recorded_queries(recording) as seen:
@@ -247,7 +254,7 @@ async def test_the_chain_is_held_in_memory_and_another_process_rotation_is_seen(
     _, err = await asyncio.wait_for(child.communicate(), timeout=60)
     assert child.returncode == 0, err.decode()
     [_, new] = await kids()
-    frozen_clock.advance(seconds=signing_keys.CHAIN_HELD_SECONDS - 1)
+    frozen_clock.advance(seconds=SIGNING_KEYS_HELD_SECONDS - 1)
     assert (await signing_keys.current(settings)).kid == first
     frozen_clock.advance(seconds=1)
     assert (await signing_keys.current(settings)).kid == new

@@ -29,7 +29,7 @@ from core import clock
 from core.errors import ErrorCode, InvalidInput
 from core.settings import Settings
 from core.text import storable as text_storable
-from fleet import events, gateway, rpc
+from fleet import events, gateway, locations, rpc
 from fleet.errors import FleetCode
 from fleet.gateway import DeviceDenied, Hello
 from fleet.rate_limit import TokenBucket
@@ -72,6 +72,7 @@ class FrameCode(StrEnum):
     INVALID_NAME = "invalid_name"
     RESERVED_NAME = "reserved_name"
     DATA_TOO_LARGE = "data_too_large"
+    INVALID_LOCATION = "invalid_location"
     UNAVAILABLE = "unavailable"
     HELLO_REQUIRED = "hello_required"
     UNAUTHORIZED = "unauthorized"
@@ -94,11 +95,12 @@ class BadFrame(Exception):
     """A frame the cloud refuses with an error frame (`code`), naming it by `reply_to`."""
 
     def __init__(self, message: str, *, code: FrameCode = FrameCode.BAD_FRAME,
-                 reply_to: int | None = None):
+                 reply_to: int | None = None, details: dict[str, Any] | None = None):
         super().__init__(message)
         self.message = message
         self.code = code
         self.reply_to = reply_to
+        self.details = details or {}
 
 
 class Disconnected(Exception):
@@ -261,7 +263,8 @@ class DeviceConnection:
 
     async def refuse(self, error: BadFrame) -> None:
         """Answer a frame with an error frame; the connection stays open."""
-        await self.send(_error_frame(error.code, error.message, error.reply_to))
+        await self.send({**_error_frame(error.code, error.message, error.reply_to),
+                         **error.details})
 
     async def close(
         self, close_code: CloseCode, code: FrameCode, message: str, reply_to: int | None = None
@@ -454,6 +457,8 @@ class DeviceGateway:
             await connection.send({"type": "pong", "replyTo": frame_id})
         elif kind == "publish":
             await self._publish(connection, frame_id, body)
+        elif kind == "location":
+            await self._location(connection, frame_id, body)
         elif kind == "reply":
             answered = connection.waiting.get(frame_id)
             if answered is None or answered.done():
@@ -528,6 +533,64 @@ class DeviceGateway:
         connection.acknowledged.append(event.message_id)
         await connection.send({"type": "ack", "replyTo": frame_id})
 
+    async def _location(
+        self, connection: DeviceConnection, frame_id: int, body: dict[str, Any]
+    ) -> None:
+        """Store a frame's location points, all or none, then acknowledge it: an `ack` means
+        they are durably stored. A frame costs one token of the publish rate limit, and a
+        retransmission (the same `messageId`) is acknowledged and stored once, as publishes."""
+        message_id = body.get("messageId")
+        if not isinstance(message_id, str) or not _MESSAGE_ID.fullmatch(message_id):
+            await connection.refuse(BadFrame(
+                "`messageId` is required: 1 to 64 letters, digits, '_', '-', '.' or ':', the "
+                "same when the frame is sent again.", reply_to=frame_id))
+            return
+        now = clock.now()
+        try:
+            points = locations.check_points(body.get("points"), now)
+        except locations.InvalidPoint as error:
+            details: dict[str, Any] = {"field": error.field}
+            if error.index is not None:
+                details["point"] = error.index
+            await connection.refuse(BadFrame(error.message, code=FrameCode.INVALID_LOCATION,
+                                             reply_to=frame_id, details=details))
+            return
+        remembered = f"location/{message_id}"  # '/' is in no message ID: no event's
+        if remembered in connection.acknowledged:
+            await connection.send({"type": "ack", "replyTo": frame_id})
+            return
+        if not connection.publishes.take():
+            await connection.refuse(BadFrame(
+                "Too many frames; these points were not stored. Send them again later (same "
+                "`messageId`).", code=FrameCode.RATE_LIMITED, reply_to=frame_id,
+            ))
+            return
+        await self._refresh_target(connection)
+        try:
+            stored = await locations.store(connection.device_id, connection.event_product_id,
+                                           message_id, points, now)
+        except Exception:
+            log.exception("storing location points failed",
+                          extra={"device": connection.device_id})
+            await connection.refuse(BadFrame(
+                "The points could not be stored; send them again (same `messageId`).",
+                code=FrameCode.UNAVAILABLE, reply_to=frame_id,
+            ))
+            return
+        if not stored:  # a retransmission of a frame stored on an earlier connection
+            connection.publishes.give_back()
+        connection.acknowledged.append(remembered)
+        await connection.send({"type": "ack", "replyTo": frame_id})
+
+    @staticmethod
+    async def _refresh_target(connection: DeviceConnection) -> None:
+        """Read the device's product again once what the connection knows of it is stale."""
+        if clock.now() - connection.target_read_at >= TARGET_REFRESH:
+            connection.event_product_id, connection.event_data_limit = (
+                await gateway.event_target(connection.device_id)
+            )
+            connection.target_read_at = clock.now()
+
     @staticmethod
     async def _write_refused(connection: DeviceConnection) -> None:
         """Add the connection's refused publishes to its device's counter."""
@@ -554,11 +617,7 @@ class DeviceGateway:
             raise BadFrame("`data` must be a string.", reply_to=frame_id)
         if not isinstance(private, bool):
             raise BadFrame("`private` must be true or false.", reply_to=frame_id)
-        if clock.now() - connection.target_read_at >= TARGET_REFRESH:
-            connection.event_product_id, connection.event_data_limit = (
-                await gateway.event_target(connection.device_id)
-            )
-            connection.target_read_at = clock.now()
+        await self._refresh_target(connection)
         try:
             events.check_name(name)
             events.check_data(data, connection.event_data_limit)

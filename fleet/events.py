@@ -32,7 +32,7 @@ from core import clock
 from core.broker import Broker, BrokerUnavailable, InProcessBroker
 from core.errors import InvalidInput, Unavailable
 from core.settings import Settings
-from fleet import access
+from fleet import access, locations
 from fleet.device_ids import parse_device_id
 from fleet.errors import FleetCode
 from fleet.permissions import Permission
@@ -572,7 +572,8 @@ async def prune(retention_days: int) -> int:
 
 @contextlib.asynccontextmanager
 async def pruner(settings: Settings) -> AsyncIterator[None]:
-    """Prune old events at start and every `EVENT_PRUNE_INTERVAL` while the block runs."""
+    """Prune old events, and location points as old (same retention), at start and every
+    `EVENT_PRUNE_INTERVAL` while the block runs."""
 
     async def prune_forever() -> None:
         while True:
@@ -580,6 +581,9 @@ async def pruner(settings: Settings) -> AsyncIterator[None]:
                 pruned = await prune(settings.event_retention_days)
                 if pruned:
                     log.info("old events pruned", extra={"events": pruned})
+                points = await locations.prune(settings.event_retention_days)
+                if points:
+                    log.info("old location points pruned", extra={"points": points})
             except Exception:  # the database is down: try again at the next pass
                 log.exception("pruning events failed")
             await asyncio.sleep(settings.event_prune_interval)

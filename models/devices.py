@@ -133,3 +133,38 @@ class Event(Model):
         table = "events"
         indexes = [("product_id", "id"), ("device_id", "id"), ("published_at",)]
         unique_together = [("device", "message_id")]
+
+
+class LocationPoint(Model):
+    """A position a device reported in a `location` frame.
+
+    `product` is the product the device belonged to when the point was stored, so that a team
+    never sees where a device was before it joined their product. `received_at` is the cloud's
+    clock (what paging, visibility since a claim and retention go by: a device's own clock may
+    be wrong); `device_time` is the device's, when it gave one. `message_id` and `position`
+    (the point's index in its frame) make a retransmitted frame store its points once."""
+
+    id = fields.BigIntField(primary_key=True)
+    device: fields.ForeignKeyRelation[Device] = fields.ForeignKeyField(
+        "models.Device", related_name="location_points"
+    )
+    device_id: str
+    product: fields.ForeignKeyNullableRelation[Product] = fields.ForeignKeyField(
+        "models.Product", related_name="location_points", null=True
+    )
+    product_id: int | None
+    lat = fields.FloatField()
+    lon = fields.FloatField()
+    alt = fields.FloatField(null=True, description="metres")
+    accuracy = fields.FloatField(null=True, description="metres")
+    heading = fields.FloatField(null=True, description="degrees from north")
+    speed = fields.FloatField(null=True, description="metres a second")
+    device_time = fields.DatetimeField(null=True)
+    received_at = fields.DatetimeField()
+    message_id = fields.CharField(max_length=64)
+    position = fields.SmallIntField()
+
+    class Meta:
+        table = "location_points"
+        indexes = [("device_id", "received_at", "id"), ("received_at",)]
+        unique_together = [("device", "message_id", "position")]

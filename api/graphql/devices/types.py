@@ -17,6 +17,7 @@ from api.graphql.context import Info
 from api.graphql.errors import UserError
 from api.graphql.pagination import (
     DEFAULT_PAGE_SIZE,
+    created_cursor,
     heard_cursor,
     paginate,
     paginate_nulls_last,
@@ -24,10 +25,11 @@ from api.graphql.pagination import (
 )
 from auth.principals import CustomerPrincipal
 from core.errors import DomainError
-from fleet import access, events, fleet_queries, rpc
+from fleet import access, events, fleet_queries, locations, rpc
 from fleet.fleet_queries import DeviceOrder
 from models.devices import Device as DeviceModel
 from models.devices import DeviceError as DeviceErrorModel
+from models.devices import LocationPoint as LocationPointModel
 from models.devices import Quarantine
 
 if TYPE_CHECKING:
@@ -167,6 +169,26 @@ class Device(relay.Node):
             history, first=first, after=after)
         return connection
 
+    @strawberry.field(description="The location points it reported, newest first (by when "
+                                  "the cloud received them). Its customer sees those received "
+                                  "since the claim.")
+    async def locations(
+        self,
+        info: Info,
+        since: Annotated[datetime | None, strawberry.argument(
+            description="Only points received at or after this moment.")] = None,
+        until: Annotated[datetime | None, strawberry.argument(
+            description="Only points received before this moment.")] = None,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+    ) -> relay.Connection[LocationPoint]:  # type: ignore[type-var]  # points are no nodes
+        device = await loaders.watchable_devices(info.context).load(self.device_id)
+        points = locations.watched_device_points(
+            info.context.principal, device, locations.LocationFilter(since=since, until=until))
+        return await paginate(  # type: ignore[type-var]  # points are no nodes
+            points, order=("-received_at", "-id"), first=first, after=after,
+            to_node=LocationPoint.from_model, parse=created_cursor)
+
     @strawberry.field(description="Read one of its variables (support and up): the device "
                                   "answers, so it must be online.")
     async def variable(self, info: Info, name: str) -> VariableReading:
@@ -176,6 +198,26 @@ class Device(relay.Node):
         except DomainError as error:
             return VariableReading(name=name, user_errors=[UserError.from_domain(error)])
         return VariableReading(name=name, value=JSON(value))
+
+
+@strawberry.type(description="Where a device was, as it reported in a `location` frame.")
+class LocationPoint:
+    lat: float = strawberry.field(description="Latitude, degrees from -90 to 90.")
+    lon: float = strawberry.field(description="Longitude, degrees from -180 to 180.")
+    alt: float | None = strawberry.field(description="Altitude, metres.")
+    accuracy: float | None = strawberry.field(description="Metres.")
+    heading: float | None = strawberry.field(description="Degrees from north, 0 to 360.")
+    speed: float | None = strawberry.field(description="Metres a second.")
+    device_time: datetime | None = strawberry.field(
+        description="When the device says it was there, by its own clock; null if it did not "
+                    "say.")
+    received_at: datetime = strawberry.field(description="When the cloud stored it.")
+
+    @classmethod
+    def from_model(cls, point: LocationPointModel) -> LocationPoint:
+        return cls(lat=point.lat, lon=point.lon, alt=point.alt, accuracy=point.accuracy,
+                   heading=point.heading, speed=point.speed, device_time=point.device_time,
+                   received_at=point.received_at)
 
 
 @strawberry.type(name="DeviceError", description="An error a device reported.")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from api import gateway
 from core.settings import Settings
+from fleet import locations
 from simulator import protocol
 
 DOCUMENT = Path(__file__).resolve().parents[1] / "docs" / "device-protocol.md"
@@ -37,6 +38,10 @@ def test_the_limits_are_the_documents() -> None:
         ),
         "names in a hello's `functions`, or in its `variables`": (gateway.MAX_NAMES,),
         "characters of an error report's `message`": (gateway.MAX_ERROR_MESSAGE,),
+        "the most points in a `location` frame (at least 1)": (locations.MAX_POINTS,),
+        "minutes a point's `time` may be ahead of the cloud's clock": (
+            locations.MAX_CLOCK_AHEAD.total_seconds() / 60,
+        ),
         "events a second a device may publish, on average (`DEVICE_EVENT_RATE`)": (
             default("device_event_rate"), protocol.DEVICE_EVENT_RATE,
         ),

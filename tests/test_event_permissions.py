@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from fleet import events
+from fleet import events, locations
 from models.devices import Device, Event
 from models.organizations import AuditEntry
 from models.products import Product
@@ -43,6 +43,8 @@ MATRIX = Matrix(CALLERS, {
     "productEvents.device":       (_,  _,   _,   _,   _,   OK,  OK,  OK,  OK,  OK),
     "device.events":              (_,  _,   _,   _,   _,   OK,  OK,  OK,  OK,  OK),
     "device(claimed).events":     (_,  _,   _,   _,   OK,  _,   _,   _,   _,   _),
+    "device.locations":           (_,  _,   _,   _,   _,   OK,  OK,  OK,  OK,  OK),
+    "device(claimed).locations":  (_,  _,   _,   _,   OK,  _,   _,   _,   _,   _),
     "node(Event)":                (_,  _,   OK,  _,   _,   OK,  OK,  OK,  OK,  OK),
     "node(Event, claimed)":       (_,  _,   _,   _,   OK,  _,   _,   _,   _,   _),
     "publishEvent":               (NF, NF,  OK,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
@@ -102,6 +104,14 @@ async def _claimed_events(p: EventProbe) -> Any:
                                  "deviceId } } } }", "events", "edges")
     return ok_if(found, [{"node": {"id": p.claimed_event_id, "product": None,
                                    "device": {"deviceId": MINE}}}])
+
+
+@MATRIX.operation("device.locations", D1, 45.5)
+@MATRIX.operation("device(claimed).locations", MINE, -12.25)
+async def _locations(p: EventProbe, device_id: str, lat: float) -> Any:
+    found = await p.device(device_id, "locations { edges { node { lat lon } } }", "locations",
+                           "edges")
+    return ok_if(found, [{"node": {"lat": lat, "lon": 7.0}}])
 
 
 @MATRIX.operation("node(Event)")
@@ -176,6 +186,9 @@ async def test_permission_matrix(http, event_world: EventWorld, caller: str) -> 
                         published_at=T),
     ])
     assert event is not None and claimed is not None
+    assert await locations.store(D1, event_world.product.id, "m1",
+                                 [locations.NewPoint(lat=45.5, lon=7)], T)
+    assert await locations.store(MINE, None, "m1", [locations.NewPoint(lat=-12.25, lon=7)], T)
     token = await caller_token(http, caller, event_world.acme,
                                clients={"server": event_world.server})
     await MATRIX.check(caller, EventProbe(http, token, event_world, caller=caller,

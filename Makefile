@@ -29,7 +29,7 @@ install: $(STAMP) $(CLIENTS_STAMP)
 run: $(STAMP)
 	$(BIN)/devicecloud migrate
 	$(BIN)/devicecloud seed
-	@$(BIN)/devicecloud simulate --devices data/demo-devices.csv >data/simulator.log 2>&1 & \
+	@$(BIN)/devicecloud simulate --devices data/demo-devices.csv --location-rate 0.2 >data/simulator.log 2>&1 & \
 	sim=$$!; trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/devicecloud serve
 

@@ -87,6 +87,41 @@ ACTIVITIES: tuple[Activity, ...] = (
 )
 
 
+METRES_PER_DEGREE = 111_320  # of latitude
+
+
+@dataclass
+class Position:
+    """Where a simulated device is: it wanders a few metres at a time around where it started
+    (somewhere in Europe), so that its location points draw a track."""
+
+    lat: float
+    lon: float
+    heading: float
+
+    @classmethod
+    def random(cls, rng: Random) -> Position:
+        return cls(rng.uniform(43.0, 55.0), rng.uniform(-4.0, 20.0), rng.uniform(0, 360))
+
+
+def location_frame(position: Position, rng: Random) -> dict[str, Any]:
+    """A `location` frame of 1 to 5 points, a few seconds apart, along the device's track
+    (without its `messageId`, which the device gives it)."""
+    points = []
+    for _ in range(rng.randint(1, 5)):
+        position.heading = (position.heading + rng.gauss(0, 20)) % 360
+        speed = abs(rng.gauss(1.4, 0.5))  # walking, metres a second
+        metres, angle = speed * 5, math.radians(position.heading)
+        north, east = metres * math.cos(angle), metres * math.sin(angle)
+        position.lat = max(-90.0, min(90.0, position.lat + north / METRES_PER_DEGREE))
+        across = METRES_PER_DEGREE * max(0.01, math.cos(math.radians(position.lat)))
+        position.lon = (position.lon + east / across + 180) % 360 - 180
+        points.append({"lat": round(position.lat, 6), "lon": round(position.lon, 6),
+                       "accuracy": round(rng.uniform(3, 15), 1),
+                       "heading": round(position.heading, 1), "speed": round(speed, 2)})
+    return {"type": "location", "points": points}
+
+
 def answer_call(thermostat: Thermostat, frame: dict[str, Any]) -> dict[str, Any]:
     """Functions: `reboot` returns 0; `setTemp` takes a number (the new set point) and
     returns 1, or -1 for an argument that is not a number."""

@@ -56,6 +56,13 @@ def _rate(text: str) -> float:
     return value
 
 
+def _location_rate(text: str) -> float:
+    value = _rate(text)
+    if math.isinf(value):
+        raise argparse.ArgumentTypeError("must be a number of frames per second")
+    return value
+
+
 def _burst(text: str) -> int:
     try:
         value = int(text)
@@ -70,7 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `devicecloud simulate`."""
     parser.description = (
         "Connect simulated thermostats to the device gateway and keep them online. They publish"
-        " events (temperature, status/battery, status/rssi) and now and then report an error,"
+        " events (temperature, status/battery, status/rssi), with --location-rate location"
+        " points, and now and then report an error,"
         " answer function calls (reboot, setTemp) and variable reads (temperature), and"
         " send again, under the same message ID, every event not acknowledged. The counts are"
         " shown as they change and printed at the end."
@@ -87,6 +95,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              " once the last is acknowledged, within --event-rate (default:"
                              f" one frame per device every {DEFAULT_ACTIVITY_INTERVAL:g} s;"
                              " 0: none)")
+    parser.add_argument("--location-rate", type=_location_rate, default=0.0, metavar="L",
+                        help="location frames per second the whole fleet sends (1 to 5 points"
+                             " each, along a wandering track), within --event-rate (default:"
+                             " 0, none)")
     parser.add_argument("--event-rate", type=_positive_float, default=DEVICE_EVENT_RATE,
                         metavar="E",
                         help="events per second each device keeps under, the cloud's"
@@ -136,6 +148,7 @@ def run_from_args(args: argparse.Namespace) -> None:
             event_rate=args.event_rate,
             event_burst=args.event_burst,
             claim_code=getattr(args, "claim_code", None),
+            location_rate=getattr(args, "location_rate", 0.0),
         )
 
     try:

@@ -33,9 +33,11 @@ from simulator.activities import (
     FUNCTIONS,
     VARIABLES,
     Activity,
+    Position,
     Thermostat,
     answer_call,
     answer_get,
+    location_frame,
 )
 from simulator.protocol import MAX_FRAME_BYTES, MAX_FRAME_ID, REFUSED, CloseCode, decode, encode
 from simulator.report import SimulationReport
@@ -138,6 +140,7 @@ class Simulation:
         event_rate: float | None,
         event_burst: int,
         claim_code: str | None = None,
+        location_rate: float = 0.0,
     ) -> None:
         self.url = url
         self.product_id = product_id
@@ -150,6 +153,8 @@ class Simulation:
         self.flood = math.isinf(rate)
         self.activity_interval = device_count / rate if 0 < rate < math.inf else None
         self.activities = list(activities)
+        # Location frames, fleet-wide, split evenly as the activity rate is.
+        self.location_interval = device_count / location_rate if location_rate > 0 else None
         self.events = [activity for activity in activities if activity.publishes]
         self.event_rate = event_rate
         self.event_burst = event_burst
@@ -212,6 +217,8 @@ class DeviceClient:
         self.next_id = 0
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.thermostat = Thermostat.random(simulation.rng)
+        self.position = Position.random(simulation.rng)
+        self.locations = 0  # location frames created, for their message IDs
         self.published = 0  # events created, for their message IDs
         self.outbox: deque[_Outgoing] = deque()
         self.queued = asyncio.Event()  # wakes the publisher
@@ -446,10 +453,15 @@ class DeviceClient:
         ping_every = self.keep_alive / 2
         next_ping = loop.time() + ping_every * (0.5 + rng.random() / 2)  # spread the fleet out
         next_activity = self._next_activity(loop.time())
+        next_location = self._next_location(loop.time())
         while True:
-            wake = min(next_ping, next_activity if next_activity is not None else next_ping)
+            wake = min(moment for moment in (next_ping, next_activity, next_location)
+                       if moment is not None)
             await asyncio.sleep(max(0.0, wake - loop.time()))
             now = loop.time()
+            if next_location is not None and now >= next_location:
+                next_location = self._next_location(now)
+                await self._send_location(ws, reader)
             if now >= next_ping:
                 next_ping = now + ping_every
                 reply = await self._request(ws, reader,
@@ -468,6 +480,31 @@ class DeviceClient:
                     sim.report.errors_reported += 1
                 if reply.get("type") == "ack":
                     sim.report.acks += 1
+
+    def _next_location(self, now: float) -> float | None:
+        if self.sim.location_interval is None:
+            return None
+        return now + self.sim.rng.expovariate(1 / self.sim.location_interval)
+
+    async def _send_location(self, ws: ClientConnection, reader: asyncio.Task[None]) -> None:
+        """Send a batch of points along the device's track, within the publish pace (a
+        location frame costs the cloud's publish limit a token, as an event does)."""
+        sim, report = self.sim, self.sim.report
+        if self.pace is not None:
+            while (delay := self.pace.delay()) > 0:
+                if await sim.pause(delay):
+                    return
+            self.pace.take()
+        self.locations += 1
+        frame = {**location_frame(self.position, sim.rng),
+                 "messageId": f"{sim.run_id}-loc-{self.locations}"}
+        report.locations_sent += 1
+        reply = await self._request(ws, reader, frame)
+        if reply.get("type") == "ack":
+            report.locations_acknowledged += 1
+            report.location_points_acknowledged += len(frame["points"])
+        else:
+            report.locations_refused += 1
 
     def _next_activity(self, now: float) -> float | None:
         if self.sim.activity_interval is None:

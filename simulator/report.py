@@ -20,6 +20,9 @@ class SimulationReport:
     (`events_refused`), dropped because the device's outbox was full (`events_dropped`), or
     still waiting in an outbox (`events_pending`, sent again after a reconnect).
     `events_retransmitted` counts the publish frames that sent an event again.
+    Location frames: every frame sent (`locations_sent`) is acknowledged, its points stored
+    (`locations_acknowledged`, `location_points_acknowledged`), or refused
+    (`locations_refused`, not sent again).
     `calls_answered` and `reads_answered` count the cloud's function calls and variable reads
     the devices answered (with a value or `not_found`). `claimed` counts the welcomes that
     said the claim code made the device its customer's."""
@@ -44,6 +47,10 @@ class SimulationReport:
     events_dropped: int = 0
     events_pending: int = 0
     events_retransmitted: int = 0
+    locations_sent: int = 0
+    locations_acknowledged: int = 0
+    location_points_acknowledged: int = 0
+    locations_refused: int = 0
     calls_answered: int = 0
     reads_answered: int = 0
     claimed: int = 0
@@ -83,6 +90,14 @@ class SimulationReport:
             ):
                 if count:
                     line += f", {count} {what}"
+        if self.locations_sent:
+            line += (
+                f"; locations: {self.locations_sent} frames sent,"
+                f" {self.locations_acknowledged} acknowledged"
+                f" ({self.location_points_acknowledged} points)"
+            )
+            if self.locations_refused:
+                line += f", {self.locations_refused} refused"
         if self.calls_answered or self.reads_answered:
             line += (
                 f"; answered {self.calls_answered} function calls,"

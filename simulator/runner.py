@@ -110,6 +110,7 @@ async def simulate(
     event_rate: float | None = DEVICE_EVENT_RATE,
     event_burst: int = DEVICE_EVENT_BURST,
     claim_code: str | None = None,
+    location_rate: float = 0.0,
 ) -> SimulationReport:
     """Connect every device and keep it online for `duration` seconds (None: until `stop` is
     set or the task is cancelled), then close the connections and return the counts.
@@ -123,7 +124,9 @@ async def simulate(
     waiting for their welcome at once. `progress` is called with a snapshot of the counts
     about once a second, and once at the end. When the simulation stops, each device waits
     for the answer to the event it has in flight before closing its connection. Every device
-    presents `claim_code` in its hello, if given (a code claims one device, once)."""
+    presents `claim_code` in its hello, if given (a code claims one device, once).
+    `location_rate` is the fleet-wide number of `location` frames a second (1 to 5 points
+    each), spread evenly over the devices, within the same pace as their events."""
     if not devices:
         raise SimulatorError("no devices to simulate.")
     if not rate >= 0:
@@ -132,6 +135,8 @@ async def simulate(
         raise SimulatorError("a rate needs at least one activity.")
     if math.isinf(rate) and not any(activity.publishes for activity in activities):
         raise SimulatorError("flooding needs an activity that publishes events.")
+    if not 0 <= location_rate < math.inf:
+        raise SimulatorError("the location rate must be zero or more frames per second.")
     if event_rate is not None and not (event_rate > 0 and event_burst >= 1):
         raise SimulatorError("the event rate must be more than 0, with bursts of 1 or more.")
     if not server_url.startswith(("ws://", "wss://")):
@@ -151,6 +156,7 @@ async def simulate(
         event_rate=event_rate,
         event_burst=event_burst,
         claim_code=claim_code,
+        location_rate=location_rate,
     )
     clients = [DeviceClient(sim, device_id, secret) for device_id, secret in devices]
     tasks = [asyncio.create_task(client.run()) for client in clients]

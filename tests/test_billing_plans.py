@@ -1,0 +1,187 @@
+"""The plan catalog (billing/plans.py): limits, prices in integer cents, and the warning
+thresholds crossed by a batch of usage."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import fractions
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from billing.plans import (
+    CATALOG,
+    DEFAULT_PLAN,
+    THRESHOLDS,
+    Contract,
+    Limits,
+    PlanKind,
+    Subscription,
+    thresholds_crossed,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_catalog_has_the_three_plans() -> None:
+    assert list(CATALOG) == [PlanKind.FREE, PlanKind.BASIC, PlanKind.ENTERPRISE]
+    assert all(plan.kind is kind for kind, plan in CATALOG.items())
+
+
+def test_new_organizations_start_on_free() -> None:
+    assert DEFAULT_PLAN is PlanKind.FREE
+
+
+def test_free() -> None:
+    free = Subscription(PlanKind.FREE)
+    assert free.limits == Limits(devices=100, data_operations=100_000)
+    assert free.monthly_price_cents == 0
+    assert free.manufacturing_grace is False
+
+
+@pytest.mark.parametrize(("blocks", "devices", "operations", "cents"), [
+    (1, 100, 720_000, 29_900),
+    (2, 200, 1_440_000, 59_800),
+    (7, 700, 5_040_000, 209_300),
+])
+def test_basic_per_block(blocks: int, devices: int, operations: int, cents: int) -> None:
+    basic = Subscription(PlanKind.BASIC, blocks=blocks)
+    assert basic.limits == Limits(devices=devices, data_operations=operations)
+    assert basic.monthly_price_cents == cents
+    assert basic.manufacturing_grace is False
+
+
+@pytest.mark.parametrize("grace", [True, False])
+def test_enterprise_is_by_contract(grace: bool) -> None:
+    contract = Contract(Limits(devices=5_000, data_operations=40_000_000),
+                        manufacturing_grace=grace)
+    enterprise = Subscription(PlanKind.ENTERPRISE, contract=contract)
+    assert enterprise.limits == Limits(devices=5_000, data_operations=40_000_000)
+    assert enterprise.monthly_price_cents is None
+    assert enterprise.manufacturing_grace is grace
+
+
+def test_only_enterprise_offers_manufacturing_grace() -> None:
+    assert [k for k, p in CATALOG.items() if p.manufacturing_grace_available] == [
+        PlanKind.ENTERPRISE]
+
+
+@pytest.mark.parametrize(("plan", "blocks", "contract"), [
+    (PlanKind.FREE, 2, None),
+    (PlanKind.FREE, 0, None),
+    (PlanKind.BASIC, 0, None),
+    (PlanKind.BASIC, -1, None),
+    (PlanKind.BASIC, 1, Contract(Limits(1, 1))),
+    (PlanKind.FREE, 1, Contract(Limits(1, 1))),
+    (PlanKind.ENTERPRISE, 1, None),
+    (PlanKind.ENTERPRISE, 2, Contract(Limits(1, 1))),
+])
+def test_what_the_catalog_does_not_sell(plan: PlanKind, blocks: int,
+                                        contract: Contract | None) -> None:
+    with pytest.raises(ValueError):
+        Subscription(plan, blocks=blocks, contract=contract)
+
+
+@pytest.mark.parametrize(("devices", "operations"), [(0, 1), (1, 0), (-5, 10)])
+def test_a_limit_is_at_least_1(devices: int, operations: int) -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        Limits(devices, operations)
+
+
+def _numbers(value: object) -> list[object]:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [n for f in dataclasses.fields(value) for n in _numbers(getattr(value, f.name))]
+    if isinstance(value, bool):
+        return []
+    return [value] if isinstance(value, int | float | fractions.Fraction) else []
+
+
+def test_money_and_limits_are_integers_never_floats() -> None:
+    found = [n for plan in CATALOG.values() for n in _numbers(plan)]
+    assert found and all(type(n) is int for n in found)
+    basic = Subscription(PlanKind.BASIC, blocks=3)
+    assert type(basic.monthly_price_cents) is int
+    assert all(type(n) is int for n in _numbers(basic.limits))
+
+
+def test_no_float_and_no_true_division_in_billing() -> None:
+    """Money and limits stay exact: no float literal, no `float()`, no `/` anywhere in
+    billing/ (a share is compared by cross-multiplying, a kilobyte count by floor division)."""
+    found = []
+    for path in sorted((ROOT / "billing").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Constant) and type(node.value) is float) or (
+                isinstance(node, ast.BinOp | ast.AugAssign) and isinstance(node.op, ast.Div)
+            ) or (isinstance(node, ast.Name) and node.id == "float"):
+                found.append(f"{path.name}:{node.lineno}")
+    assert found == []
+
+
+def test_the_thresholds() -> None:
+    assert THRESHOLDS == (70, 90, 100)
+
+
+@pytest.mark.parametrize(("before", "after", "limit", "crossed"), [
+    (0, 0, 100_000, ()),
+    (0, 69_999, 100_000, ()),
+    (69_999, 70_000, 100_000, (70,)),
+    (70_000, 70_001, 100_000, ()),
+    (69_000, 95_000, 100_000, (70, 90)),
+    (0, 100_000, 100_000, (70, 90, 100)),
+    (89_999, 100_000, 100_000, (90, 100)),
+    (100_000, 250_000, 100_000, ()),
+    (99_999, 100_000, 100_000, (100,)),
+    (0, 70, 100, (70,)),
+    (69, 70, 100, (70,)),
+    # 70% of 7 devices is 4.9: the fifth device crosses it, the fourth does not.
+    (3, 4, 7, ()),
+    (4, 5, 7, (70,)),
+    (6, 7, 7, (90, 100)),
+    (0, 1, 1, (70, 90, 100)),
+])
+def test_thresholds_crossed(before: int, after: int, limit: int,
+                            crossed: tuple[int, ...]) -> None:
+    assert thresholds_crossed(before, after, limit) == crossed
+
+
+@pytest.mark.parametrize(("before", "after", "limit"), [(5, 4, 10), (-1, 3, 10), (0, 1, 0)])
+def test_thresholds_of_impossible_usage_are_refused(before: int, after: int,
+                                                    limit: int) -> None:
+    with pytest.raises(ValueError):
+        thresholds_crossed(before, after, limit)
+
+
+def reference_crossed(before: int, after: int, limit: int) -> list[int]:
+    """Each threshold's usage, as the smallest whole usage at or above the share, then a
+    walk up from `before`: written with fractions, not cross-multiplication."""
+    reached = []
+    for threshold in (70, 90, 100):
+        share = fractions.Fraction(threshold, 100) * limit
+        smallest = share.numerator // share.denominator + (share.denominator != 1)
+        if before < smallest <= after:
+            reached.append(threshold)
+    return reached
+
+
+@settings(max_examples=500, deadline=None)
+@given(limit=st.integers(min_value=1, max_value=10_000_000),
+       a=st.integers(min_value=0, max_value=20_000_000),
+       b=st.integers(min_value=0, max_value=20_000_000))
+def test_thresholds_crossed_match_the_reference(limit: int, a: int, b: int) -> None:
+    before, after = sorted((a % (2 * limit + 1), b % (2 * limit + 1)))
+    assert list(thresholds_crossed(before, after, limit)) == reference_crossed(before, after,
+                                                                               limit)
+
+
+@settings(max_examples=200, deadline=None)
+@given(limit=st.integers(min_value=1, max_value=1000),
+       steps=st.lists(st.integers(min_value=0, max_value=300), max_size=30))
+def test_batches_cross_each_threshold_at_most_once(limit: int, steps: list[int]) -> None:
+    used, crossed = 0, []
+    for step in steps:
+        crossed += thresholds_crossed(used, used + step, limit)
+        used += step
+    assert crossed == [t for t in (70, 90, 100) if used * 100 >= t * limit]

@@ -3,6 +3,9 @@ reference over random activity histories."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -123,3 +126,16 @@ def test_grace_only_ever_removes_months(months: list[tuple[bool, bool]]) -> None
         assert with_grace <= without
         if first is not None and p.months_since(first) >= 6:
             assert with_grace == without
+
+
+def test_the_manuals_worked_examples() -> None:
+    """docs/usage.md's table of billable months is what the rule answers."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "usage.md").read_text()
+    table = text[text.index("Worked examples"):]
+    rows = re.findall(r"^\| [^|]+ \| `([o.x]+)` \| `([B-]+)` \| `([B-]+)` \|$", table, re.M)
+    assert len(rows) == 7
+    for months, without, with_grace in rows:
+        history = months.replace("x", ".")
+        sim_off = "".join("x" if c == "x" else "." for c in months)
+        assert billed(history, grace=False, sim_off=sim_off) == without, months
+        assert billed(history, grace=True, sim_off=sim_off) == with_grace, months

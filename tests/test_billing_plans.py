@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import fractions
+import re
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,17 @@ def test_batches_cross_each_threshold_at_most_once(limit: int, steps: list[int])
         crossed += thresholds_crossed(used, used + step, limit)
         used += step
     assert crossed == [t for t in (70, 90, 100) if used * 100 >= t * limit]
+
+
+def test_the_manuals_threshold_examples() -> None:
+    """docs/usage.md's table of thresholds crossed is what the function answers."""
+    text = (ROOT / "docs" / "usage.md").read_text()
+    table = text[text.index("## Warnings"):text.index("## Billable devices")]
+    rows = re.findall(r"^\| ([\d,]+)(?: devices)? \| ([\d,]+) → ([\d,]+) \| ([^|]+) \|$",
+                      table, re.M)
+    assert len(rows) == 6
+    for limit, before, after, crossed in rows:
+        # "none (…)" and "70 (70 % of 7 is 4.9)": the thresholds are the numbers before "(".
+        expected = tuple(int(t) for t in re.findall(r"\d+", crossed.split("(")[0]))
+        assert thresholds_crossed(*(int(n.replace(",", "")) for n in (before, after, limit))) \
+            == expected, (limit, before, after)

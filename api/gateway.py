@@ -18,7 +18,7 @@ import logging
 import re
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import IntEnum, StrEnum
 from typing import Any
 
@@ -26,10 +26,10 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from core import clock
-from core.errors import ErrorCode, InvalidInput
+from core.errors import ErrorCode, InvalidInput, LimitReached
 from core.settings import Settings
 from core.text import storable as text_storable
-from fleet import events, gateway, locations, rpc
+from fleet import events, gateway, locations, rpc, subscriptions
 from fleet.errors import FleetCode
 from fleet.gateway import DeviceDenied, Hello
 from fleet.rate_limit import TokenBucket
@@ -74,6 +74,7 @@ class FrameCode(StrEnum):
     DATA_TOO_LARGE = "data_too_large"
     INVALID_LOCATION = "invalid_location"
     UNAVAILABLE = "unavailable"
+    TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
     HELLO_REQUIRED = "hello_required"
     UNAUTHORIZED = "unauthorized"
     DENIED = "denied"
@@ -129,15 +130,15 @@ def parse_frame(text: str) -> tuple[str, int, dict[str, Any]]:
             "Strings must be Unicode text without NUL characters or unpaired surrogates.",
             reply_to=_frame_id(body.get("id")),
         )
-    if body.get("type") == "reply":  # the device's answer to one of the cloud's requests
+    kind = body.get("type")
+    if kind in ("reply", "ack"):  # the device's answer to a request or a delivery of the cloud
         reply_to = _frame_id(body.get("replyTo"))
         if reply_to is None:
             raise BadFrame(f"`replyTo` is required: an integer from 1 to {MAX_FRAME_ID}.")
-        return "reply", reply_to, body
+        return kind, reply_to, body
     frame_id = _frame_id(body.get("id"))
     if frame_id is None:
         raise BadFrame(f"`id` is required: an integer from 1 to {MAX_FRAME_ID}.")
-    kind = body.get("type")
     if not isinstance(kind, str) or not kind:
         raise BadFrame("`type` is required: a string.", reply_to=frame_id)
     return kind, frame_id, body
@@ -225,12 +226,30 @@ class DeviceConnection:
         self.waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._next_request = 0
         self._lock = asyncio.Lock()
+        self.settings = settings
+        # The device's subscriptions, from its first `subscribe` until the connection ends.
+        self.feed: subscriptions.Feed | None = None
+
+    def new_request_id(self) -> int:
+        """An ID for a frame the cloud sends (a request or a delivery), distinct from those
+        still waiting for the device's answer."""
+        self._next_request = self._next_request % MAX_FRAME_ID + 1
+        return self._next_request
+
+    async def deliver(self, delivery: subscriptions.Delivery) -> None:
+        """Write a delivery as an `event` frame (the same frame when it is sent again)."""
+        event = delivery.event
+        await self.send({
+            "type": "event", "id": delivery.id, "name": event.name, "data": event.data,
+            "publishedAt": event.published_at.astimezone(UTC).isoformat(
+                timespec="milliseconds").replace("+00:00", "Z"),
+            "deviceId": event.device_id, "private": event.private,
+        })
 
     async def ask(self, frame: dict[str, Any], within: float) -> dict[str, Any]:
         """Send the device a request frame and wait for its `reply` (`rpc.DeviceFailed`
         when the device is gone or silent)."""
-        self._next_request = self._next_request % MAX_FRAME_ID + 1
-        request_id = self._next_request
+        request_id = self.new_request_id()
         answered = asyncio.get_running_loop().create_future()
         self.waiting[request_id] = answered
         try:
@@ -459,6 +478,13 @@ class DeviceGateway:
             await self._publish(connection, frame_id, body)
         elif kind == "location":
             await self._location(connection, frame_id, body)
+        elif kind in ("subscribe", "unsubscribe"):
+            await self._subscription(connection, kind, frame_id, body)
+        elif kind == "ack":
+            # Of a delivery: one acknowledged already (both copies of a retransmission) or
+            # dropped is no error.
+            if connection.feed is not None:
+                connection.feed.acknowledge(frame_id)
         elif kind == "reply":
             answered = connection.waiting.get(frame_id)
             if answered is None or answered.done():
@@ -497,6 +523,36 @@ class DeviceGateway:
                     reply_to=frame_id,
                 )
             )
+
+    async def _subscription(
+        self, connection: DeviceConnection, kind: str, frame_id: int, body: dict[str, Any]
+    ) -> None:
+        """Add or remove a subscription, then acknowledge it."""
+        prefix = body.get("prefix")
+        if not isinstance(prefix, str):
+            await connection.refuse(BadFrame("`prefix` is required: a string.",
+                                             reply_to=frame_id))
+            return
+        if connection.feed is None:
+            connection.feed = subscriptions.Feed(
+                connection.device_id, send=connection.deliver,
+                new_id=connection.new_request_id, settings=self.settings,
+            )
+        try:
+            if kind == "subscribe":
+                await connection.feed.subscribe(prefix)
+            else:
+                await connection.feed.unsubscribe(prefix)
+        except InvalidInput as error:
+            await connection.refuse(BadFrame(error.message, code=FrameCode.INVALID_NAME,
+                                             reply_to=frame_id))
+            return
+        except LimitReached as error:
+            await connection.refuse(BadFrame(
+                error.message, code=FrameCode.TOO_MANY_SUBSCRIPTIONS, reply_to=frame_id
+            ))
+            return
+        await connection.send({"type": "ack", "replyTo": frame_id})
 
     async def _publish(
         self, connection: DeviceConnection, frame_id: int, body: dict[str, Any]
@@ -735,6 +791,8 @@ class DeviceGateway:
     async def _forget(self, connection: DeviceConnection) -> None:
         """The connection ended: mark the device offline unless a newer connection has it."""
         connection.abandon_requests()
+        if connection.feed is not None:
+            await connection.feed.close()
         await self._write_refused(connection)
         if not connection.session_id:
             return

@@ -14,7 +14,7 @@ from pathlib import Path
 from websockets.exceptions import InvalidURI
 
 from simulator.activities import DEFAULT_FIRMWARE_VERSION, DEFAULT_SYSTEM_FIRMWARE_VERSION
-from simulator.protocol import DEVICE_EVENT_BURST, DEVICE_EVENT_RATE
+from simulator.protocol import DEVICE_EVENT_BURST, DEVICE_EVENT_RATE, MAX_SUBSCRIPTIONS
 from simulator.report import ProgressDisplay, SimulationReport
 from simulator.runner import (
     CONNECTS_PER_SECOND,
@@ -116,6 +116,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a customer's claim code, presented in every hello: the first"
                              " device of the customer's product to present it becomes the"
                              " customer's (use with a one-device CSV)")
+    parser.add_argument("--subscribe", action="append", default=[], metavar="PREFIX",
+                        help="an event-name prefix every device subscribes to after each"
+                             " welcome, acknowledging the events of its product delivered to"
+                             f" it (repeat for up to {MAX_SUBSCRIPTIONS}; '' for every name)")
 
 
 def run_from_args(args: argparse.Namespace) -> None:
@@ -149,6 +153,7 @@ def run_from_args(args: argparse.Namespace) -> None:
             event_burst=args.event_burst,
             claim_code=getattr(args, "claim_code", None),
             location_rate=getattr(args, "location_rate", 0.0),
+            subscribe=getattr(args, "subscribe", []),
         )
 
     try:

@@ -9,6 +9,9 @@ sent again, under the same `messageId`, after reconnecting. The device paces its
 the cloud's rate limit. A dropped connection is retried with exponential backoff; a refused one
 (close code 4401 or 4403) or a replaced one (4409) is reported and not retried.
 
+After the welcome the device subscribes to the run's prefixes, if any, and acknowledges every
+`event` frame delivered to them.
+
 Adding a message type: a frame the cloud sends on its own gets a handler in
 `DeviceClient.requests`.
 """
@@ -141,8 +144,10 @@ class Simulation:
         event_burst: int,
         claim_code: str | None = None,
         location_rate: float = 0.0,
+        subscribe: Sequence[str] = (),
     ) -> None:
         self.url = url
+        self.subscribe = list(subscribe)
         self.product_id = product_id
         self.claim_code = claim_code
         self.firmware_version = firmware_version
@@ -232,6 +237,7 @@ class DeviceClient:
         self.requests: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]] = {
             "call": self._answer_call,
             "get": self._answer_get,
+            "event": self._receive_event,
         }
 
     # --- the connection loop -------------------------------------------------------------
@@ -324,6 +330,11 @@ class DeviceClient:
         if welcome.get("type") != "welcome":
             self._refuse_or_drop(welcome)
         self._on_welcome(welcome)
+        # Subscriptions end with the connection: subscribe again after every welcome.
+        for prefix in sim.subscribe:
+            reply = await self._request(ws, reader, {"type": "subscribe", "prefix": prefix})
+            if reply.get("type") == "ack":
+                sim.report.subscriptions += 1
         ticker = asyncio.create_task(self._tick(ws, reader))
         publisher = asyncio.create_task(self._publish(ws, reader))
         stop = asyncio.create_task(sim.stopping.wait())
@@ -585,6 +596,12 @@ class DeviceClient:
                 waiter.cancel()
 
     # --- the cloud's requests ------------------------------------------------------------------
+
+    async def _receive_event(self, frame: dict[str, Any]) -> dict[str, Any]:
+        """An event delivered to a subscription: acknowledge it (a copy sent again because
+        the first ack was late is acknowledged again)."""
+        self.sim.report.deliveries += 1
+        return {"type": "ack"}
 
     async def _answer_call(self, frame: dict[str, Any]) -> dict[str, Any]:
         self.sim.report.calls_answered += 1

@@ -10,6 +10,7 @@ document, the cloud and the reference client cannot drift apart.
 from __future__ import annotations
 
 import json
+import re
 from enum import IntEnum
 from typing import Any
 
@@ -21,6 +22,9 @@ MAX_FRAME_ID = 2**31 - 1
 # DEVICE_EVENT_BURST): events a second on average, and the bursts allowed.
 DEVICE_EVENT_RATE = 1.0
 DEVICE_EVENT_BURST = 4
+# Subscriptions a device holds at once; a prefix is at most 64 of these characters.
+MAX_SUBSCRIPTIONS = 4
+PREFIX = re.compile(r"[A-Za-z0-9_\-/.]{0,64}")
 
 
 class CloseCode(IntEnum):

@@ -23,6 +23,9 @@ class SimulationReport:
     Location frames: every frame sent (`locations_sent`) is acknowledged, its points stored
     (`locations_acknowledged`, `location_points_acknowledged`), or refused
     (`locations_refused`, not sent again).
+    `subscriptions` counts the subscriptions the cloud acknowledged (every connection's),
+    `deliveries` the `event` frames delivered to them, all acknowledged (a copy the cloud sent
+    again counts again).
     `calls_answered` and `reads_answered` count the cloud's function calls and variable reads
     the devices answered (with a value or `not_found`). `claimed` counts the welcomes that
     said the claim code made the device its customer's."""
@@ -51,6 +54,8 @@ class SimulationReport:
     locations_acknowledged: int = 0
     location_points_acknowledged: int = 0
     locations_refused: int = 0
+    subscriptions: int = 0
+    deliveries: int = 0
     calls_answered: int = 0
     reads_answered: int = 0
     claimed: int = 0
@@ -98,6 +103,8 @@ class SimulationReport:
             )
             if self.locations_refused:
                 line += f", {self.locations_refused} refused"
+        if self.subscriptions:
+            line += f"; {self.subscriptions} subscriptions, {self.deliveries} deliveries received"
         if self.calls_answered or self.reads_answered:
             line += (
                 f"; answered {self.calls_answered} function calls,"

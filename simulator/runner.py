@@ -29,7 +29,12 @@ from simulator.activities import (
     Activity,
 )
 from simulator.client import DeviceClient, Simulation
-from simulator.protocol import DEVICE_EVENT_BURST, DEVICE_EVENT_RATE
+from simulator.protocol import (
+    DEVICE_EVENT_BURST,
+    DEVICE_EVENT_RATE,
+    MAX_SUBSCRIPTIONS,
+    PREFIX,
+)
 from simulator.report import SimulationReport
 
 CONNECTS_PER_SECOND = 200.0
@@ -111,6 +116,7 @@ async def simulate(
     event_burst: int = DEVICE_EVENT_BURST,
     claim_code: str | None = None,
     location_rate: float = 0.0,
+    subscribe: Sequence[str] = (),
 ) -> SimulationReport:
     """Connect every device and keep it online for `duration` seconds (None: until `stop` is
     set or the task is cancelled), then close the connections and return the counts.
@@ -126,7 +132,9 @@ async def simulate(
     for the answer to the event it has in flight before closing its connection. Every device
     presents `claim_code` in its hello, if given (a code claims one device, once).
     `location_rate` is the fleet-wide number of `location` frames a second (1 to 5 points
-    each), spread evenly over the devices, within the same pace as their events."""
+    each), spread evenly over the devices, within the same pace as their events. Every device
+    subscribes to each prefix of `subscribe` after every welcome, acknowledging each event
+    delivered to it."""
     if not devices:
         raise SimulatorError("no devices to simulate.")
     if not rate >= 0:
@@ -139,6 +147,13 @@ async def simulate(
         raise SimulatorError("the location rate must be zero or more frames per second.")
     if event_rate is not None and not (event_rate > 0 and event_burst >= 1):
         raise SimulatorError("the event rate must be more than 0, with bursts of 1 or more.")
+    if len(subscribe) > MAX_SUBSCRIPTIONS or not all(
+        PREFIX.fullmatch(prefix) for prefix in subscribe
+    ):
+        raise SimulatorError(
+            f"a device subscribes to at most {MAX_SUBSCRIPTIONS} prefixes of at most 64"
+            " letters, digits, '_', '-', '/' or '.'."
+        )
     if not server_url.startswith(("ws://", "wss://")):
         raise SimulatorError(f"the server URL must start with ws:// or wss://, not {server_url!r}")
     sim = Simulation(
@@ -157,6 +172,7 @@ async def simulate(
         event_burst=event_burst,
         claim_code=claim_code,
         location_rate=location_rate,
+        subscribe=subscribe,
     )
     clients = [DeviceClient(sim, device_id, secret) for device_id, secret in devices]
     tasks = [asyncio.create_task(client.run()) for client in clients]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from api import gateway
 from core.settings import Settings
-from fleet import locations
+from fleet import locations, subscriptions
 from simulator import protocol
 
 DOCUMENT = Path(__file__).resolve().parents[1] / "docs" / "device-protocol.md"
@@ -57,6 +57,11 @@ def test_the_limits_are_the_documents() -> None:
         "seconds a caller waits for the reply to a call or read (`FUNCTION_CALL_TIMEOUT`)": (
             default("function_call_timeout"),
         ),
+        "subscriptions a device holds at once": (
+            subscriptions.MAX_SUBSCRIPTIONS, protocol.MAX_SUBSCRIPTIONS,
+        ),
+        "seconds before an unacknowledged delivery is sent again, and then dropped "
+        "(`DEVICE_DELIVERY_ACK_TIMEOUT`)": (default("device_delivery_ack_timeout"),),
     }
     documented = {row["limit"]: int(row["value"].split()[0]) for row in table("Limits")}
     assert documented.keys() == held.keys()

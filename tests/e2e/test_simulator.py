@@ -318,6 +318,33 @@ async def test_devices_publish_events_that_are_stored(
     assert {row[1] for row in stored} <= set(EVENT_DATA)
 
 
+async def test_devices_subscribe_and_acknowledge_what_is_delivered(
+    live_server: LiveServer, fleet: Fleet
+) -> None:
+    async with running(
+        device_url(live_server), fleet.imported, product_id=fleet.product.id, rate=0.0,
+        subscribe=["door/", "alarm"],
+    ) as (task, snapshots):
+        await eventually(lambda: _true(bool(snapshots) and snapshots[-1].subscriptions == 6),
+                         "every device subscribed to both prefixes")
+        for name in ("door/open", "alarm", "humidity"):
+            await events.publish_from_server(fleet.owner, fleet.product.id, name=name,
+                                             data="1", private=True)
+        # Two of the three match, for each of the three devices; each delivery is
+        # acknowledged, so none comes twice.
+        await eventually(lambda: _true(snapshots[-1].deliveries == 6), "6 deliveries")
+    report = task.result()
+    assert (report.subscriptions, report.deliveries, report.cloud_errors) == (6, 6, 0)
+    assert report.summary().endswith("; 6 subscriptions, 6 deliveries received")
+
+
+async def test_at_most_four_good_prefixes_are_subscribed(fleet: Fleet) -> None:
+    for prefixes in (["a", "b", "c", "d", "e"], ["temp erature"], ["x" * 65]):
+        with pytest.raises(SimulatorError, match="at most 4 prefixes"):
+            await simulate("ws://127.0.0.1:1/device/v1", fleet.imported, product_id=None,
+                           subscribe=prefixes)
+
+
 async def test_function_calls_and_variable_reads_are_answered(
     live_server: LiveServer, fleet: Fleet
 ) -> None:

@@ -270,6 +270,47 @@ async def test_events_published_through_one_process_reach_streams_on_another(
     await eventually(b_let_go)
 
 
+async def test_events_published_through_one_process_reach_subscribed_devices_on_another(
+    apps: AppProcesses, world: World
+) -> None:
+    a, b = await apps.start(2)
+    token = await world.token("DEVELOPER")
+    listening = await make_device(world.product)
+    publisher, secret = await make_device(world.product)
+    async with (
+        connected(a, *listening, world.product.id) as device,
+        connected(b, publisher, secret, world.product.id) as other,
+    ):
+        # Answered once A's subscription to the product's channel is in effect in Redis.
+        assert await exchange(device, {"type": "subscribe", "id": 3, "prefix": "door/"}) == {
+            "type": "ack", "replyTo": 3}
+        assert await exchange(other, publish(3, "m3", "door/open", "ajar")) == {
+            "type": "ack", "replyTo": 3}
+        async with b.client() as http:
+            await run_mutation(
+                http, "publishEvent", "PublishEventInput",
+                {"productId": gid("Product", world.product.id), "name": "door/shut",
+                 "data": "", "private": False},
+                "event { id }", token=token)
+        from_device, from_server = await logged_events(world.product.id)
+        for event in (from_device, from_server):
+            frame = await receive(device)
+            assert frame == {
+                "type": "event", "id": frame["id"], "name": event.name, "data": event.data,
+                "private": event.private, "deviceId": event.device_id,
+                "publishedAt": event.published_at.astimezone(UTC).isoformat(
+                    timespec="milliseconds").replace("+00:00", "Z")}
+            await device.send(json.dumps({"type": "ack", "replyTo": frame["id"]}))
+        assert (from_device.device_id, from_server.device_id) == (publisher, None)
+        # One process's disconnect at a time: SQLite serves one writer.
+        await other.close()
+
+        async def publisher_offline() -> bool:
+            return not (await Device.get(id=publisher)).online
+
+        await eventually(publisher_offline)
+
+
 # --- functions and variables across processes ------------------------------------------------
 
 

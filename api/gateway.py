@@ -4,7 +4,8 @@ This module speaks the protocol of docs/device-protocol.md: it reads frames, che
 calls the rules in fleet/gateway.py and fleet/events.py and writes the replies. It also owns
 what only a live connection knows: heartbeats and the silence watchdog, the in-memory
 `lastHeardAt` between flushes, publish rate limits, the cloud's requests waiting for the
-device's reply, and the registry of this process's connections, so that a device connecting
+device's reply, the device's subscriptions (a `fleet.subscriptions.Feed`, ended with the
+connection), and the registry of this process's connections, so that a device connecting
 again closes its older connection (`replaced`), here or, through the broker, in the process
 that holds it.
 """

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from core.errors import LimitReached
 from core.settings import Settings
 from fleet.events import LiveEvent, check_prefix, event_log, product_channel
 from models.devices import Device, Quarantine
+
+log = logging.getLogger("devicecloud.subscriptions")
 
 MAX_SUBSCRIPTIONS = 4
 # How long a feed trusts what it knows of its device's product (the team may move it).
@@ -195,7 +198,12 @@ class Feed:
             if self._queue:
                 event = self._queue.popleft()
                 if clock.now() - self._checked_at >= RECEIVER_REFRESH:
-                    await self._refresh()
+                    try:
+                        await self._refresh()
+                    except Exception:  # the database or broker is down: try at the next event
+                        self._checked_at = clock.now()
+                        log.exception("reading a subscribed device's product failed",
+                                      extra={"device": self.device_id})
                 if self._matches(event):
                     delivery = Delivery(self._new_id(), event)
                     self._waiting[delivery.id] = _Waiting(delivery, loop.time() + timeout)

@@ -42,6 +42,8 @@ BAD_BASIC = ("The Authorization header's Basic credentials are not valid: send b
 IDENTITY_OUTSIDE_CODE_FLOW = ("openid, profile and email are for the authorization code flow, "
                               "where a user signs in.")
 PUBLIC_CLIENT_HINT = "This client is public: send client_id and no secret."
+PUBLIC_CLIENT_REFUSED = ("This client is public, and this is for confidential clients only: a "
+                         "server's client, which authenticates with its secret.")
 CONFIDENTIAL_CLIENT_HINT = ("This client is confidential: authenticate with its secret "
                             "(HTTP Basic or client_secret).")
 TWO_METHODS = ("Authenticate the client one way only (RFC 6749 section 2.3.1): HTTP "
@@ -82,10 +84,11 @@ def authenticate_public(query_client: Callable[[str], ClientMixin | None],
 
 def wrong_kind_of_client(request: OAuth2Request, methods: Collection[str],
                          query_client: Callable[[str], Client | None]) -> str | None:
-    """Why a request that failed client authentication failed, when its client exists and
-    authenticated as the other kind would: a public client sent a secret, or a confidential one
-    none. Nothing for a wrong secret, an unknown client, or a public client at an endpoint for
-    confidential ones (`methods` without `none`), which Authlib's own refusal describes."""
+    """Why a request that failed client authentication failed, when its client exists and is
+    of the wrong kind for it: a public client sent a secret, or came where only confidential
+    clients may (`methods` without `none`: client_credentials, introspection); a confidential
+    one sent none. Nothing for a wrong secret or an unknown client, which Authlib's own refusal
+    describes."""
     # The stub says dict; Authlib's own methods pass it the request's headers as they are.
     basic_id, basic_secret = extract_basic_authorization(
         request.headers or {}  # type: ignore[arg-type]
@@ -99,7 +102,9 @@ def wrong_kind_of_client(request: OAuth2Request, methods: Collection[str],
     sent_secret = basic_secret is not None or "client_secret" in request.form
     if client.confidential:
         return None if sent_secret else CONFIDENTIAL_CLIENT_HINT
-    return PUBLIC_CLIENT_HINT if sent_secret and "none" in methods else None
+    if "none" not in methods:
+        return PUBLIC_CLIENT_REFUSED
+    return PUBLIC_CLIENT_HINT if sent_secret else None
 
 
 def on_loop(fn: Callable[P, Coroutine[Any, Any, R]], *args: P.args, **kwargs: P.kwargs) -> R:

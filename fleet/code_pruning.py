@@ -4,14 +4,12 @@ in batches, at start-up and every `CODE_PRUNE_INTERVAL` seconds."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from auth import code_flow
-from core import clock
+from core import clock, periodic
 from core.settings import Settings
 from models import db
 from models.customers import ClaimCode
@@ -36,23 +34,13 @@ async def prune() -> dict[str, int]:
     }
 
 
-@contextlib.asynccontextmanager
-async def pruner(settings: Settings) -> AsyncIterator[None]:
+def pruner(settings: Settings) -> contextlib.AbstractAsyncContextManager[None]:
     """Prune codes at start and every `CODE_PRUNE_INTERVAL` while the block runs."""
 
-    async def prune_forever() -> None:
-        while True:
-            try:
-                pruned = await prune()
-                if any(pruned.values()):
-                    log.info("expired codes pruned", extra=pruned)
-            except Exception:  # the database is down: try again at the next pass
-                log.exception("pruning codes failed")
-            await asyncio.sleep(settings.code_prune_interval)
+    async def prune_and_log() -> None:
+        pruned = await prune()
+        if any(pruned.values()):
+            log.info("expired codes pruned", extra=pruned)
 
-    task = asyncio.create_task(prune_forever(), name="code-pruner")
-    try:
-        yield
-    finally:
-        task.cancel()
-        await asyncio.wait([task])
+    return periodic.every(settings.code_prune_interval, prune_and_log, name="code-pruner",
+                          failure="pruning codes failed", log=log)

@@ -17,7 +17,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 
@@ -28,7 +28,7 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from auth.principals import AnyPrincipal, CustomerPrincipal
-from core import clock
+from core import clock, periodic
 from core.broker import Broker, BrokerUnavailable, InProcessBroker
 from core.errors import InvalidInput, Unavailable
 from core.settings import Settings
@@ -570,28 +570,18 @@ async def prune(retention_days: int) -> int:
                                   clock.now() - timedelta(days=retention_days), PRUNE_BATCH)
 
 
-@contextlib.asynccontextmanager
-async def pruner(settings: Settings) -> AsyncIterator[None]:
+def pruner(settings: Settings) -> contextlib.AbstractAsyncContextManager[None]:
     """Prune old events, and location points as old (same retention), at start and every
     `EVENT_PRUNE_INTERVAL` while the block runs."""
 
-    async def prune_forever() -> None:
-        while True:
-            try:
-                pruned = await prune(settings.event_retention_days)
-                if pruned:
-                    log.info("old events pruned", extra={"events": pruned})
-                points = await locations.prune(settings.event_retention_days)
-                if points:
-                    log.info("old location points pruned", extra={"points": points})
-            except Exception:  # the database is down: try again at the next pass
-                log.exception("pruning events failed")
-            await asyncio.sleep(settings.event_prune_interval)
+    async def prune_and_log() -> None:
+        pruned = await prune(settings.event_retention_days)
+        if pruned:
+            log.info("old events pruned", extra={"events": pruned})
+        points = await locations.prune(settings.event_retention_days)
+        if points:
+            log.info("old location points pruned", extra={"points": points})
 
-    task = asyncio.create_task(prune_forever(), name="event-pruner")
-    try:
-        yield
-    finally:
-        task.cancel()
-        await asyncio.wait([task])
+    return periodic.every(settings.event_prune_interval, prune_and_log, name="event-pruner",
+                          failure="pruning events failed", log=log)
 

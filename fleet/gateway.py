@@ -14,11 +14,10 @@ reports has committed.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,7 +25,7 @@ from tortoise.expressions import Case, F, Q, When
 from tortoise.transactions import in_transaction
 
 from auth import tokens
-from core import clock
+from core import clock, periodic
 from core.device_ids import normalize_device_id
 from core.errors import PermissionDenied
 from core.settings import Settings
@@ -351,28 +350,17 @@ async def mark_stale_devices_offline(keepalive: int) -> int:
             return total
 
 
-@contextlib.asynccontextmanager
-async def presence_sweeper(settings: Settings) -> AsyncIterator[None]:
+def presence_sweeper(settings: Settings) -> contextlib.AbstractAsyncContextManager[None]:
     """Run the stale-presence sweeper while the block runs (the app's lifespan): at start (a
     restart after a crash cleans up at once) and then every keepAlive seconds."""
-    task = asyncio.create_task(_sweep_forever(settings), name="presence-sweeper")
-    try:
-        yield
-    finally:
-        task.cancel()
-        # `wait` rather than `await task`: our own cancellation must still propagate.
-        await asyncio.wait([task])
 
+    async def sweep_and_log() -> None:
+        swept = await mark_stale_devices_offline(settings.device_keepalive)
+        if swept:
+            log.info("stale devices marked offline", extra={"devices": swept})
 
-async def _sweep_forever(settings: Settings) -> None:
-    while True:
-        try:
-            swept = await mark_stale_devices_offline(settings.device_keepalive)
-            if swept:
-                log.info("stale devices marked offline", extra={"devices": swept})
-        except Exception:  # the database is down: try again at the next pass
-            log.exception("presence sweep failed")
-        await asyncio.sleep(settings.device_keepalive)
+    return periodic.every(settings.device_keepalive, sweep_and_log, name="presence-sweeper",
+                          failure="presence sweep failed", log=log)
 
 
 async def _status_events(

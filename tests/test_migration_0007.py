@@ -8,15 +8,9 @@ does."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sys
-from pathlib import Path
-
 from core.confusables import skeleton
-from tests.support.database import create_database, drop_database
+from tests.support.database import create_database, drop_database, migration_step
 
-ROOT = Path(__file__).resolve().parent.parent
 # The second account's first letter is FULLWIDTH LATIN SMALL LETTER D: a look-alike.
 T = "'2026-01-01 00:00:00+00:00'"  # every timestamp (@T) of the rows below
 ROWS = [sql.replace("@T", T) for sql in (
@@ -62,12 +56,7 @@ asyncio.run(main(*sys.argv[1:]))
 
 
 async def _step(step: str, url: str) -> dict:
-    child = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", SCRIPT, step, url, json.dumps(ROWS), cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(child.communicate(), timeout=120)
-    assert child.returncode == 0, err.decode()
-    return json.loads(out.decode().splitlines()[-1])
+    return await migration_step(SCRIPT, step, url, ROWS)
 
 
 async def test_migration_0007_keeps_accounts_and_teams_and_backfills_them(tmp_path) -> None:

@@ -9,14 +9,8 @@ Each step runs in a child process with a database of its own, as in test_migrati
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sys
-from pathlib import Path
+from tests.support.database import create_database, drop_database, migration_step
 
-from tests.support.database import create_database, drop_database
-
-ROOT = Path(__file__).resolve().parent.parent
 T = "'2026-01-01 00:00:00+00:00'"
 ROWS = [sql.replace("@T", T) for sql in (
     "INSERT INTO users (id, email, email_skeleton, password_hash, created_at) VALUES "
@@ -81,12 +75,7 @@ asyncio.run(main(*sys.argv[1:]))
 
 
 async def _step(step: str, url: str) -> dict:
-    child = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", SCRIPT, step, url, json.dumps(ROWS), cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(child.communicate(), timeout=120)
-    assert child.returncode == 0, err.decode()
-    return json.loads(out.decode().splitlines()[-1])
+    return await migration_step(SCRIPT, step, url, ROWS)
 
 
 async def test_migration_0009_adds_the_openid_columns_and_keeps_every_row(tmp_path) -> None:

@@ -3,8 +3,11 @@ running the migrations (never `generate_schemas`, so the migrations are tested t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import secrets
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,21 @@ async def create_database(directory: Path) -> tuple[str, str]:
     finally:
         await admin.close()
     return name, _with_database(TEST_POSTGRES_URL, name)
+
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+async def migration_step(script: str, step: str, url: str, rows: list[str]) -> Any:
+    """Run a migration test's `script` in a process of its own (migrations run as the CLI
+    runs them, on a connection of their own) with `step`, the database URL and `rows` (SQL
+    to insert, as JSON); what the script printed last, as JSON."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, step, url, json.dumps(rows), cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(child.communicate(), timeout=120)
+    assert child.returncode == 0, err.decode()
+    return json.loads(out.decode().splitlines()[-1])
 
 
 async def drop_database(name: str) -> None:

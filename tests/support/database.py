@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 from tortoise import Tortoise, connections
 
+from core.context import request_id
 from models import db
 from tests.support.constants import TEST_DATABASE, TEST_POSTGRES_URL, WORKER
 
@@ -92,9 +93,11 @@ def models_children_first() -> list[type]:
 
 
 @contextlib.contextmanager
-def recorded_queries(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def recorded_queries(monkeypatch: pytest.MonkeyPatch, *, serving_requests: bool = False
+                     ) -> Iterator[list[str]]:
     """The SQL of every statement the default connection runs while the block runs (in this
-    process, the live server's included)."""
+    process, the live server's included); with `serving_requests`, only those run while serving
+    an HTTP request, not those of background work (a sweeper, an earlier test's connection)."""
     client_class = type(connections.get("default"))
     seen: list[str] = []
     for name in ("execute_query", "execute_query_dict", "execute_insert", "execute_many"):
@@ -102,7 +105,8 @@ def recorded_queries(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
         async def recording(self: Any, query: str, *args: Any, _original: Any = original,
                             **kwargs: Any) -> Any:
-            seen.append(query)
+            if not serving_requests or request_id.get():
+                seen.append(query)
             return await _original(self, query, *args, **kwargs)
 
         monkeypatch.setattr(client_class, name, recording)

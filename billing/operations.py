@@ -42,27 +42,12 @@ be called `sparkle` costs 1 like any other.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
+
+from core.metering import OperationKind
 
 BYTES_PER_OPERATION = 1024
 # Events under these names are the platform's own; their publishes and deliveries are free.
 INTERNAL_EVENT_PREFIXES = ("spark", "particle")
-
-
-class OperationKind(StrEnum):
-    FUNCTION_CALL = "FUNCTION_CALL"
-    VARIABLE_READ = "VARIABLE_READ"
-    DEVICE_PUBLISH = "DEVICE_PUBLISH"
-    SUBSCRIPTION_DELIVERY = "SUBSCRIPTION_DELIVERY"
-    LOCATION_POINT = "LOCATION_POINT"
-    ACKNOWLEDGEMENT = "ACKNOWLEDGEMENT"
-    SESSION_SETUP = "SESSION_SETUP"
-    KEEP_ALIVE = "KEEP_ALIVE"
-    SSE_DELIVERY = "SSE_DELIVERY"
-    GRAPHQL_SUBSCRIPTION_DELIVERY = "GRAPHQL_SUBSCRIPTION_DELIVERY"
-    WEBHOOK_DELIVERY = "WEBHOOK_DELIVERY"
-    API_CALL = "API_CALL"
-    SERVER_PUBLISH = "SERVER_PUBLISH"
 
 
 # Kinds that carry an event (a name and a size).

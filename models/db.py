@@ -21,6 +21,7 @@ MODEL_MODULES = [
     "models.outbox",
     "models.devices",
     "models.customers",
+    "models.usage",
 ]
 APP_LABEL = "models"
 

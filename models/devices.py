@@ -43,6 +43,8 @@ class Device(Model):
     imported_at = fields.DatetimeField(null=True)
     import_forced = fields.BooleanField(default=False)
     development = fields.BooleanField(default=False)
+    iccid = fields.CharField(max_length=22, null=True,
+                             description="a cellular device's SIM (its changes: sim_changes)")
     quarantine = fields.CharField(max_length=12, default="NONE")
     denied_by: fields.JSONField[list[int]] = fields.JSONField(
         default=list, description="IDs of products that denied it"

@@ -1,0 +1,67 @@
+"""Which devices an organization is billed for in a period, from what is stored: the devices of
+its products, their first online, the days they were online (`DeviceOnlineDay`, written with
+presence) and their SIM changes; the rule itself is `billing.devices.is_billable`.
+
+A device counts where it is now: among the own devices (not quarantined, not denied) of one of
+the organization's products. A cellular device's SIM is active until a `SimChange` says
+otherwise; it was deactivated for the whole period when it was inactive at the period's start
+and not activated before its end.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from billing.devices import DeviceActivity, is_billable
+from billing.periods import Period
+from models.devices import Device, Quarantine
+from models.usage import DeviceOnlineDay, SimChange
+
+
+async def billable_devices(organization_id: int, period: Period, *,
+                           manufacturing_grace: bool, until: datetime | None = None
+                           ) -> dict[int, list[str]]:
+    """The organization's billable devices in `period`, by product ID (each list sorted).
+    `until` (within the period) judges the period as it stands at that moment rather than at
+    its end: what the current period's device count is so far."""
+    end = period.end if until is None else min(until, period.end)
+    devices = await Device.filter(
+        product__organization_id=organization_id, quarantine=Quarantine.NONE,
+        first_online_at__lt=end,
+    ).values_list("id", "product_id", "first_online_at", "iccid")
+    if not devices:
+        return {}
+    ids = [row[0] for row in devices]
+    online = set(await DeviceOnlineDay.filter(
+        device_id__in=ids, day__gte=period.start.date(),
+        day__lte=(end - timedelta(microseconds=1)).date(),
+    ).distinct().values_list("device_id", flat=True))
+    sim_off = await _sim_off_whole_period(
+        [row[0] for row in devices if row[3] is not None], period, end)
+    billable: dict[int, list[str]] = defaultdict(list)
+    for device_id, product_id, first_online_at, _iccid in devices:
+        first = Period.of(first_online_at)
+        activity = DeviceActivity(period, came_online=device_id in online or first == period,
+                                  sim_deactivated_whole_period=device_id in sim_off)
+        if is_billable(activity, first, manufacturing_grace=manufacturing_grace):
+            billable[product_id].append(device_id)
+    return {product: sorted(found) for product, found in billable.items()}
+
+
+async def _sim_off_whole_period(device_ids: list[str], period: Period, end: datetime
+                                ) -> set[str]:
+    if not device_ids:
+        return set()
+    changes = await SimChange.filter(
+        device_id__in=device_ids, changed_at__lt=end
+    ).order_by("changed_at", "id").values_list("device_id", "active", "changed_at")
+    active_at_start: dict[str, bool] = {}
+    activated_within: set[str] = set()
+    for device_id, active, changed_at in changes:
+        if changed_at <= period.start:
+            active_at_start[device_id] = active
+        elif active:
+            activated_within.add(device_id)
+    return {d for d in device_ids
+            if active_at_start.get(d, True) is False and d not in activated_within}

@@ -1,0 +1,100 @@
+"""Metering: how the fleet reports what its devices did that usage billing counts, and learns
+whether an organization's devices are paused.
+
+`fleet` (the gateway, the event log, location points, subscriptions, function calls) describes
+each thing as a `Metered` and hands it to `meter()`; `billing` implements the `Meter` (its
+ledger and its pauses) and the app installs it for its lifespan (`installed`). So neither
+domain imports the other. With none installed (a tool, a test of the fleet alone, or
+`USAGE_METERING=false`) nothing is counted and nothing is paused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from tortoise.backends.base.client import BaseDBAsyncClient
+
+
+class OperationKind(StrEnum):
+    """What happened, as the counting rules (`billing.operations`) tell them apart."""
+
+    FUNCTION_CALL = "FUNCTION_CALL"
+    VARIABLE_READ = "VARIABLE_READ"
+    DEVICE_PUBLISH = "DEVICE_PUBLISH"
+    SUBSCRIPTION_DELIVERY = "SUBSCRIPTION_DELIVERY"
+    LOCATION_POINT = "LOCATION_POINT"
+    ACKNOWLEDGEMENT = "ACKNOWLEDGEMENT"
+    SESSION_SETUP = "SESSION_SETUP"
+    KEEP_ALIVE = "KEEP_ALIVE"
+    SSE_DELIVERY = "SSE_DELIVERY"
+    GRAPHQL_SUBSCRIPTION_DELIVERY = "GRAPHQL_SUBSCRIPTION_DELIVERY"
+    WEBHOOK_DELIVERY = "WEBHOOK_DELIVERY"
+    API_CALL = "API_CALL"
+    SERVER_PUBLISH = "SERVER_PUBLISH"
+
+
+@dataclass(frozen=True, slots=True)
+class Metered:
+    """One thing a device of a product did (or had done to it) at `at`: a stored publish, a
+    stored location point, a delivery sent, a function call or variable read the device
+    answered. `name` and `size` (`billing.operations.payload_size` of the data) are an event's,
+    for the event kinds only. Devices in no product belong to no organization and are never
+    metered."""
+
+    kind: OperationKind
+    product_id: int
+    device_id: str
+    at: datetime
+    name: str = ""
+    size: int = 0
+
+
+class Meter(Protocol):
+    async def record(
+        self, usages: Sequence[Metered], connection: BaseDBAsyncClient | None = None
+    ) -> None:
+        """Count `usages`. With `connection`, inside its transaction (the one that stores what
+        they count, so both commit or neither does); without, committed before it returns."""
+
+    def paused(self, product_id: int | None) -> bool:
+        """Whether the devices of the product's organization are paused (its data-operation
+        limit reached and its grace over): their publishes, location points, deliveries,
+        function calls and variable reads are refused. Answered from memory: it is asked for
+        every frame."""
+
+
+class Unmetered:
+    """Counts nothing, pauses nothing."""
+
+    async def record(
+        self, usages: Sequence[Metered], connection: BaseDBAsyncClient | None = None
+    ) -> None:
+        return None
+
+    def paused(self, product_id: int | None) -> bool:
+        return False
+
+
+UNMETERED = Unmetered()
+_installed: list[Meter] = []
+
+
+@contextlib.contextmanager
+def installed(meter: Meter) -> Iterator[None]:
+    """Make `meter` this process's meter while the block (the app's lifespan) runs."""
+    _installed.append(meter)
+    try:
+        yield
+    finally:
+        _installed.remove(meter)
+
+
+def meter() -> Meter:
+    """The meter installed last, or `UNMETERED`."""
+    return _installed[-1] if _installed else UNMETERED

@@ -1,0 +1,73 @@
+"""The ledger: priced, summed per counter row and added by upsert, in the caller's transaction."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, date, datetime
+
+from tortoise.transactions import in_transaction
+
+from billing.ledger import Ledger
+from core.metering import Metered, OperationKind
+from models.organizations import Organization
+from models.products import Product
+from models.usage import UsageCounter
+
+K = OperationKind
+T = datetime(2026, 3, 31, 23, 59, tzinfo=UTC)
+NEXT_DAY = datetime(2026, 4, 1, 0, 0, tzinfo=UTC)
+
+
+async def product() -> Product:
+    organization = await Organization.create(name="Acme", slug=secrets.token_hex(6),
+                                             created_at=T)
+    return await Product.create(organization=organization, name="Thermostat",
+                                slug=secrets.token_hex(6), created_at=T,
+                                platform="Photon", customer_auth="SIMPLE")
+
+
+def never_paused(_product_id: int | None) -> bool:
+    return False
+
+
+async def counters(organization_id: int) -> list[tuple[str, date, str, str, int]]:
+    return list(await UsageCounter.filter(organization_id=organization_id).order_by(
+        "day", "device_id", "kind").values_list("period", "day", "device_id", "kind",
+                                                "operations"))
+
+
+async def test_usages_are_priced_summed_and_added_to_their_rows() -> None:
+    made = await product()
+    ledger = Ledger(never_paused)
+    p = made.id
+    await ledger.record([
+        Metered(K.DEVICE_PUBLISH, p, "a", T, name="temp", size=1025),
+        Metered(K.DEVICE_PUBLISH, p, "a", T, name="temp", size=1),
+        Metered(K.DEVICE_PUBLISH, p, "a", T, name="spark/status", size=10),
+        Metered(K.LOCATION_POINT, p, "b", NEXT_DAY),
+    ])
+    await ledger.record([Metered(K.DEVICE_PUBLISH, p, "a", T, name="temp", size=16384)])
+    assert await counters(made.organization_id) == [
+        ("2026-03", date(2026, 3, 31), "a", "DEVICE_PUBLISH", 19),
+        ("2026-04", date(2026, 4, 1), "b", "LOCATION_POINT", 1),
+    ]
+
+
+async def test_what_is_recorded_in_a_transaction_rolls_back_with_it() -> None:
+    made = await product()
+    ledger = Ledger(never_paused)
+    try:
+        async with in_transaction() as connection:
+            await ledger.record([Metered(K.FUNCTION_CALL, made.id, "a", T)], connection)
+            raise RuntimeError("the write that made it real failed")
+    except RuntimeError:
+        pass
+    assert await counters(made.organization_id) == []
+
+
+async def test_a_deleted_product_is_not_counted() -> None:
+    made = await product()
+    ledger = Ledger(never_paused)
+    await made.delete()
+    await ledger.record([Metered(K.FUNCTION_CALL, made.id, "a", T)])
+    assert await UsageCounter.filter(product_id=made.id).count() == 0

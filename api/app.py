@@ -29,6 +29,9 @@ from api.oauth_routes import routes as oauth_routes
 from api.sse import routes as sse_routes
 from auth import signing_keys, web_origins
 from auth.oauth import AuthorizationServer
+from billing.ledger import Ledger
+from billing.pauses import Pauses
+from core import metering
 from core.broker import create_broker
 from core.settings import Settings, get_settings
 from fleet import code_pruning, events, gateway, outbox, rpc
@@ -81,15 +84,19 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
             log.warning("signing key not checked", extra={"error": repr(error)})
         await broker.start()
         event_log = events.EventLog(broker)
+        pauses = Pauses(broker)
+        meter = Ledger(pauses.paused) if settings.usage_metering else metering.UNMETERED
         try:
             with (
                 events.installed(event_log),
                 rpc.installed(router),
                 web_origins.installed(origins),
+                metering.installed(meter),
             ):
                 try:
                     async with (
                         origins.running(),
+                        pauses.running(),
                         router.running(),
                         outbox.sender(settings),
                         gateway.presence_sweeper(settings),

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
         1024 * 1024, gt=0, description="bytes of event names and data queued per slow subscriber"
     )
     function_call_timeout: float = Field(10.0, gt=0, description="seconds")
+    # Whether data operations are counted (and the free plan's limit enforced): off only
+    # where nobody is billed, such as a benchmark's baseline.
+    usage_metering: bool = True
     # How long the cloud waits for a device to acknowledge an event delivered to its
     # subscription before sending it once more (and, after as long again, dropping it).
     device_delivery_ack_timeout: float = Field(10.0, gt=0, description="seconds")

@@ -87,6 +87,8 @@ def test_every_setting_is_documented_with_its_default() -> None:
         assert default is not PydanticUndefined, name
         if default == "":
             assert cell.startswith("empty"), (name, cell)
+        elif isinstance(default, bool):
+            assert code_name(cell) == str(default).lower(), (name, cell)
         elif isinstance(default, int | float):
             assert float(code_name(cell)) == default, (name, cell)
         else:

@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         await broker.start()
         event_log = events.EventLog(broker)
         pauses = Pauses(broker)
-        meter = Ledger(pauses.paused) if settings.usage_metering else metering.UNMETERED
+        meter = Ledger(pauses.paused_until) if settings.usage_metering else metering.UNMETERED
         try:
             with (
                 events.installed(event_log),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import date, datetime
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -39,15 +39,16 @@ def price(usage: Metered) -> int:
 
 
 class Ledger:
-    """Counts what the fleet reports; `is_paused` answers `paused` (billing.pauses)."""
+    """Counts what the fleet reports; `paused_until` is answered by `pauses` (billing.pauses:
+    `Pauses.paused_until`)."""
 
-    def __init__(self, is_paused: Callable[[int | None], bool]) -> None:
-        self._is_paused = is_paused
+    def __init__(self, pauses: Callable[[int | None], datetime | None]) -> None:
+        self._pauses = pauses
         # A product never changes organization, so what is read once holds.
         self._organization_of: dict[int, int] = {}
 
-    def paused(self, product_id: int | None) -> bool:
-        return self._is_paused(product_id)
+    def paused_until(self, product_id: int | None) -> datetime | None:
+        return self._pauses(product_id)
 
     async def record(
         self, usages: Sequence[Metered], connection: BaseDBAsyncClient | None = None

@@ -36,9 +36,9 @@ class Pauses:
         self._until: dict[int, datetime] = {}  # product ID -> end of its organization's pause
         self._wake = asyncio.Event()
 
-    def paused(self, product_id: int | None) -> bool:
+    def paused_until(self, product_id: int | None) -> datetime | None:
         until = self._until.get(product_id) if product_id is not None else None
-        return until is not None and clock.now() < until
+        return until if until is not None and clock.now() < until else None
 
     async def reload(self) -> None:
         now = clock.now()

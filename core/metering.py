@@ -62,11 +62,11 @@ class Meter(Protocol):
         """Count `usages`. With `connection`, inside its transaction (the one that stores what
         they count, so both commit or neither does); without, committed before it returns."""
 
-    def paused(self, product_id: int | None) -> bool:
-        """Whether the devices of the product's organization are paused (its data-operation
-        limit reached and its grace over): their publishes, location points, deliveries,
-        function calls and variable reads are refused. Answered from memory: it is asked for
-        every frame."""
+    def paused_until(self, product_id: int | None) -> datetime | None:
+        """When the pause of the devices of the product's organization ends (its data-operation
+        limit reached and its grace over), or None if they are not paused. While paused, their
+        publishes, location points, deliveries, function calls and variable reads are refused.
+        Answered from memory: it is asked for every frame."""
 
 
 class Unmetered:
@@ -77,8 +77,8 @@ class Unmetered:
     ) -> None:
         return None
 
-    def paused(self, product_id: int | None) -> bool:
-        return False
+    def paused_until(self, product_id: int | None) -> datetime | None:
+        return None
 
 
 UNMETERED = Unmetered()

@@ -26,8 +26,8 @@ async def product() -> Product:
                                 platform="Photon", customer_auth="SIMPLE")
 
 
-def never_paused(_product_id: int | None) -> bool:
-    return False
+def never_paused(_product_id: int | None) -> None:
+    return None
 
 
 async def counters(organization_id: int) -> list[tuple[str, date, str, str, int]]:

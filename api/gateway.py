@@ -28,6 +28,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from core import clock
 from core.errors import ErrorCode, InvalidInput, LimitReached
+from core.metering import iso_utc, meter, pause_message
 from core.settings import Settings
 from core.text import storable as text_storable
 from fleet import events, gateway, locations, rpc, subscriptions
@@ -76,6 +77,7 @@ class FrameCode(StrEnum):
     INVALID_LOCATION = "invalid_location"
     UNAVAILABLE = "unavailable"
     TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
+    DATA_LIMIT_REACHED = "data_limit_reached"
     HELLO_REQUIRED = "hello_required"
     UNAUTHORIZED = "unauthorized"
     DENIED = "denied"
@@ -247,6 +249,12 @@ class DeviceConnection:
             "deviceId": event.device_id, "private": event.private,
         })
 
+    async def tell_paused(self, until: datetime) -> None:
+        """Tell the device its deliveries are withheld until `until` (the feed does, once a
+        pause)."""
+        await self.send({**_error_frame(FrameCode.DATA_LIMIT_REACHED, pause_message(until),
+                                        None), "until": iso_utc(until)})
+
     async def ask(self, frame: dict[str, Any], within: float) -> dict[str, Any]:
         """Send the device a request frame and wait for its `reply` (`rpc.DeviceFailed`
         when the device is gone or silent)."""
@@ -315,6 +323,15 @@ class DeviceConnection:
         if text is None:
             raise BadFrame("Frames are JSON text messages, not binary ones.")
         return parse_frame(text)
+
+
+def _check_not_paused(product_id: int | None, frame_id: int) -> None:
+    """`BadFrame` (`data_limit_reached`, with the pause's end) while the organization of the
+    device's product is paused."""
+    until = meter().paused_until(product_id)
+    if until is not None:
+        raise BadFrame(pause_message(until), code=FrameCode.DATA_LIMIT_REACHED,
+                       reply_to=frame_id, details={"until": iso_utc(until)})
 
 
 def _error_frame(code: FrameCode, message: str, reply_to: int | None) -> dict[str, Any]:
@@ -536,7 +553,7 @@ class DeviceGateway:
             return
         if connection.feed is None:
             connection.feed = subscriptions.Feed(
-                connection.device_id, send=connection.deliver,
+                connection.device_id, send=connection.deliver, paused=connection.tell_paused,
                 new_id=connection.new_request_id, settings=self.settings,
             )
         try:
@@ -559,9 +576,11 @@ class DeviceGateway:
         self, connection: DeviceConnection, frame_id: int, body: dict[str, Any]
     ) -> None:
         """Store a published event, then acknowledge it: an `ack` means it is durably stored.
-        A retransmission (the same `messageId`) is acknowledged and stored once."""
+        A retransmission (the same `messageId`) is acknowledged and stored once. While the
+        device's organization is paused, nothing is stored nor acknowledged."""
         try:
             event = await self._parse_publish(connection, frame_id, body)
+            _check_not_paused(event.product_id, frame_id)
         except BadFrame as error:
             await connection.refuse(error)
             return
@@ -595,7 +614,8 @@ class DeviceGateway:
     ) -> None:
         """Store a frame's location points, all or none, then acknowledge it: an `ack` means
         they are durably stored. A frame costs one token of the publish rate limit, and a
-        retransmission (the same `messageId`) is acknowledged and stored once, as publishes."""
+        retransmission (the same `messageId`) is acknowledged and stored once, as publishes.
+        While the device's organization is paused, nothing is stored nor acknowledged."""
         message_id = body.get("messageId")
         if not isinstance(message_id, str) or not _MESSAGE_ID.fullmatch(message_id):
             await connection.refuse(BadFrame(
@@ -612,6 +632,12 @@ class DeviceGateway:
             await connection.refuse(BadFrame(error.message, code=FrameCode.INVALID_LOCATION,
                                              reply_to=frame_id, details=details))
             return
+        await self._refresh_target(connection)
+        try:
+            _check_not_paused(connection.event_product_id, frame_id)
+        except BadFrame as error:
+            await connection.refuse(error)
+            return
         remembered = f"location/{message_id}"  # '/' is in no message ID: no event's
         if remembered in connection.acknowledged:
             await connection.send({"type": "ack", "replyTo": frame_id})
@@ -622,7 +648,6 @@ class DeviceGateway:
                 "`messageId`).", code=FrameCode.RATE_LIMITED, reply_to=frame_id,
             ))
             return
-        await self._refresh_target(connection)
         try:
             stored = await locations.store(connection.device_id, connection.event_product_id,
                                            message_id, points, now)
@@ -689,6 +714,7 @@ class DeviceGateway:
             published_at=clock.now(),
             private=private,
             message_id=message_id,
+            device_publish=True,
         )
 
     async def _device_request(self, request: rpc.Request, within: float) -> rpc.Value:
@@ -707,6 +733,7 @@ class DeviceGateway:
             raise rpc.DeviceFailed(
                 rpc.Failure.NOT_FOUND if code == "not_found" else rpc.Failure.FAILED,
                 str(message)[:MAX_ERROR_MESSAGE] if isinstance(message, str) else "",
+                answered=True,
             )
         value: Any = reply.get("value")  # untrusted JSON, checked here
         if request.kind is rpc.Kind.CALL:
@@ -720,7 +747,8 @@ class DeviceGateway:
                 "`value` must be a 32-bit integer for a call, and a boolean, number or string "
                 "for a variable.", reply_to=None,
             ))
-            raise rpc.DeviceFailed(rpc.Failure.FAILED, "The device answered with a bad value.")
+            raise rpc.DeviceFailed(rpc.Failure.FAILED, "The device answered with a bad value.",
+                                   answered=True)
         return value
 
     async def _close_replaced(self, device_id: str, session_id: str) -> None:

@@ -7,12 +7,21 @@ device, kind) and adds the sums with one upsert per batch (`INSERT … ON CONFLI
 operations = operations + excluded.operations`): never a read-modify-write of a counter, and no
 row every device of an organization writes. Rows are written in key order, so two transactions
 adding to the same rows wait for each other instead of deadlocking.
+
+What is recorded without a transaction (a delivery to a subscribed device, a function call:
+nothing else is stored with them) joins one queue: one writer task adds whatever has queued
+since its last write in one transaction of its own, and each caller returns once its usages are
+committed. So many feeds delivering at once make one upsert, not one each.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from tortoise import connections
@@ -23,6 +32,8 @@ from billing.operations import Operation, data_operations
 from billing.periods import Period
 from core.metering import Metered
 from models.products import Product
+
+log = logging.getLogger("devicecloud.ledger")
 
 # (organization, period, day, product, device, kind)
 Key = tuple[int, str, date, int, str, str]
@@ -38,6 +49,12 @@ def price(usage: Metered) -> int:
     return data_operations(Operation(usage.kind, size=usage.size, name=usage.name))
 
 
+@dataclass
+class _Pending:
+    priced: list[tuple[Metered, int]]
+    committed: asyncio.Future[None]
+
+
 class Ledger:
     """Counts what the fleet reports; `paused_until` is answered by `pauses` (billing.pauses:
     `Pauses.paused_until`)."""
@@ -46,6 +63,11 @@ class Ledger:
         self._pauses = pauses
         # A product never changes organization, so what is read once holds.
         self._organization_of: dict[int, int] = {}
+        # What waits for the writer (`record` without a connection).
+        self._queue: list[_Pending] = []
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False
 
     def paused_until(self, product_id: int | None) -> datetime | None:
         return self._pauses(product_id)
@@ -53,14 +75,63 @@ class Ledger:
     async def record(
         self, usages: Sequence[Metered], connection: BaseDBAsyncClient | None = None
     ) -> None:
+        """Without `connection`: queued for the writer, and returned once committed (raises
+        what the database raised if it could not be)."""
         priced = [(usage, cost) for usage in usages if (cost := price(usage))]
         if not priced:
             return
-        if connection is None:
-            async with in_transaction() as own:
-                await self._add(priced, own)
-        else:
+        if connection is not None:
             await self._add(priced, connection)
+            return
+        pending = _Pending(priced, asyncio.get_running_loop().create_future())
+        self._queue.append(pending)
+        if self._writer is None or self._writer.done():
+            # A context of its own: the writer must not inherit a caller's transaction.
+            self._writer = asyncio.create_task(
+                self._write_forever(), name="ledger-writer", context=contextvars.Context()
+            )
+        self._wake.set()
+        # Shielded: a caller that goes away (a device disconnecting) leaves its usages queued.
+        await asyncio.shield(pending.committed)
+
+    async def close(self) -> None:
+        """Write what is queued, then stop."""
+        if self._writer is None:
+            return
+        self._closing = True
+        self._wake.set()
+        await asyncio.wait([self._writer])
+        self._writer = None
+        self._closing = False
+
+    async def _write_forever(self) -> None:
+        while not (self._closing and not self._queue):
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch, self._queue = self._queue, []
+                await self._write(batch)
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        """Add a batch in one transaction and settle its callers. A batch that fails is split
+        in halves and retried, so a caller whose usages the database refuses fails alone."""
+        try:
+            async with in_transaction() as connection:
+                await self._add([item for pending in batch for item in pending.priced],
+                                connection)
+        except Exception as error:
+            if len(batch) > 1:
+                middle = len(batch) // 2
+                await self._write(batch[:middle])
+                await self._write(batch[middle:])
+                return
+            log.warning("recording data operations failed", extra={"error": repr(error)})
+            if not batch[0].committed.done():
+                batch[0].committed.set_exception(error)
+            return
+        for pending in batch:
+            if not pending.committed.done():
+                pending.committed.set_result(None)
 
     async def _add(self, priced: list[tuple[Metered, int]],
                    connection: BaseDBAsyncClient) -> None:

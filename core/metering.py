@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
@@ -53,6 +53,26 @@ class Metered:
     at: datetime
     name: str = ""
     size: int = 0
+
+
+def event_size(data: str) -> int:
+    """The size of an event's data as the counting rules charge it (`Metered.size`,
+    `billing.operations.payload_size`): its UTF-8 length in bytes."""
+    return len(data.encode("utf-8"))
+
+
+def pause_message(until: datetime) -> str:
+    """What a device or a caller is told while the organization's devices are paused."""
+    return (
+        "The organization's free data operations for this month are used up: its devices' "
+        f"publishes, location points, deliveries, function calls and variable reads are "
+        f"paused until {iso_utc(until)}, when they resume by themselves."
+    )
+
+
+def iso_utc(moment: datetime) -> str:
+    """`moment` in ISO 8601, UTC, to the second: 2027-01-01T00:00:00Z."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class Meter(Protocol):

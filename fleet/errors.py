@@ -7,9 +7,9 @@ from http import HTTPStatus
 
 from core.errors import ErrorCode
 
-BAD_REQUEST, FORBIDDEN, NOT_FOUND, CONFLICT, BAD_GATEWAY = (
+BAD_REQUEST, FORBIDDEN, NOT_FOUND, CONFLICT, TOO_MANY_REQUESTS, BAD_GATEWAY = (
     HTTPStatus.BAD_REQUEST, HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND, HTTPStatus.CONFLICT,
-    HTTPStatus.BAD_GATEWAY,
+    HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.BAD_GATEWAY,
 )
 
 
@@ -76,3 +76,5 @@ class FleetCode(ErrorCode):
     VARIABLE_NOT_FOUND = "VARIABLE_NOT_FOUND", NOT_FOUND, "The device has no such variable."
     DEVICE_FAILED = "DEVICE_FAILED", BAD_GATEWAY, \
         "The device failed to answer, or answered with a value of the wrong type."
+    DATA_LIMIT_REACHED = "DATA_LIMIT_REACHED", TOO_MANY_REQUESTS, \
+        "The organization's data operations for the month are used up: its devices are paused."

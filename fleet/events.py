@@ -3,9 +3,10 @@ retention.
 
 Every event (published by a device, by a product's server, or by the cloud itself) is
 written by this process's `EventLog`: callers wait until their event is committed, and
-concurrent publishes are written together, a batch per statement. Once committed, each new
-event goes to the broker's live channels of its product and its device, in ID order (see
-`EventLog._store`).
+concurrent publishes are written together, a batch per statement. A device's own publishes
+are metered (`core.metering`) in the transaction that stores them, so a publish is counted if
+and only if it is stored. Once committed, each new event goes to the broker's live channels
+of its product and its device, in ID order (see `EventLog._store`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import contextlib
 import contextvars
 import json
 import logging
-import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -31,6 +31,7 @@ from auth.principals import AnyPrincipal, CustomerPrincipal
 from core import clock, periodic
 from core.broker import Broker, BrokerUnavailable, InProcessBroker
 from core.errors import InvalidInput, Unavailable
+from core.metering import Metered, OperationKind, event_size, meter
 from core.settings import Settings
 from fleet import access, locations
 from fleet.device_ids import parse_device_id
@@ -48,9 +49,8 @@ DEFAULT_DATA_LIMIT = 1024
 MAX_DATA_LIMIT = 16 * 1024
 MESSAGE_ID_MAX = 64
 TTL = 60  # seconds: what Particle's streams report for every event
-BYTES_PER_OPERATION = 1024
 # Events under these names are the platform's own (Particle reserves both): nobody else may
-# publish under them, and they cost no data operations.
+# publish under them.
 RESERVED_PREFIXES = ("spark", "particle")
 BATCH_SIZE = 1000
 PRUNE_BATCH = 10_000
@@ -107,14 +107,6 @@ def check_data_limit(limit: int, *, field: str = "eventDataLimit") -> int:
     return limit
 
 
-def data_operations(name: str, data: str) -> int:
-    """What publishing the event costs in data operations: 1 per 1024 bytes of data, rounded
-    up, at least 1. The platform's own events (`spark…`, `particle…`) cost nothing."""
-    if name.lower().startswith(RESERVED_PREFIXES):
-        return 0
-    return max(1, math.ceil(len(data.encode()) / BYTES_PER_OPERATION))
-
-
 @dataclass(frozen=True, slots=True)
 class Presence:
     """The condition of a presence event (`spark/status`): it is stored only if, when the
@@ -127,7 +119,9 @@ class Presence:
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    """An event to store."""
+    """An event to store. `device_publish` marks a device's own publish (a `publish` frame):
+    the only events the log meters (`OperationKind.DEVICE_PUBLISH`), once stored and if in a
+    product; a server's `publishEvent` and the cloud's `spark/status` are not."""
 
     product_id: int | None
     device_id: str | None
@@ -137,10 +131,7 @@ class NewEvent:
     private: bool = True
     message_id: str | None = None
     presence: Presence | None = None
-
-    @property
-    def data_operations(self) -> int:
-        return data_operations(self.name, self.data)
+    device_publish: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,8 +272,9 @@ class EventLog:
         return stored
 
     async def _insert(self, batch: list[NewEvent], *, postgres: bool) -> list[LiveEvent | None]:
-        """Take IDs for `batch` and insert it in one transaction: the stored events, None for
-        retransmissions."""
+        """Take IDs for `batch` and insert it in one transaction, with the data operations
+        of the device publishes it stored (one `record` for the batch): the stored events,
+        None for retransmissions."""
         async with in_transaction() as connection:
             ids = await (self._take_ids_postgres if postgres else self._take_ids_sqlite)(
                 connection, len(batch)
@@ -298,6 +290,15 @@ class EventLog:
                 if kept
                 else set()
             )
+            usages = [
+                Metered(OperationKind.DEVICE_PUBLISH, event.product_id, event.device_id,
+                        event.published_at, event.name, event_size(event.data))
+                for event_id, event in kept
+                if event_id in inserted and event.device_publish
+                and event.product_id is not None and event.device_id is not None
+            ]
+            if usages:
+                await meter().record(usages, connection)
         return [
             LiveEvent(
                 id=event_id,
@@ -354,11 +355,12 @@ class EventLog:
         self, connection: BaseDBAsyncClient, ids: list[int], batch: list[NewEvent]
     ) -> set[int]:
         rows = await connection.execute_query_dict(
+            # `data_operations` is a column of old, kept (dropping it would rebuild the table
+            # on SQLite) and no longer written: the ledger counts.
             "INSERT INTO events (id, product_id, device_id, name, data, published_at, private,"
-            " message_id, data_operations) SELECT * FROM unnest($1::bigint[], $2::bigint[],"
+            " message_id, data_operations) SELECT *, 0 FROM unnest($1::bigint[], $2::bigint[],"
             " $3::varchar[], $4::varchar[], $5::text[], $6::timestamptz[], $7::boolean[],"
-            " $8::varchar[], $9::int[]) ON CONFLICT (device_id, message_id) DO NOTHING"
-            " RETURNING id",
+            " $8::varchar[]) ON CONFLICT (device_id, message_id) DO NOTHING RETURNING id",
             [
                 ids,
                 [event.product_id for event in batch],
@@ -368,7 +370,6 @@ class EventLog:
                 [event.published_at for event in batch],
                 [event.private for event in batch],
                 [event.message_id for event in batch],
-                [event.data_operations for event in batch],
             ],
         )
         return {row["id"] for row in rows}
@@ -378,9 +379,9 @@ class EventLog:
     ) -> set[int]:
         published_at = Event._meta.fields_map["published_at"]
         inserted: set[int] = set()
-        # 9 values a row, within SQLite's default limit of 32766 bound values a statement.
-        for start in range(0, len(batch), 3000):
-            rows = list(zip(ids[start : start + 3000], batch[start : start + 3000], strict=True))
+        # 8 values a row, within SQLite's default limit of 32766 bound values a statement.
+        for start in range(0, len(batch), 4000):
+            rows = list(zip(ids[start : start + 4000], batch[start : start + 4000], strict=True))
             values: list[object] = []
             for event_id, event in rows:
                 values += [
@@ -392,9 +393,9 @@ class EventLog:
                     published_at.to_db_value(event.published_at, Event),
                     int(event.private),
                     event.message_id,
-                    event.data_operations,
                 ]
-            placeholders = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
+            # `data_operations`: see `_insert_postgres`.
+            placeholders = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, 0)"] * len(rows))
             returned = await connection.execute_query_dict(
                 "INSERT INTO events (id, product_id, device_id, name, data, published_at,"  # noqa: S608
                 f" private, message_id, data_operations) VALUES {placeholders}"

@@ -3,7 +3,9 @@ reading a device's points, and their retention (the events').
 
 A frame's points are stored in one transaction, all or none, and keyed by the frame's
 `messageId` and each point's index in it: a device that did not get its `ack` sends the frame
-again, and its points are stored once.
+again, and its points are stored once. Each stored point of a device in a product is metered
+(`core.metering`, one `LOCATION_POINT`) in that transaction; a retransmission stores and
+meters nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tortoise.transactions import in_transaction
 
 from auth.principals import AnyPrincipal, CustomerPrincipal
 from core import clock
+from core.metering import Metered, OperationKind, meter
 from models import db
 from models.devices import Device, LocationPoint
 
@@ -123,8 +126,9 @@ async def store(
     device_id: str, product_id: int | None, message_id: str, points: Sequence[NewPoint],
     received_at: datetime,
 ) -> bool:
-    """Store a frame's points in one transaction. False when the frame was stored before (a
-    retransmission: `message_id` already has its points), and nothing is written."""
+    """Store a frame's points in one transaction, with their data operations (a device in
+    no product: none). False when the frame was stored before (a retransmission: `message_id`
+    already has its points), and nothing is written."""
     try:
         async with in_transaction() as connection:
             if await LocationPoint.filter(device_id=device_id, message_id=message_id).using_db(
@@ -144,6 +148,12 @@ async def store(
                 ],
                 using_db=connection,
             )
+            if product_id is not None:
+                await meter().record(
+                    [Metered(OperationKind.LOCATION_POINT, product_id, device_id, received_at)]
+                    * len(points),
+                    connection,
+                )
     except IntegrityError:
         # The same frame, stored at this moment by another connection of the device; anything
         # else the database refused is a failure.

@@ -5,7 +5,14 @@ A device's session ID starts with the ID of the process holding its connection
 (`<process>.<random>`), so a request goes straight to that process's broker channel. The
 gateway there sends the device a `call` or `get` frame and publishes the device's answer to
 the asking process's channel. Every outcome is one of: the answer, `DEVICE_OFFLINE`,
-`FUNCTION_NOT_FOUND` / `VARIABLE_NOT_FOUND`, or `TIMED_OUT`.
+`FUNCTION_NOT_FOUND` / `VARIABLE_NOT_FOUND`, `DEVICE_FAILED`, `TIMED_OUT`, or
+`DATA_LIMIT_REACHED` (the organization's devices are paused: the device is not asked).
+
+Metering: a request the device answered (with a value, or with a failure of its own) is one
+`FUNCTION_CALL` or `VARIABLE_READ` of the device's product (`core.metering`), committed by the
+asking process before the caller gets the outcome; one that did not reach the device (offline,
+timed out, refused before asking) is none. If the count cannot be committed (the database is
+down), the caller gets `UNAVAILABLE` instead of the answer.
 """
 
 from __future__ import annotations
@@ -22,8 +29,18 @@ from enum import StrEnum
 from typing import Any
 
 from auth.principals import AnyPrincipal
+from core import clock
 from core.broker import PROCESS_ID, Broker, BrokerUnavailable
-from core.errors import Conflict, InvalidInput, NotFound, TimedOut, UpstreamFailed
+from core.errors import (
+    Conflict,
+    InvalidInput,
+    LimitReached,
+    NotFound,
+    TimedOut,
+    Unavailable,
+    UpstreamFailed,
+)
+from core.metering import Metered, OperationKind, meter, pause_message
 from fleet import access
 from fleet.errors import FleetCode
 from models.devices import Device
@@ -75,12 +92,14 @@ class Failure(StrEnum):
 
 
 class DeviceFailed(Exception):
-    """The gateway could not get an answer from the device (see `Failure`)."""
+    """The gateway could not get an answer from the device (see `Failure`). `answered`: the
+    device itself answered with the failure (the request reached it)."""
 
-    def __init__(self, failure: Failure, message: str = ""):
+    def __init__(self, failure: Failure, message: str = "", *, answered: bool = False):
         super().__init__(message or failure.value)
         self.failure = failure
         self.message = message
+        self.answered = answered
 
 
 # What the gateway does with a request for a device it holds: the device's answer, or
@@ -148,7 +167,8 @@ class Router:
         finally:
             self._waiting.pop(ticket, None)
         if "failure" in reply:
-            raise DeviceFailed(Failure(reply["failure"]), reply.get("message", ""))
+            raise DeviceFailed(Failure(reply["failure"]), reply.get("message", ""),
+                               answered=reply.get("answered", False))
         return reply["value"]
 
     async def close_elsewhere(self, device_id: str, session_id: str) -> None:
@@ -198,7 +218,8 @@ class Router:
                 raise DeviceFailed(Failure.OFFLINE)
             reply["value"] = await self.handler(request, float(message["timeout"]))
         except DeviceFailed as failed:
-            reply.update(failure=failed.failure.value, message=failed.message)
+            reply.update(failure=failed.failure.value, message=failed.message,
+                         answered=failed.answered)
         except Exception:
             log.exception("answering a device request failed")
             reply.update(failure=Failure.FAILED.value, message="The cloud failed.")
@@ -232,11 +253,28 @@ def router() -> Router:
     return _installed[-1]
 
 
+async def _count(device: Device, kind: Kind) -> None:
+    """Commit the data operation of a request the device answered (none for a device in no
+    product)."""
+    if device.product_id is None:
+        return
+    operation = OperationKind.FUNCTION_CALL if kind is Kind.CALL else OperationKind.VARIABLE_READ
+    try:
+        await meter().record([Metered(operation, device.product_id, device.id, clock.now())])
+    except Exception as error:
+        log.exception("recording a device request failed", extra={"device": device.id})
+        raise Unavailable("The device answered, but the cloud could not record it (storage "
+                          "failed), so its answer is not returned.") from error
+
+
 async def _ask(device: Device, kind: Kind, name: str, argument: str = "") -> Value:
     missing_code = (
         FleetCode.FUNCTION_NOT_FOUND if kind is Kind.CALL else FleetCode.VARIABLE_NOT_FOUND
     )
     what = "function" if kind is Kind.CALL else "variable"
+    until = meter().paused_until(device.product_id)
+    if until is not None:
+        raise LimitReached(pause_message(until), code=FleetCode.DATA_LIMIT_REACHED)
     if not device.online or device.session_id is None:
         raise DeviceOffline("The device is offline.", field="deviceId")
     exposed = device.functions if kind is Kind.CALL else device.variables
@@ -248,6 +286,8 @@ async def _ask(device: Device, kind: Kind, name: str, argument: str = "") -> Val
             Request(kind, device.id, device.session_id, name, argument)
         )
     except DeviceFailed as failed:
+        if failed.answered:
+            await _count(device, kind)
         if failed.failure is Failure.OFFLINE:
             raise DeviceOffline("The device is offline.", field="deviceId") from None
         if failed.failure is Failure.NOT_FOUND:
@@ -259,6 +299,7 @@ async def _ask(device: Device, kind: Kind, name: str, argument: str = "") -> Val
             failed.message or f"The device could not answer the {what}.",
             code=FleetCode.DEVICE_FAILED,
         ) from None
+    await _count(device, kind)
     # JSON has no NaN or Infinity, yet Python's json reads them from a device's reply (and
     # writes them back, as no JSON client could read them).
     if isinstance(value, float) and not math.isfinite(value):

@@ -9,6 +9,17 @@ writer never waits for a device. One task per feed sends the queued events, and 
 once, those not acknowledged within `device_delivery_ack_timeout`, then drops them.
 `Feed._send` is the one place a delivery (first or retransmitted) leaves the cloud.
 
+Metering: each delivery sent, a retransmission included, is one `SUBSCRIPTION_DELIVERY` of
+the event's name and size (`core.metering`), committed before its frame is written: a frame
+the device may have received is always counted. If it cannot be recorded (the database is
+down), the frame is not sent; the delivery is then as one the device did not acknowledge: the
+feed tries it once more at its retransmission time, and then drops it.
+
+While the organization's devices are paused (`Meter.paused_until`), deliveries that fall due
+are withheld: neither sent nor counted, and not sent later either. The first one withheld in a
+pause makes the feed tell the device (`paused`) once, with the pause's end; after it,
+delivering resumes with the events stored from then on.
+
 Who receives what: a device receives the events of the product it is one of the own devices of
 (imported, or approved from its quarantine), private and public alike (as the product's live
 log shows them to whoever may watch it), except its own. A device in a quarantine, denied, or
@@ -30,6 +41,7 @@ from datetime import datetime, timedelta
 
 from core import clock
 from core.errors import LimitReached
+from core.metering import Metered, OperationKind, event_size, meter
 from core.settings import Settings
 from fleet.events import LiveEvent, check_prefix, event_log, product_channel
 from models.devices import Device, Quarantine
@@ -71,14 +83,16 @@ async def receiving_product(device_id: str) -> tuple[int | None, int | None]:
 
 class Feed:
     """One connection's subscriptions and deliveries; see the module docstring. `send` writes
-    a delivery's frame to the device; `new_id` gives an ID unused among the connection's own
-    requests. Close it when the connection ends."""
+    a delivery's frame to the device; `paused` tells the device its deliveries are withheld
+    until the pause's end (once a pause); `new_id` gives an ID unused among the connection's
+    own requests. Close it when the connection ends."""
 
     def __init__(
         self,
         device_id: str,
         *,
         send: Callable[[Delivery], Awaitable[None]],
+        paused: Callable[[datetime], Awaitable[None]],
         new_id: Callable[[], int],
         settings: Settings,
     ) -> None:
@@ -86,6 +100,8 @@ class Feed:
         self.prefixes: list[str] = []
         self.dropped = 0  # events that did not fit the queue
         self._send_frame = send
+        self._tell_paused = paused
+        self._paused_until: datetime | None = None  # the pause the device was told of
         self._new_id = new_id
         self._settings = settings
         self._queue: deque[LiveEvent] = deque()
@@ -216,5 +232,24 @@ class Feed:
                     await self._wake.wait()
 
     async def _send(self, delivery: Delivery) -> None:
-        """Send one delivery to the device, the first time or again."""
+        """Send one delivery to the device, the first time or again, once its data operations
+        are committed; withheld while paused (see the module docstring)."""
+        event = delivery.event
+        assert event.product_id is not None  # `_matches`: only a product's events
+        until = meter().paused_until(event.product_id)
+        if until is not None:
+            self._waiting.pop(delivery.id, None)
+            if until != self._paused_until:
+                self._paused_until = until
+                await self._tell_paused(until)
+            return
+        self._paused_until = None
+        usage = Metered(OperationKind.SUBSCRIPTION_DELIVERY, event.product_id, self.device_id,
+                        clock.now(), event.name, event_size(event.data))
+        try:
+            await meter().record([usage])
+        except Exception:
+            log.exception("recording a delivery failed; it was not sent",
+                          extra={"device": self.device_id})
+            return
         await self._send_frame(delivery)

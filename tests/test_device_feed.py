@@ -5,6 +5,7 @@ bounded, and an event that several prefixes match is delivered once."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import pytest
 
@@ -35,6 +36,9 @@ class Device:
         self.ids += 1
         return self.ids
 
+    async def paused(self, until: datetime) -> None:
+        raise AssertionError(f"nothing is paused here, yet the feed said so until {until}")
+
     async def send(self, delivery: subscriptions.Delivery) -> None:
         self.sent.append(delivery)
         if self.stuck:
@@ -48,7 +52,8 @@ async def test_a_device_that_does_not_read_never_holds_up_the_writer(
     listener, _ = await make_device(two_products.p)
     publisher, _ = await make_device(two_products.p)
     device = Device(stuck=True)
-    feed = subscriptions.Feed(listener, send=device.send, new_id=device.new_id,
+    feed = subscriptions.Feed(listener, send=device.send, paused=device.paused,
+                              new_id=device.new_id,
                               settings=get_settings())
     await feed.subscribe("temp")
     try:
@@ -75,7 +80,8 @@ async def test_an_event_several_prefixes_match_is_delivered_once(
     listener, _ = await make_device(two_products.p)
     publisher, _ = await make_device(two_products.p)
     device = Device()
-    feed = subscriptions.Feed(listener, send=device.send, new_id=device.new_id,
+    feed = subscriptions.Feed(listener, send=device.send, paused=device.paused,
+                              new_id=device.new_id,
                               settings=get_settings())
     for prefix in ("temp", "temperature", ""):
         await feed.subscribe(prefix)

@@ -1,15 +1,12 @@
-"""The rules of events: names, the data limit and what an event costs in data operations."""
+"""The rules of events: names and the data limit. What an event costs is `billing.operations`'s
+(tests/test_billing_operations.py)."""
 
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from core.errors import InvalidInput
 from fleet import events
-
-NAME_ALPHABET = "abcXYZ019_-/."
 
 
 @pytest.mark.parametrize(
@@ -68,61 +65,3 @@ def test_data_limits_outside_1_byte_to_16_kb(limit: int) -> None:
     with pytest.raises(InvalidInput) as raised:
         events.check_data_limit(limit)
     assert raised.value.field == "eventDataLimit"
-
-
-@pytest.mark.parametrize(
-    ("name", "size", "operations"),
-    [
-        ("t", 0, 1),
-        ("t", 800, 1),
-        ("t", 1024, 1),
-        ("t", 1025, 2),
-        ("t", 1300, 2),
-        ("t", 2048, 2),
-        ("t", 2049, 3),
-        ("t", 16 * 1024, 16),
-        ("spark/status", 7, 0),
-        ("Spark/x", 2000, 0),
-        ("particle/device/updates", 3000, 0),
-        ("PARTICLE", 0, 0),
-        ("sparticle", 10, 1),
-    ],
-)
-def test_data_operations(name: str, size: int, operations: int) -> None:
-    assert events.data_operations(name, "x" * size) == operations
-
-
-def test_data_operations_count_utf8_bytes() -> None:
-    assert events.data_operations("t", "é" * 512) == 1  # 1024 bytes
-    assert events.data_operations("t", "é" * 513) == 2  # 1026 bytes
-
-
-def reference_operations(name: str, data: str) -> int:
-    """Particle's rule, spelled out: platform events are free; others cost one operation per
-    started kilobyte of data, and at least one."""
-    lowered = name.lower()
-    if lowered.startswith("spark") or lowered.startswith("particle"):
-        return 0
-    size = len(data.encode("utf-8"))
-    operations = size // 1024
-    if size % 1024:
-        operations += 1
-    return max(operations, 1)
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    name=st.one_of(
-        st.text(alphabet=NAME_ALPHABET, min_size=1, max_size=64),
-        st.builds(lambda p, rest: p + rest,
-                  st.sampled_from(["spark", "Spark/", "SPARK", "particle", "Particle/", "part"]),
-                  st.text(alphabet=NAME_ALPHABET, max_size=20)),
-    ),
-    data=st.one_of(
-        st.text(max_size=40),
-        st.builds(lambda n, c: c * n, st.integers(min_value=0, max_value=17_000),
-                  st.sampled_from(["x", "é", "€", "😀"])),
-    ),
-)
-def test_data_operations_match_the_reference(name: str, data: str) -> None:
-    assert events.data_operations(name, data) == reference_operations(name, data)

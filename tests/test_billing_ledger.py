@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from datetime import UTC, date, datetime
+from typing import Any
 
+import pytest
 from tortoise.transactions import in_transaction
 
 from billing.ledger import Ledger
@@ -71,3 +74,80 @@ async def test_a_deleted_product_is_not_counted() -> None:
     await made.delete()
     await ledger.record([Metered(K.FUNCTION_CALL, made.id, "a", T)])
     assert await UsageCounter.filter(product_id=made.id).count() == 0
+
+
+# --- Without a transaction: one queue, one writer ------------------------------------------
+
+
+async def test_concurrent_callers_are_committed_together_once_each_returns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made = await product()
+    ledger = Ledger(never_paused)
+    batches: list[int] = []
+    add = ledger._add
+
+    async def counting_add(priced: list[tuple[Metered, int]], connection: Any) -> None:
+        batches.append(len(priced))
+        await add(priced, connection)
+
+    monkeypatch.setattr(ledger, "_add", counting_add)
+    await asyncio.gather(*(
+        ledger.record([Metered(K.SUBSCRIPTION_DELIVERY, made.id, f"d{n % 3}", T,
+                               name="door/open", size=1300)])
+        for n in range(30)
+    ))
+    # Every caller returned after the commit of the one batch they all joined.
+    assert batches == [30]
+    assert await counters(made.organization_id) == [
+        ("2026-03", date(2026, 3, 31), f"d{n}", "SUBSCRIPTION_DELIVERY", 20) for n in range(3)]
+    await ledger.record([Metered(K.FUNCTION_CALL, made.id, "d0", T)])
+    assert batches == [30, 1]
+    await ledger.close()
+
+
+async def test_free_usages_never_wait_for_the_writer(monkeypatch: pytest.MonkeyPatch) -> None:
+    made = await product()
+    ledger = Ledger(never_paused)
+
+    async def unreachable(*_: Any) -> None:
+        raise AssertionError("nothing to write")
+
+    monkeypatch.setattr(ledger, "_add", unreachable)
+    await ledger.record([Metered(K.SUBSCRIPTION_DELIVERY, made.id, "d", T, name="spark/status")])
+    await ledger.close()
+
+
+async def test_a_failed_batch_fails_only_the_callers_it_cannot_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made = await product()
+    ledger = Ledger(never_paused)
+    add = ledger._add
+
+    async def refusing_add(priced: list[tuple[Metered, int]], connection: Any) -> None:
+        if any(usage.device_id == "bad" for usage, _ in priced):
+            raise RuntimeError("refused")
+        await add(priced, connection)
+
+    monkeypatch.setattr(ledger, "_add", refusing_add)
+    outcomes = await asyncio.gather(
+        *(ledger.record([Metered(K.FUNCTION_CALL, made.id, device, T)])
+          for device in ("a", "bad", "b", "c")),
+        return_exceptions=True,
+    )
+    assert [type(outcome).__name__ for outcome in outcomes] == [
+        "NoneType", "RuntimeError", "NoneType", "NoneType"]
+    assert [row[2] for row in await counters(made.organization_id)] == ["a", "b", "c"]
+    await ledger.close()
+
+
+async def test_close_writes_what_is_queued_even_for_callers_gone() -> None:
+    made = await product()
+    ledger = Ledger(never_paused)
+    caller = asyncio.create_task(ledger.record([Metered(K.VARIABLE_READ, made.id, "a", T)]))
+    await asyncio.sleep(0)  # one turn of the loop: the caller queues its usages
+    caller.cancel()
+    await ledger.close()
+    assert await counters(made.organization_id) == [
+        ("2026-03", date(2026, 3, 31), "a", "VARIABLE_READ", 1)]

@@ -88,6 +88,9 @@ class Meter(Protocol):
         publishes, location points, deliveries, function calls and variable reads are refused.
         Answered from memory: it is asked for every frame."""
 
+    async def close(self) -> None:
+        """Commit what waits to be recorded (the app's lifespan ends)."""
+
 
 class Unmetered:
     """Counts nothing, pauses nothing."""
@@ -98,6 +101,9 @@ class Unmetered:
         return None
 
     def paused_until(self, product_id: int | None) -> datetime | None:
+        return None
+
+    async def close(self) -> None:
         return None
 
 

@@ -49,6 +49,9 @@ class Recorder:
     def paused_until(self, product_id: int | None) -> datetime | None:
         return None
 
+    async def close(self) -> None:
+        return None
+
 
 @pytest.fixture
 def recorder() -> Iterator[Recorder]:

@@ -38,6 +38,9 @@ class Meter:
     def paused_until(self, product_id: int | None) -> datetime | None:
         return self.until
 
+    async def close(self) -> None:
+        return None
+
 
 class Device:
     """The sending side of a connection: what it was sent, and what was counted by then."""

@@ -5,11 +5,15 @@ what the rules say (docs/device-protocol.md, "Data operations and pauses")."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import pytest
 
+from core import metering
 from core.errors import DomainError
+from core.metering import Metered
 from core.settings import get_settings
 from fleet import events, rpc
 from models.products import Product
@@ -167,3 +171,33 @@ async def test_calls_and_reads_cost_one_when_the_device_answers(
         await rpc.call_function(support, offline_id, "setTemp", "22")
     assert failed.value.code == "DEVICE_OFFLINE"
     assert await counted() == [("FUNCTION_CALL", device_id, 2), ("VARIABLE_READ", device_id, 2)]
+
+
+class DownLedger:
+    """A meter whose database is down: every count fails."""
+
+    async def record(self, usages: Sequence[Metered], connection: Any = None) -> None:
+        raise RuntimeError("the database is down")
+
+    def paused_until(self, product_id: int | None) -> datetime | None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_an_answer_that_cannot_be_counted_is_not_returned(
+    url: str, calling_team: CallingTeam
+) -> None:
+    principals, product = calling_team
+    device_id, secret = await make_device(product)
+    async with session(url, device_id, secret, product.id) as (ws, _):
+        with metering.installed(DownLedger()):
+            call = asyncio.create_task(
+                rpc.call_function(principals["SUPPORT"], device_id, "setTemp", "22"))
+            await answer_next(ws, value=1)
+            with pytest.raises(DomainError) as failed:
+                await call
+    assert (failed.value.code, failed.value.message) == (
+        "UNAVAILABLE", "The device answered, but the cloud could not record it (storage "
+        "failed), so its answer is not returned.")

@@ -1,7 +1,8 @@
 """The device gateway: the WebSocket endpoint devices hold open (`/device/v1`).
 
 This module speaks the protocol of docs/device-protocol.md: it reads frames, checks their shape,
-calls the rules in fleet/gateway.py and fleet/events.py and writes the replies. It also owns
+calls the rules in fleet/gateway.py and fleet/events.py and writes the replies (refusing a
+paused organization's publishes and location points: `core.metering`). It also owns
 what only a live connection knows: heartbeats and the silence watchdog, the in-memory
 `lastHeardAt` between flushes, publish rate limits, the cloud's requests waiting for the
 device's reply, the device's subscriptions (a `fleet.subscriptions.Feed`, ended with the

@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
                         yield
                 finally:
                     await event_log.close()
+                    await meter.close()
         finally:
             await broker.close()
             if manage_database:

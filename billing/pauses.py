@@ -25,7 +25,7 @@ from models.usage import BillingAccount
 log = logging.getLogger("devicecloud.pauses")
 
 CHANNEL = "billing:pauses"
-REFRESH = 60.0  # seconds between reads of the pauses, messages or not
+REFRESH = 60  # seconds between reads of the pauses, messages or not
 
 
 class Pauses:

@@ -132,7 +132,7 @@ async def test_hello_assigns_the_product(
         assert device.quarantine == ("QUARANTINED" if quarantined else "NONE")
         assert (device.firmware_version, device.system_firmware_version) == ("3", "5.6.0")
         assert (device.functions, device.variables) == (["reboot", "setTemp"], ["temperature"])
-        assert await statuses(device_id) == [("online", product_id(becomes), 0)]
+        assert await statuses(device_id) == [("online", product_id(becomes))]
 
 
 async def test_a_quarantined_device_reporting_its_product_stays_quarantined(
@@ -231,7 +231,7 @@ async def test_presence_flips_online_on_welcome_and_offline_on_close(
     device = await Device.get(id=device_id)
     assert device.session_id is None
     assert await statuses(device_id) == [
-        ("online", two_products.p.id, 0), ("offline", two_products.p.id, 0)]
+        ("online", two_products.p.id), ("offline", two_products.p.id)]
 
     async with session(url, device_id, secret, two_products.p.id):
         device = await Device.get(id=device_id)
@@ -239,7 +239,7 @@ async def test_presence_flips_online_on_welcome_and_offline_on_close(
         assert device.first_online_at == first_online_at
         assert device.last_heard_at > first_online_at
     await gone_offline(device_id)
-    assert [data for data, _, _ in await statuses(device_id)] == [
+    assert [data for data, _ in await statuses(device_id)] == [
         "online", "offline", "online", "offline"
     ]
 
@@ -299,7 +299,7 @@ async def test_a_silent_connection_is_closed_and_the_device_marked_offline(
         assert await close_code(ws) == 4408
     await gone_offline(device_id)
     assert await statuses(device_id) == [
-        ("online", two_products.p.id, 0), ("offline", two_products.p.id, 0)]
+        ("online", two_products.p.id), ("offline", two_products.p.id)]
 
 
 async def test_the_sweeper_marks_stale_devices_offline(
@@ -322,8 +322,8 @@ async def test_the_sweeper_marks_stale_devices_offline(
         device = await Device.get(id=device_id)
         assert device.online is online
         assert device.session_id == ("dead-process" if online else None)
-    assert await statuses(stale) == [("offline", two_products.p.id, 0)]
-    assert await statuses(quarantined) == [("offline", two_products.q.id, 0)]
+    assert await statuses(stale) == [("offline", two_products.p.id)]
+    assert await statuses(quarantined) == [("offline", two_products.q.id)]
     assert await statuses(recent) == []
     assert await statuses(offline) == []
     assert await gateway.mark_stale_devices_offline(30) == 0
@@ -335,7 +335,7 @@ async def test_the_app_sweeps_stale_devices_when_it_starts(two_products: Product
     app = create_app(get_settings(), manage_database=False)
     async with app.router.lifespan_context(app):
         await eventually(lambda: is_online(stale, False))
-    assert await statuses(stale) == [("offline", two_products.p.id, 0)]
+    assert await statuses(stale) == [("offline", two_products.p.id)]
 
 
 async def test_a_device_connecting_twice_keeps_the_newer_connection(
@@ -357,9 +357,9 @@ async def test_a_device_connecting_twice_keeps_the_newer_connection(
         }
         device = await Device.get(id=device_id)
         assert (device.online, device.session_id) == (True, session_id)
-        assert [data for data, _, _ in await statuses(device_id)] == ["online", "online"]
+        assert [data for data, _ in await statuses(device_id)] == ["online", "online"]
     await gone_offline(device_id)
-    assert [data for data, _, _ in await statuses(device_id)] == ["online", "online", "offline"]
+    assert [data for data, _ in await statuses(device_id)] == ["online", "online", "offline"]
 
 
 # --- Bad frames --------------------------------------------------------------------------------

@@ -48,10 +48,10 @@ async def close_code(ws: ClientConnection, within: float = 10) -> int | None:
     return ws.close_code
 
 
-async def statuses(device_id: str) -> list[tuple[str, int | None, int]]:
+async def statuses(device_id: str) -> list[tuple[str, int | None]]:
     return list(
         await Event.filter(device_id=device_id, name="spark/status")
-        .order_by("id").values_list("data", "product_id", "data_operations")
+        .order_by("id").values_list("data", "product_id")
     )
 
 

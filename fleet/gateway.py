@@ -10,6 +10,11 @@ connection can tell the older one's process to close it.
 
 Every event is written by the event log (fleet/events.py), after the presence change it
 reports has committed.
+
+Presence also keeps the UTC days each device was online (`DeviceOnlineDay`, what billable
+devices are computed from): the day it connects, in the welcome's transaction, and every later
+day of the same connection, written by the heard flush (`record_heard`) and on close
+(`disconnect`). A connection open across midnight, or for months, has a row for each day.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Case, F, Q, When
 from tortoise.transactions import in_transaction
 
@@ -52,6 +59,12 @@ RATE_LIMITED_FLUSH_INTERVAL = timedelta(seconds=1)
 # the device dead: the flush interval above, plus a margin for a busy process.
 STALE_SLACK = HEARD_FLUSH_INTERVAL + timedelta(seconds=5)
 SWEEP_BATCH = 1000
+_ONLINE_DAY_ROWS = 10000  # 2 values a row, within SQLite's 32766 bound values a statement
+
+# For each connection of this process (by session ID): its device and the last UTC day written
+# to `device_online_days` for it, so a connection writes each day once rather than once a
+# flush. Set by `welcome`, moved on by `record_heard`, dropped by `disconnect`.
+_online_through: dict[str, tuple[str, date]] = {}
 
 
 class DeviceDenied(PermissionDenied):
@@ -155,7 +168,8 @@ async def welcome(
     now = clock.now()
     session_id = new_session_id()
     reported_exists = hello.product_id is not None and await Product.exists(id=hello.product_id)
-    async with in_transaction():
+    today = now.astimezone(UTC).date()
+    async with in_transaction() as connection:
         device = await Device.filter(id=device_id).select_for_update().get()
         assignment = assign_product(
             product_id=device.product_id,
@@ -190,12 +204,14 @@ async def welcome(
             last_heard_at=now,
         )
         await Device.filter(id=device_id, first_online_at=None).update(first_online_at=now)
+        await _write_online_days([(device_id, today)], connection)
         claimer = None
         if hello.claim_code is not None:
             claimer = await claim_codes.redeem(
                 hello.claim_code, device, product_id=stored_product,
                 quarantine=assignment.quarantine, now=now,
             )
+    _online_through[session_id] = (device_id, today)
     if on_session is not None:
         on_session(session_id)
     customer_id = claimer or device.customer_id
@@ -260,7 +276,8 @@ async def record_heard(heard: Mapping[str, datetime]) -> None:
     """Store when the devices of these sessions were last heard (the time of their last
     frame, never moving back): one UPDATE per 500 sessions, so presence costs a few writes per
     flush interval whatever the number of connections. Keyed by session, so a replaced or
-    swept connection writes nothing."""
+    swept connection writes nothing. Then the online days of this process's connections heard
+    on a day not written yet (`_online_days_heard`)."""
     items = list(heard.items())
     for start in range(0, len(items), 500):
         chunk = items[start : start + 500]
@@ -270,11 +287,78 @@ async def record_heard(heard: Mapping[str, datetime]) -> None:
                 default=F("last_heard_at"),
             )
         )
+    await _online_days_heard(heard)
+
+
+def _days_after(written: date, through: date) -> list[date]:
+    """The days after `written`, up to and including `through`."""
+    return [written + timedelta(days=n) for n in range(1, (through - written).days + 1)]
+
+
+async def _online_days_heard(heard: Mapping[str, datetime]) -> None:
+    """The connections of this process heard on a UTC day after the last one written for them
+    were online on every day since (the same connection stayed open): write those days, in
+    one statement per batch. Nothing is written for a connection heard again the same day."""
+    rows: list[tuple[str, date]] = []
+    moved: dict[str, tuple[str, date]] = {}
+    for session_id, heard_at in heard.items():
+        known = _online_through.get(session_id)
+        if known is None:  # closed meanwhile: `disconnect` wrote its days
+            continue
+        device_id, written = known
+        day = heard_at.astimezone(UTC).date()
+        if day > written:
+            rows += [(device_id, d) for d in _days_after(written, day)]
+            moved[session_id] = (device_id, day)
+    if not rows:
+        return
+    await _write_online_days(rows)
+    for session_id, through in moved.items():
+        if session_id in _online_through:  # not closed while writing
+            _online_through[session_id] = through
+
+
+async def _write_online_days(rows: Sequence[tuple[str, date]],
+                             connection: BaseDBAsyncClient | None = None) -> None:
+    """Store that these devices were online on these days: `INSERT … ON CONFLICT DO NOTHING`,
+    one statement per batch, in key order (two writers of the same rows wait for each other
+    rather than deadlock), for the devices that still exist."""
+    ordered = sorted(set(rows))
+    db = connection or connections.get("default")
+    if connections.get("default").capabilities.dialect == "postgres":
+        for start in range(0, len(ordered), _ONLINE_DAY_ROWS):
+            chunk = ordered[start:start + _ONLINE_DAY_ROWS]
+            await db.execute_query(
+                "INSERT INTO device_online_days (device_id, day) SELECT d.id, x.day"
+                " FROM unnest($1::varchar[], $2::date[]) AS x(device_id, day)"
+                " JOIN devices d ON d.id = x.device_id"
+                " ON CONFLICT (device_id, day) DO NOTHING",
+                [[device_id for device_id, _ in chunk], [day for _, day in chunk]],
+            )
+        return
+    for start in range(0, len(ordered), _ONLINE_DAY_ROWS):
+        chunk = ordered[start:start + _ONLINE_DAY_ROWS]
+        values: list[object] = []
+        for device_id, day in chunk:
+            values += [device_id, day.isoformat()]
+        placeholders = ", ".join(["(?, ?)"] * len(chunk))
+        # `WHERE true`: SQLite reads an `ON` after a join's table as the join's condition.
+        await db.execute_query(
+            "INSERT INTO device_online_days (device_id, day) SELECT x.column1, x.column2"  # noqa: S608
+            f" FROM (VALUES {placeholders}) AS x JOIN devices ON devices.id = x.column1"
+            " WHERE true ON CONFLICT (device_id, day) DO NOTHING",
+            values,
+        )
 
 
 async def disconnect(device_id: str, session_id: str, heard_at: datetime) -> bool:
-    """The connection of `session_id` closed: mark the device offline (with a `spark/status`
+    """The connection of `session_id` closed: write the days it was online not written yet
+    (through the day it was last heard), and mark the device offline (with a `spark/status`
     offline event) unless a newer connection has taken over. True if it went offline."""
+    known = _online_through.pop(session_id, None)
+    if known is not None:
+        await _write_online_days(
+            [(known[0], d) for d in _days_after(known[1], heard_at.astimezone(UTC).date())])
     async with in_transaction():
         device = await Device.get_or_none(id=device_id, session_id=session_id).only(
             "id", "product_id", "quarantine"

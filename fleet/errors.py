@@ -51,6 +51,11 @@ class FleetCode(ErrorCode):
     DEVICE_DENIED = "DEVICE_DENIED", FORBIDDEN, "The device's product denied it."
     DEVICE_MOVED = "DEVICE_MOVED", CONFLICT, \
         "The device moved to another product: its live stream ended; open it again."
+    # SIMs
+    INVALID_ICCID = "INVALID_ICCID", BAD_REQUEST, \
+        "Not an ICCID: 19 or 20 digits starting with 89, the last one a Luhn check digit."
+    ICCID_REQUIRED = "ICCID_REQUIRED", BAD_REQUEST, \
+        "The device is not cellular yet: give its SIM's ICCID."
     # Device import
     FILE_TOO_LARGE = "FILE_TOO_LARGE", BAD_REQUEST, "The file is over the import limit."
     BINARY_FILE = "BINARY_FILE", BAD_REQUEST, "The file is not text."

@@ -13,7 +13,7 @@ from strawberry.dataloader import DataLoader
 
 from api.graphql.context import Context
 from core.errors import DomainError
-from fleet import access, customers, devices, products
+from fleet import access, customers, devices, products, sims
 from models.devices import Device
 from models.oauth import OAuthClient
 from models.organizations import Organization
@@ -109,3 +109,13 @@ def callable_devices(context: Context) -> DataLoader[str, Device]:
     `watchable_devices`."""
     return _loader(context, "callable_devices",
                    lambda ids: access.callable_devices(context.principal, ids))
+
+
+def sim_states(context: Context) -> DataLoader[str, bool]:
+    """Whether each cellular device's SIM is active (already allowed: the devices)."""
+
+    async def load(ids: Sequence[str]) -> list[bool]:
+        states = await sims.sim_states(ids)
+        return [states.get(device_id, True) for device_id in ids]
+
+    return _loader(context, "sim_states", load)

@@ -18,7 +18,7 @@ from api.graphql.errors import UserError, mutate
 from api.graphql.ids import decode_id
 from auth.principals import AnyPrincipal
 from core.errors import InvalidInput
-from fleet import claim_codes, claims, device_import, devices
+from fleet import claim_codes, claims, device_import, devices, sims
 from models.devices import Device as DeviceModel
 
 if TYPE_CHECKING:
@@ -40,6 +40,17 @@ class UpdateDeviceInput:
 @strawberry.input
 class DeviceInput:
     device_id: str
+
+
+@strawberry.input
+class SetSimActiveInput:
+    device_id: str
+    active: bool
+    iccid: str | None = strawberry.field(
+        default=None, description="The SIM's ICCID: 19 or 20 digits starting with 89, the "
+                                  "last a Luhn check digit. Required when the device is not "
+                                  "cellular yet (it makes it cellular); given afterwards, it "
+                                  "replaces the device's ICCID.")
 
 
 @strawberry.type
@@ -166,6 +177,15 @@ class DeviceMutations:
     async def approve_quarantined_device(self, info: Info, input: DeviceInput) -> DevicePayload:
         return await _device_change(info, lambda principal: devices.approve_quarantined_device(
             principal, input.device_id))
+
+    @strawberry.mutation(description="Activate or deactivate a cellular device's SIM "
+                                     "(developers and up), recording when; asking for the "
+                                     "state it already has changes nothing. A SIM deactivated "
+                                     "for a whole billing period makes the device not "
+                                     "billable in it.")
+    async def set_sim_active(self, info: Info, input: SetSimActiveInput) -> DevicePayload:
+        return await _device_change(info, lambda principal: sims.set_sim_active(
+            principal, input.device_id, active=input.active, iccid=input.iccid))
 
     @strawberry.mutation(description="Refuse a quarantined device: it may not connect again.")
     async def deny_quarantined_device(self, info: Info, input: DeviceInput) -> DevicePayload:

@@ -25,12 +25,13 @@ from api.graphql.pagination import (
 )
 from auth.principals import CustomerPrincipal
 from core.errors import DomainError
-from fleet import access, events, fleet_queries, locations, rpc
+from fleet import access, events, fleet_queries, locations, rpc, sims
 from fleet.fleet_queries import DeviceOrder
 from models.devices import Device as DeviceModel
 from models.devices import DeviceError as DeviceErrorModel
 from models.devices import LocationPoint as LocationPointModel
 from models.devices import Quarantine
+from models.usage import SimChange as SimChangeModel
 
 if TYPE_CHECKING:
     from api.graphql.events.types import DeviceEventFilter, Event
@@ -86,6 +87,34 @@ class Device(relay.Node):
     team_development: strawberry.Private[bool]
     team_quarantine: strawberry.Private[Quarantine]
     team_rate_limited_events: strawberry.Private[int]
+    team_iccid: strawberry.Private[str | None]
+
+    @strawberry.field(description="Connects over a cellular network: it has a SIM (an ICCID).")
+    def cellular(self) -> bool:
+        return self.team_iccid is not None
+
+    @strawberry.field(description="Its SIM's ICCID; null if it is not cellular, and for the "
+                                  "device's customer.")
+    def iccid(self, info: Info) -> str | None:
+        return _team_only(info, self.team_iccid)
+
+    @strawberry.field(description="Whether its SIM is active (`setSimActive`); null if it is "
+                                  "not cellular, and for the device's customer.")
+    async def sim_active(self, info: Info) -> bool | None:
+        if self.team_iccid is None or isinstance(info.context.principal, CustomerPrincipal):
+            return None
+        return await loaders.sim_states(info.context).load(self.device_id)
+
+    @strawberry.field(description="Its SIM's activations and deactivations, newest first; "
+                                  "null for the device's customer.")
+    async def sim_changes(
+        self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
+    ) -> relay.Connection[SimChange] | None:  # type: ignore[type-var]  # changes are no nodes
+        if isinstance(info.context.principal, CustomerPrincipal):
+            return None
+        return await paginate(  # type: ignore[type-var]  # changes are no nodes
+            sims.sim_changes(self.device_id), order=("-changed_at", "-id"), first=first,
+            after=after, to_node=SimChange.from_model, parse=created_cursor)
 
     @strawberry.field(description="The team's notes; null for the device's customer.")
     def notes(self, info: Info) -> str | None:
@@ -123,7 +152,7 @@ class Device(relay.Node):
             product_pk=device.product_id,
             team_notes=device.notes, team_development=device.development,
             team_quarantine=Quarantine(device.quarantine),
-            team_rate_limited_events=device.rate_limited_events,
+            team_rate_limited_events=device.rate_limited_events, team_iccid=device.iccid,
         )
 
     @classmethod
@@ -198,6 +227,20 @@ class Device(relay.Node):
         except DomainError as error:
             return VariableReading(name=name, user_errors=[UserError.from_domain(error)])
         return VariableReading(name=name, value=JSON(value))
+
+
+@strawberry.type(description="A cellular device's SIM activated or deactivated.")
+class SimChange:
+    active: bool = strawberry.field(description="true: activated; false: deactivated.")
+    changed_at: datetime
+    changed_by: str | None = strawberry.field(
+        description="The email of the team member who changed it; null once their account "
+                    "is gone.")
+
+    @classmethod
+    def from_model(cls, change: SimChangeModel) -> SimChange:
+        return cls(active=change.active, changed_at=change.changed_at,
+                   changed_by=change.changed_by.email if change.changed_by else None)
 
 
 @strawberry.type(description="Where a device was, as it reported in a `location` frame.")

@@ -6,12 +6,17 @@ A device counts where it is now: among the own devices (not quarantined, not den
 the organization's products. A cellular device's SIM is active until a `SimChange` says
 otherwise; it was deactivated for the whole period when it was inactive at the period's start
 and not activated before its end.
+
+Three queries whatever the number of devices (the devices, their online days in the period,
+the SIM changes up to its end), each selecting by organization, never by a list of IDs.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime, timedelta
+
+from tortoise.expressions import Q
 
 from billing.devices import DeviceActivity, is_billable
 from billing.periods import Period
@@ -29,18 +34,17 @@ async def billable_devices(organization_id: int, period: Period, *,
     devices = await Device.filter(
         product__organization_id=organization_id, quarantine=Quarantine.NONE,
         first_online_at__lt=end,
-    ).values_list("id", "product_id", "first_online_at", "iccid")
+    ).values_list("id", "product_id", "first_online_at")
     if not devices:
         return {}
-    ids = [row[0] for row in devices]
+    counted = Q(device__product__organization_id=organization_id,
+                device__quarantine=Quarantine.NONE)
     online = set(await DeviceOnlineDay.filter(
-        device_id__in=ids, day__gte=period.start.date(),
-        day__lte=(end - timedelta(microseconds=1)).date(),
+        counted, day__gte=period.start.date(), day__lte=(end - timedelta(microseconds=1)).date(),
     ).distinct().values_list("device_id", flat=True))
-    sim_off = await _sim_off_whole_period(
-        [row[0] for row in devices if row[3] is not None], period, end)
+    sim_off = await _sim_off_whole_period(counted, period, end)
     billable: dict[int, list[str]] = defaultdict(list)
-    for device_id, product_id, first_online_at, _iccid in devices:
+    for device_id, product_id, first_online_at in devices:
         first = Period.of(first_online_at)
         activity = DeviceActivity(period, came_online=device_id in online or first == period,
                                   sim_deactivated_whole_period=device_id in sim_off)
@@ -49,12 +53,11 @@ async def billable_devices(organization_id: int, period: Period, *,
     return {product: sorted(found) for product, found in billable.items()}
 
 
-async def _sim_off_whole_period(device_ids: list[str], period: Period, end: datetime
-                                ) -> set[str]:
-    if not device_ids:
-        return set()
+async def _sim_off_whole_period(counted: Q, period: Period, end: datetime) -> set[str]:
+    """The cellular devices (among `counted`) whose SIM was inactive at the period's start and
+    not activated before `end`."""
     changes = await SimChange.filter(
-        device_id__in=device_ids, changed_at__lt=end
+        counted, device__iccid__isnull=False, changed_at__lt=end
     ).order_by("changed_at", "id").values_list("device_id", "active", "changed_at")
     active_at_start: dict[str, bool] = {}
     activated_within: set[str] = set()
@@ -63,5 +66,5 @@ async def _sim_off_whole_period(device_ids: list[str], period: Period, end: date
             active_at_start[device_id] = active
         elif active:
             activated_within.add(device_id)
-    return {d for d in device_ids
-            if active_at_start.get(d, True) is False and d not in activated_within}
+    return {device for device, active in active_at_start.items()
+            if not active and device not in activated_within}

@@ -26,6 +26,7 @@ from tests.support.graphql import gid, graphql
 from tests.support.live import graphql_ws, subscribe
 from tests.support.matrix import DEVICE_EVENTS, FB, NF, OK, PRODUCT_EVENTS, Matrix, Probe
 from tests.support.servers import Clock, LiveServer
+from tests.support.sims import iccid
 from tests.support.worlds import two_organizations
 
 CALLERS = ("direct", "app", "read", "events", "call", "all", "all(viewer)", "all(outsider)")
@@ -38,6 +39,7 @@ DENIED = "This app's token does not allow this."
 
 D1, Q1, MINE, SPARE = ("a1".ljust(24, "0"), "b1".ljust(24, "0"), "c1".ljust(24, "0"),
                        "d1".ljust(24, "0"))
+D1_ICCID = iccid(1)  # D1 is cellular
 
 # The world: Acme (one member per role) and its product "thermostat" with device D1 and Q1 (in
 # its quarantine), MINE (in no product, claimed by Acme's owner) and SPARE (in no product);
@@ -56,6 +58,7 @@ MATRIX = Matrix(CALLERS, {
     "node(Device D1)":            (OK,  FB,  OK,  FB,   FB,  OK,  OK,   _),
     "device(D1).product":         (OK,  FB,  HID, FB,   FB,  HID, HID,  _),
     "device(D1).events":          (OK,  FB,  FB,  FB,   FB,  HID, HID,  _),
+    "device(D1).sim":             (OK,  FB,  OK,  FB,   FB,  OK,  OK,   _),
     "node(Event D1)":             (OK,  _,   _,   EVT,  _,   HID, HID,  _),
     "device(D1).variable":        (OFF, FB,  FB,  FB,   FB,  OFF, FB,   _),
     "callFunction(D1)":           (OFF, FB,  FB,  FB,   OFF, OFF, FB,   NF),
@@ -72,6 +75,7 @@ MATRIX = Matrix(CALLERS, {
     "publishEvent":               (OK,  FB,  FB,  FB,   FB,  FB,  FB,   NF),
     "updateDevice(D1)":           (OK,  FB,  FB,  FB,   FB,  FB,  FB,   NF),
     "updateDevice(MINE)":         (OK,  FB,  FB,  FB,   FB,  FB,  NF,   NF),
+    "setSimActive(D1)":           (OK,  FB,  FB,  FB,   FB,  FB,  FB,   NF),
     "assignDeviceCustomer(D1)":   (OK,  FB,  FB,  FB,   FB,  FB,  FB,   NF),
     "approveQuarantinedDevice":   (OK,  FB,  FB,  FB,   FB,  FB,  FB,   NF),
     "importDevices":              (OK,  FB,  FB,  FB,   FB,  FB,  FB,   NF),
@@ -107,7 +111,8 @@ async def world(frozen_clock: Clock) -> World:
     ):
         await Device.create(id=device_id, secret_hash="0" * 64, platform="Photon",
                             provisioned_at=T, product=product, quarantine=quarantine,
-                            claimed_by=claimed_by, functions=["reboot"], variables=["temp"])
+                            claimed_by=claimed_by, functions=["reboot"], variables=["temp"],
+                            iccid=D1_ICCID if device_id == D1 else None)
     (event,) = await events.record([events.NewEvent(
         product_id=thermostat.id, device_id=D1, name="temp", data="21", published_at=T)])
     assert event is not None
@@ -151,6 +156,12 @@ def ok_if(value: Any, expected: Any, without_product: Any = None) -> Any:
 async def _device(p: AppProbe) -> Any:
     return ok_if(await p.device(D1, "deviceId functions"),
                  {"deviceId": D1, "functions": ["reboot"]})
+
+
+@MATRIX.operation("device(D1).sim")
+async def _device_sim(p: AppProbe) -> Any:
+    return ok_if(await p.device(D1, "cellular iccid simActive"),
+                 {"cellular": True, "iccid": D1_ICCID, "simActive": True})
 
 
 @MATRIX.operation("device(MINE)")
@@ -311,6 +322,12 @@ async def _publish(p: AppProbe) -> Any:
 async def _update(p: AppProbe) -> Any:
     return await _changed(p, "updateDevice", "UpdateDeviceInput",
                           {"deviceId": D1, "name": "Renamed"}, "device { name }")
+
+
+@MATRIX.operation("setSimActive(D1)")
+async def _set_sim(p: AppProbe) -> Any:
+    return await _changed(p, "setSimActive", "SetSimActiveInput",
+                          {"deviceId": D1, "active": False}, "device { simActive }")
 
 
 @MATRIX.operation("updateDevice(MINE)")

@@ -13,6 +13,7 @@ from fleet import devices, events
 from models.customers import Customer
 from models.devices import Device, Event, Quarantine
 from models.products import Product
+from models.usage import SimChange
 from tests.support.accounts import TEAM_ROLES, Team
 from tests.support.constants import T
 from tests.support.customers import customer_token, make_customer
@@ -31,6 +32,7 @@ from tests.support.matrix import (
 )
 from tests.support.polling import receive
 from tests.support.servers import Clock
+from tests.support.sims import iccid
 from tests.support.worlds import two_organizations
 
 CALLERS = ("anonymous", "outsider", "customerA", "customerB", "customerC", *TEAM_ROLES)
@@ -41,6 +43,7 @@ _ = None
 D1, D2, M1 = "a1".ljust(24, "0"), "a2".ljust(24, "0"), "a3".ljust(24, "0")
 Q1, LOOSE, E1 = "b1".ljust(24, "0"), "b2".ljust(24, "0"), "c1".ljust(24, "0")
 AT = T.isoformat()
+D1_ICCID = iccid(1)  # D1 is cellular
 
 # The world: Acme (one member per role) and its product "thermostat" with devices D1 and M1
 # (customer A's), D2 (customer B's) and Q1 (in its quarantine); Globex's product "kettle"
@@ -63,6 +66,7 @@ MATRIX = Matrix(CALLERS, {
     "node(Device D1)":             (_,  _,   OK,  _,   _,   OK,  OK,  OK,  OK,  OK),
     "device(D1).product":          (_,  _,   CUS, _,   _,   OK,  OK,  OK,  OK,  OK),
     "device(D1).events":           (_,  _,   CUS, _,   _,   OK,  OK,  OK,  OK,  OK),
+    "device(D1).sim":              (_,  _,   CUS, _,   _,   OK,  OK,  OK,  OK,  OK),
     "device(E1).events":           (_,  OK,  _,   _,   CUS, _,   _,   _,   _,   _),
     "node(Event D1)":              (_,  _,   CUS, _,   _,   OK,  OK,  OK,  OK,  OK),
     "device(D1).variable":         (_,  _,   OFF, _,   _,   OFF, OFF, OFF, OFF, FB),
@@ -88,6 +92,7 @@ MATRIX = Matrix(CALLERS, {
     "approveQuarantinedDevice":    (NF, NF,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
     "updateDevice(D1)":            (NF, NF,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
     "removeDeviceFromProduct(M1)": (NF, NF,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
+    "setSimActive(D1)":            (NF, NF,  NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
 })
 # fmt: on
 
@@ -119,7 +124,8 @@ async def world(frozen_clock: Clock) -> World:
         await Device.create(
             id=device_id, secret_hash="0" * 64, platform="Photon", provisioned_at=T,
             product=product, quarantine=quarantine, functions=["reboot"], variables=["temp"],
-            customer=customers[owner] if owner else None, claimed_at=T if owner else None)
+            customer=customers[owner] if owner else None, claimed_at=T if owner else None,
+            iccid=D1_ICCID if device_id == D1 else None)
     stored = await events.record([
         events.NewEvent(product_id=product.id, device_id=device_id, name="temp", data="21",
                         published_at=T)
@@ -180,6 +186,16 @@ async def _device_events(p: Probe[World], device_id: str, slug: str) -> Any:
                                       "name data device { deviceId } product { slug } } } }")
     return _product_or_customer(found, _events_seen(p, device_id, slug),
                                 _events_seen(p, device_id, None))
+
+
+@MATRIX.operation("device(D1).sim")
+async def _device_sim(p: Probe[World]) -> Any:
+    found = await p.device(D1, "cellular iccid simActive simChanges { edges { node { active } "
+                               "} }")
+    return _product_or_customer(
+        found, {"cellular": True, "iccid": D1_ICCID, "simActive": True,
+                "simChanges": {"edges": []}},
+        {"cellular": True, "iccid": None, "simActive": None, "simChanges": None})
 
 
 @MATRIX.operation("node(Event D1)")
@@ -349,6 +365,16 @@ async def _remove(p: Probe[World]) -> Any:
 
     return await p.audited("removeDeviceFromProduct", "DeviceInput", {"deviceId": M1},
                            "device { deviceId claimedAt }", effect=removed)
+
+
+@MATRIX.operation("setSimActive(D1)")
+async def _set_sim(p: Probe[World]) -> Any:
+    async def deactivated() -> bool:
+        return await SimChange.filter(device_id=D1, active=False).exists()
+
+    return await p.audited("setSimActive", "SetSimActiveInput",
+                           {"deviceId": D1, "active": False}, "device { simActive }",
+                           effect=deactivated)
 
 
 def test_the_table_covers_every_operation_and_caller() -> None:

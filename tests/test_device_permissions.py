@@ -10,6 +10,7 @@ from models.devices import Device
 from tests.support.accounts import TEAM_ROLES, make_user
 from tests.support.graphql import gid
 from tests.support.matrix import FB, NF, OK, Matrix, Probe, caller_token, ok_if
+from tests.support.sims import iccid
 from tests.support.worlds import Fleet, device_id
 
 CALLERS = ("anonymous", "client", "outsider", "claimer", *TEAM_ROLES)
@@ -46,10 +47,14 @@ MATRIX = Matrix(CALLERS, {
     "approveQuarantinedDevice":     (NF, NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
     "denyQuarantinedDevice":        (NF, NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
     "approveQuarantinedDevice(no)": (NF, NF,  NF,  NF,  NQ,  NQ,  NQ,  FB,  FB),
+    "device(cellular)":             (_,  _,   _,   _,   OK,  OK,  OK,  OK,  OK),
+    "setSimActive":                 (NF, NF,  NF,  NF,  OK,  OK,  OK,  FB,  FB),
+    "setSimActive(claimed)":        (NF, NF,  NF,  NIP, NF,  NF,  NF,  NF,  NF),
 })
 # fmt: on
 MINE = device_id("c1a1")  # claimed by "claimer"
 OWN0, OWN1, OWN2, Q0, Q1 = (device_id(p) for p in ("a0", "a1", "a2", "e0", "e1"))
+CELLULAR, SIM_TARGET = iccid(1), device_id("b0")  # OWN0's ICCID; the device setSimActive changes
 
 
 async def _mutate(p: Probe[Fleet], name: str, input_type: str, input: dict[str, Any]) -> str:
@@ -132,6 +137,21 @@ async def _on_device(p: Probe[Fleet], mutation: str, device: str) -> str:
     return await _mutate(p, mutation, "DeviceInput", {"deviceId": device})
 
 
+@MATRIX.operation("device(cellular)")
+async def _device_cellular(p: Probe[Fleet]) -> Any:
+    found = await p.device(OWN0, "cellular iccid simActive simChanges { edges { node { active "
+                                 "} } }")
+    return ok_if(found, {"cellular": True, "iccid": CELLULAR, "simActive": True,
+                         "simChanges": {"edges": []}})
+
+
+@MATRIX.operation("setSimActive", SIM_TARGET)
+@MATRIX.operation("setSimActive(claimed)", MINE)
+async def _set_sim(p: Probe[Fleet], device: str) -> str:
+    return await _mutate(p, "setSimActive", "SetSimActiveInput",
+                         {"deviceId": device, "active": False, "iccid": iccid(2)})
+
+
 def test_the_table_covers_every_operation_and_caller() -> None:
     MATRIX.assert_complete()
 
@@ -141,4 +161,5 @@ async def test_permission_matrix(http, fleet: Fleet, caller: str) -> None:
     claimer = await make_user("claimer@example.com")
     await Device.create(id=MINE, secret_hash="0" * 64, platform="Photon",
                         provisioned_at=fleet.product.created_at, claimed_by=claimer)
+    await Device.filter(id=OWN0).update(iccid=CELLULAR)
     await MATRIX.check(caller, Probe(http, await caller_token(http, caller, fleet.acme), fleet))

@@ -12,12 +12,14 @@ import pytest
 from auth.principals import UserPrincipal
 from billing.billable import billable_devices
 from billing.periods import Period
-from fleet import devices, products, sims
+from core import clock
+from fleet import devices, gateway, products, sims
 from models.devices import Device
 from models.products import Product
 from models.usage import DeviceOnlineDay
 from tests.support.accounts import Team, organization_with_team
 from tests.support.customers import make_customer
+from tests.support.database import recorded_queries
 from tests.support.gateway import exchange, make_device, session
 from tests.support.polling import eventually
 from tests.support.servers import Clock
@@ -196,3 +198,51 @@ async def test_one_connection_has_a_row_for_each_day_it_stays_open(
     for period, grace in ((Period(2027, 3), True), (Period(2027, 4), True)):
         assert await billable_devices(team.organization.id, period,
                                       manufacturing_grace=grace) == {thermostat.id: [device_id]}
+
+
+async def test_the_heard_flush_writes_online_days_once_a_day_in_one_statement(
+    team: Team, frozen_clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frozen_clock.current = datetime(2027, 3, 1, 8, tzinfo=UTC)
+    (thermostat,) = await make_products(team.principals["OWNER"], team.organization.id,
+                                        "Thermostat")
+    hello = gateway.Hello(thermostat.id, "1", "5.0", (), ())
+    device_ids = [(await make_device(thermostat))[0] for _ in range(40)]
+    sessions = {device_id: (await gateway.welcome(device_id, hello)).session_id
+                for device_id in device_ids}
+
+    async def flush_inserts() -> int:
+        heard = {session_id: clock.now() for session_id in sessions.values()}
+        with recorded_queries(monkeypatch) as seen:
+            await gateway.record_heard(heard)
+        return sum("device_online_days" in query for query in seen)
+
+    assert await flush_inserts() == 0  # the welcome wrote today
+    frozen_clock.advance(days=1)
+    assert await flush_inserts() == 1
+    frozen_clock.advance(hours=5)
+    assert await flush_inserts() == 0  # the same day again: remembered
+    frozen_clock.advance(days=3)
+    assert await flush_inserts() == 1  # three more days each, in one statement
+    for device_id, session_id in sessions.items():
+        assert await gateway.disconnect(device_id, session_id, clock.now())
+    assert await DeviceOnlineDay.filter(device_id__in=device_ids).count() == 40 * 5
+    assert set(await DeviceOnlineDay.all().values_list("day", flat=True)) == {
+        date(2027, 3, day) for day in range(1, 6)}
+
+
+@pytest.mark.parametrize(("active", "billable"), [(False, False), (True, True)])
+async def test_a_sim_change_at_the_periods_first_instant_holds_for_the_whole_period(
+    team: Team, frozen_clock: Clock, active: bool, billable: bool
+) -> None:
+    frozen_clock.current = datetime(2027, 1, 10, tzinfo=UTC)
+    owner = team.principals["OWNER"]
+    (thermostat,) = await make_products(owner, team.organization.id, "Thermostat")
+    device_id, _ = await make_device(thermostat)
+    await Device.filter(id=device_id).update(first_online_at=clock.now())
+    await sims.set_sim_active(owner, device_id, active=not active, iccid=iccid(7))
+    frozen_clock.current = datetime(2027, 2, 1, tzinfo=UTC)
+    await sims.set_sim_active(owner, device_id, active=active)
+    found = await billable_devices(team.organization.id, Period(2027, 2),
+                                   manufacturing_grace=False)
+    assert found == ({thermostat.id: [device_id]} if billable else {})

@@ -369,7 +369,7 @@ async def test_connecting_again_through_another_process_replaces_the_older_conne
         assert device.session_id is not None
         assert device.session_id.startswith(f"{b.pid}-")  # B's session
         assert await statuses(device_id) == [
-            ("online", world.product.id, 0), ("online", world.product.id, 0)]
+            ("online", world.product.id), ("online", world.product.id)]
         async with b.client() as http:
             call = asyncio.create_task(call_function(http, token, device_id, "reboot", ""))
             await answer_next(newer, value=1)

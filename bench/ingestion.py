@@ -3,7 +3,15 @@ publish continuously, each its next event as soon as the cloud acknowledges the 
 figure is events acknowledged (that is, stored) per second. The server runs with a publish
 limit high enough not to be what is measured.
 
-Beside it, in the same run and the same database: plain batched inserts of rows of the same
+Twice, each time on a fresh database of the same kind with the same number of devices for the
+same time: first with usage metering off (`USAGE_METERING=false`: the app installs no meter),
+then on (billing's ledger counts every stored publish in the transaction that stores it). The
+ratio on/off is what metering costs. After the metered run, the data operations the ledger
+counted for the product must equal what its stored events cost (`events.data_operations`),
+and after the unmetered run the ledger must hold nothing: either mismatch is a bench error
+(the figures are printed with it). No timing is asserted.
+
+Beside the metered run, in the same database: plain batched inserts of rows of the same
 shape into the same table (executemany, one transaction per batch of BATCH rows, the most
 events one of the server's writes can hold with this many devices), one batch after another
 from one connection: the ratio says what publishing costs over the bare writes.
@@ -19,6 +27,7 @@ import sys
 from dataclasses import dataclass
 
 from tortoise import Tortoise
+from tortoise.functions import Sum
 from tortoise.transactions import in_transaction
 
 from bench import BenchError, measured_seconds
@@ -32,6 +41,7 @@ from bench.fleet import (
 )
 from core import clock
 from models.devices import Event
+from models.usage import UsageCounter
 from simulator.activities import ACTIVITIES
 
 DEFAULT_DEVICES = 1000
@@ -39,6 +49,7 @@ MAX_DEVICES = 20_000
 WARMUP_SNAPSHOTS = 2  # progress snapshots (about a second each) after all are welcomed
 # High enough that no device is rate limited: the bench measures storing, not refusing.
 SERVER_SETTINGS = {"DEVICE_EVENT_RATE": "1000000", "DEVICE_EVENT_BURST": "1000000"}
+METERING_TARGET = 0.95  # metering may cost at most 5 % of the unmetered rate
 PLAIN_INSERT = (
     "INSERT INTO events (product_id, device_id, name, data, published_at, private, message_id,"
     " data_operations) VALUES ({})"
@@ -47,25 +58,51 @@ PUBLISHING = [activity for activity in ACTIVITIES if activity.publishes]
 
 
 @dataclass(frozen=True)
-class IngestionFigure:
+class Run:
+    """One server's publishing, metered or not, on a fresh database."""
+
+    metered: bool
     database: str
-    devices: int
     seconds: float
     acknowledged: int  # in the measured window
     client_cpu: float  # this process (the simulator) over wall time
     server_cpu: float  # the server process over wall time
     total_acknowledged: int
     stored: int  # the devices' events in the database after the run
+    stored_operations: int  # what those events cost (events.data_operations)
+    counted_operations: int  # what the ledger counted for the product (usage_counters)
     rate_limited: int
     refused: int
     reconnects: int
+
+    @property
+    def rate(self) -> float:
+        return self.acknowledged / self.seconds
+
+    @property
+    def server_cpu_per_event(self) -> float:
+        """Server CPU seconds an acknowledged event in the window."""
+        return self.server_cpu * self.seconds / self.acknowledged if self.acknowledged else 0.0
+
+    @property
+    def ledger_agrees(self) -> bool:
+        """Metered: the ledger counted what the stored events cost; unmetered: nothing."""
+        return self.counted_operations == (self.stored_operations if self.metered else 0)
+
+
+@dataclass(frozen=True)
+class IngestionFigure:
+    devices: int
+    unmetered: Run
+    metered: Run
     plain_rows: int
     plain_seconds: float
     batch: int
 
     @property
-    def rate(self) -> float:
-        return self.acknowledged / self.seconds
+    def metering_ratio(self) -> float:
+        """Events a second with metering on over those with it off."""
+        return self.metered.rate / self.unmetered.rate if self.unmetered.rate else math.nan
 
     @property
     def plain_rate(self) -> float:
@@ -121,56 +158,127 @@ async def _plain_inserts(fleet: Fleet, seconds: float, batch: int) -> tuple[int,
         return inserted, loop.time() - started
 
 
-async def _stored(fleet: Fleet) -> int:
+async def _tally(fleet: Fleet) -> tuple[int, int, int]:
+    """The devices' stored events, what they cost in data operations, and the data operations
+    the ledger counted for the product."""
     async with connected(fleet.database_url):
-        return await (
+        events = (
             Event.filter(product_id=fleet.product_id, message_id__isnull=False)
             .exclude(message_id__startswith="plain-")
-            .count()
         )
+        count = await events.count()
+        cost = await events.annotate(total=Sum("data_operations")).values("total")
+        counted = await (
+            UsageCounter.filter(product_id=fleet.product_id)
+            .annotate(total=Sum("operations"))
+            .values("total")
+        )
+        return count, int(cost[0]["total"] or 0), int(counted[0]["total"] or 0)
 
 
-def measure(count: int, seconds: float) -> IngestionFigure:
-    """One run: a fresh database and server, `count` devices publishing, then the plain
-    inserts."""
-    with served_fleet(count, settings=SERVER_SETTINGS) as fleet:
+def _run(count: int, seconds: float, *, metered: bool, plain: bool
+         ) -> tuple[Run, tuple[int, float]]:
+    """A fresh database and server, metered or not, and `count` devices publishing; then, if
+    `plain`, the plain inserts in the same database (else none: 0 rows in 0 s)."""
+    settings = {**SERVER_SETTINGS, "USAGE_METERING": "true" if metered else "false"}
+    with served_fleet(count, settings=settings) as fleet:
         acknowledged, window, client_cpu, server_cpu, simulation = asyncio.run(
             _publish(fleet, seconds))
         report = simulation.report
         assert report is not None
-        stored = asyncio.run(_stored(fleet))
-        plain_rows, plain_seconds = asyncio.run(_plain_inserts(fleet, seconds, count))
-    return IngestionFigure(
-        database=fleet.database, devices=count, seconds=window, acknowledged=acknowledged,
+        stored, stored_operations, counted_operations = asyncio.run(_tally(fleet))
+        inserted = asyncio.run(_plain_inserts(fleet, seconds, count)) if plain else (0, 0.0)
+    run = Run(
+        metered=metered, database=fleet.database, seconds=window, acknowledged=acknowledged,
         client_cpu=client_cpu, server_cpu=server_cpu,
         total_acknowledged=report.events_acknowledged, stored=stored,
+        stored_operations=stored_operations, counted_operations=counted_operations,
         rate_limited=report.events_rate_limited, refused=report.events_refused,
-        reconnects=report.reconnects, plain_rows=plain_rows, plain_seconds=plain_seconds,
-        batch=count,
+        reconnects=report.reconnects,
+    )
+    return run, inserted
+
+
+def measure(count: int, seconds: float) -> IngestionFigure:
+    """`count` devices publishing with metering off, then, on a fresh database, with it on,
+    followed there by the plain inserts."""
+    unmetered, _ = _run(count, seconds, metered=False, plain=False)
+    metered, (plain_rows, plain_seconds) = _run(count, seconds, metered=True, plain=True)
+    return IngestionFigure(
+        devices=count, unmetered=unmetered, metered=metered, plain_rows=plain_rows,
+        plain_seconds=plain_seconds, batch=count,
+    )
+
+
+LABEL = 38  # the width of the labels of the figures
+
+
+def _line(label: str, figure: str) -> str:
+    return f"  {label:<{LABEL}}{figure}"
+
+
+def _rate(run: Run) -> str:
+    return (
+        f"{run.rate:>9,.0f} events/s  ({run.acknowledged:,} in {run.seconds:.1f} s; server CPU"
+        f" {run.server_cpu:.0%}, {run.server_cpu_per_event * 1e6:,.0f} µs an event; client CPU"
+        f" {run.client_cpu:.0%})"
+    )
+
+
+def _stored(run: Run) -> str:
+    lost = "" if run.stored == run.total_acknowledged else " MISMATCH"
+    return (
+        f"{run.stored:,} of {run.total_acknowledged:,} acknowledged{lost}; rate limited"
+        f" {run.rate_limited}, refused {run.refused}, reconnects {run.reconnects}"
     )
 
 
 def section(seconds: float) -> str:
-    """The scenario's figures for `python -m bench` (empty if skipped)."""
+    """The scenario's figures for `python -m bench` (empty if skipped). Raises BenchError,
+    with the figures, if the ledger does not agree with the stored events."""
     count = count_setting("BENCH_EVENT_DEVICES", DEFAULT_DEVICES, MAX_DEVICES)
     if not count:
         return ""
-    print(f"  {count} simulated devices publishing continuously", file=sys.stderr, flush=True)
-    f = measure(count, seconds)
-    ratio = f.rate / f.plain_rate if f.plain_rate else math.nan
-    lost = "" if f.stored == f.total_acknowledged else (
-        f" MISMATCH: {f.stored} stored, {f.total_acknowledged} acknowledged")
-    return (
-        f"Event ingestion, {f.devices:,} simulated devices publishing continuously"
-        f" ({f.database})\n"
-        f"  acknowledged (stored) events: {f.rate:>9,.0f} /s  ({f.acknowledged:,} in"
-        f" {f.seconds:.1f} s; client CPU {f.client_cpu:.0%}, server CPU {f.server_cpu:.0%})\n"
-        f"  plain batched inserts:        {f.plain_rate:>9,.0f} rows/s  ({f.plain_rows:,} in"
-        f" {f.plain_seconds:.1f} s; executemany, {f.batch:,} rows a transaction)\n"
-        f"  ratio: {ratio:.2f} of the plain insert rate\n"
-        f"  every acknowledged event stored: {f.stored:,} of {f.total_acknowledged:,}{lost};"
-        f" rate limited {f.rate_limited}, refused {f.refused}, reconnects {f.reconnects}"
+    print(
+        f"  {count} simulated devices publishing continuously, metering off, then on",
+        file=sys.stderr,
+        flush=True,
     )
+    f = measure(count, seconds)
+    on, off = f.metered, f.unmetered
+    kind = on.database.split(",")[0]
+    plain_ratio = on.rate / f.plain_rate if f.plain_rate else math.nan
+    text = "\n".join([
+        f"Event ingestion, {f.devices:,} simulated devices publishing continuously ({kind};"
+        " each run on a fresh database and server)",
+        _line("metering off (USAGE_METERING=false):", _rate(off)),
+        _line("metering on:", _rate(on)),
+        _line("ratio on/off:", f"{f.metering_ratio:>9.3f}  (metering may cost at most"
+              f" {1 - METERING_TARGET:.0%}: {METERING_TARGET:.2f} or more)"),
+        _line("plain batched inserts:", f"{f.plain_rate:>9,.0f} rows/s    ({f.plain_rows:,} in"
+              f" {f.plain_seconds:.1f} s; executemany, {f.batch:,} rows a transaction; in the"
+              " metered run's database)"),
+        _line("ratio on/plain inserts:", f"{plain_ratio:>9.2f}"),
+        _line("stored events, metering off:", _stored(off)),
+        _line("stored events, metering on:", _stored(on)),
+        _line("data operations, metering on:", f"the ledger counted {on.counted_operations:,};"
+              f" the {on.stored:,} stored events cost {on.stored_operations:,}"),
+        _line("data operations, metering off:",
+              f"the ledger counted {off.counted_operations:,} (it must count nothing)"),
+    ])
+    disagreements = []
+    if not on.ledger_agrees:
+        disagreements.append(
+            f"with metering on, the ledger counted {on.counted_operations:,} data operations"
+            f" but the stored events cost {on.stored_operations:,}"
+        )
+    if not off.ledger_agrees:
+        disagreements.append(
+            f"with metering off, the ledger counted {off.counted_operations:,} data operations"
+        )
+    if disagreements:
+        raise BenchError("; ".join(disagreements) + ". The figures:\n" + text)
+    return text
 
 
 def main() -> None:

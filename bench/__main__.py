@@ -1,9 +1,9 @@
 """`python -m bench`: requests per second of token issuance, introspection and a small
 authenticated GraphQL query, each beside a bare JSON route on the same server; then the
 time to import a file of 100,000 device IDs (bench.device_import), the connected devices one
-process holds (bench.connections), sustained event ingestion beside plain batched inserts
-(bench.ingestion), publish→SSE delivery latency (bench.live_events) and function-call round
-trips (bench.function_calls).
+process holds (bench.connections), sustained event ingestion with usage metering off and on,
+beside plain batched inserts (bench.ingestion), publish→SSE delivery latency
+(bench.live_events) and function-call round trips (bench.function_calls).
 
 BENCH_SECONDS sets the measured time per scenario (default 5); BENCH_DATABASE_URL, a
 PostgreSQL server to use instead of a temporary SQLite file. BENCH_CONNECTIONS, the numbers

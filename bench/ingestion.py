@@ -7,8 +7,9 @@ Twice, each time on a fresh database of the same kind with the same number of de
 same time: first with usage metering off (`USAGE_METERING=false`: the app installs no meter),
 then on (billing's ledger counts every stored publish in the transaction that stores it). The
 ratio on/off is what metering costs. After the metered run, the data operations the ledger
-counted for the product must equal what its stored events cost (`events.data_operations`),
-and after the unmetered run the ledger must hold nothing: either mismatch is a bench error
+counted for the product must equal what its stored events cost by the counting rules
+(`billing.operations`, priced here from each stored event's name and data), and after the
+unmetered run the ledger must hold nothing: either mismatch is a bench error
 (the figures are printed with it). No timing is asserted.
 
 Beside the metered run, in the same database: plain batched inserts of rows of the same
@@ -27,7 +28,7 @@ import sys
 from dataclasses import dataclass
 
 from tortoise import Tortoise
-from tortoise.functions import Sum
+from tortoise.functions import Count, Sum
 from tortoise.transactions import in_transaction
 
 from bench import BenchError, measured_seconds
@@ -39,7 +40,9 @@ from bench.fleet import (
     process_cpu_seconds,
     served_fleet,
 )
+from billing.operations import Operation, data_operations, payload_size
 from core import clock
+from core.metering import OperationKind
 from models.devices import Event
 from models.usage import UsageCounter
 from simulator.activities import ACTIVITIES
@@ -69,7 +72,7 @@ class Run:
     server_cpu: float  # the server process over wall time
     total_acknowledged: int
     stored: int  # the devices' events in the database after the run
-    stored_operations: int  # what those events cost (events.data_operations)
+    stored_operations: int  # what those events cost by the counting rules
     counted_operations: int  # what the ledger counted for the product (usage_counters)
     rate_limited: int
     refused: int
@@ -135,7 +138,7 @@ def _rows(fleet: Fleet, start: int, count: int, postgres: bool) -> list[tuple[ob
     devices = fleet.devices
     return [
         (fleet.product_id, devices[n % len(devices)][0], "temperature",
-         f"{20 + n % 400 / 100:.2f}", when, True if postgres else 1, f"plain-{n}", 1)
+         f"{20 + n % 400 / 100:.2f}", when, True if postgres else 1, f"plain-{n}", 0)
         for n in range(start, start + count)
     ]
 
@@ -159,21 +162,25 @@ async def _plain_inserts(fleet: Fleet, seconds: float, batch: int) -> tuple[int,
 
 
 async def _tally(fleet: Fleet) -> tuple[int, int, int]:
-    """The devices' stored events, what they cost in data operations, and the data operations
-    the ledger counted for the product."""
+    """The devices' stored events, what they cost in data operations by the counting rules
+    (`billing.operations`), and the data operations the ledger counted for the product."""
     async with connected(fleet.database_url):
-        events = (
-            Event.filter(product_id=fleet.product_id, message_id__isnull=False)
-            .exclude(message_id__startswith="plain-")
+        events = Event.filter(product_id=fleet.product_id, message_id__isnull=False).exclude(
+            message_id__startswith="plain-"
         )
-        count = await events.count()
-        cost = await events.annotate(total=Sum("data_operations")).values("total")
+        alike = await (
+            events.annotate(n=Count("id")).group_by("name", "data").values_list("name", "data", "n")
+        )
         counted = await (
             UsageCounter.filter(product_id=fleet.product_id)
             .annotate(total=Sum("operations"))
             .values("total")
         )
-        return count, int(cost[0]["total"] or 0), int(counted[0]["total"] or 0)
+    cost = sum(
+        n * data_operations(Operation(OperationKind.DEVICE_PUBLISH, payload_size(data), name))
+        for name, data, n in alike
+    )
+    return sum(n for _, _, n in alike), cost, int(counted[0]["total"] or 0)
 
 
 def _run(count: int, seconds: float, *, metered: bool, plain: bool

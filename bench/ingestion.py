@@ -3,16 +3,18 @@ publish continuously, each its next event as soon as the cloud acknowledges the 
 figure is events acknowledged (that is, stored) per second. The server runs with a publish
 limit high enough not to be what is measured.
 
-Twice, each time on a fresh database of the same kind with the same number of devices for the
-same time: first with usage metering off (`USAGE_METERING=false`: the app installs no meter),
-then on (billing's ledger counts every stored publish in the transaction that stores it). The
-ratio on/off is what metering costs. After the metered run, the data operations the ledger
+Four runs, each on a fresh database of the same kind with the same number of devices for the
+same time: with usage metering off (`USAGE_METERING=false`: the app installs no meter), on
+(billing's ledger counts every stored publish in the transaction that stores it), on, off
+(ORDER), so a drift of the machine's load weighs on both settings alike. The ratio on/off of
+the events a second over each setting's two runs is what metering costs. After each metered
+run, the data operations the ledger
 counted for the product must equal what its stored events cost by the counting rules
-(`billing.operations`, priced here from each stored event's name and data), and after the
+(`billing.operations`, priced here from each stored event's name and data), and after each
 unmetered run the ledger must hold nothing: either mismatch is a bench error
 (the figures are printed with it). No timing is asserted.
 
-Beside the metered run, in the same database: plain batched inserts of rows of the same
+After the first metered run, in its database: plain batched inserts of rows of the same
 shape into the same table (executemany, one transaction per batch of BATCH rows, the most
 events one of the server's writes can hold with this many devices), one batch after another
 from one connection: the ratio says what publishing costs over the bare writes.
@@ -25,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tortoise import Tortoise
@@ -53,6 +56,8 @@ WARMUP_SNAPSHOTS = 2  # progress snapshots (about a second each) after all are w
 # High enough that no device is rate limited: the bench measures storing, not refusing.
 SERVER_SETTINGS = {"DEVICE_EVENT_RATE": "1000000", "DEVICE_EVENT_BURST": "1000000"}
 METERING_TARGET = 0.95  # metering may cost at most 5 % of the unmetered rate
+# Metering off, on, on, off: a drift of the machine's load over the runs weighs on both alike.
+ORDER = (False, True, True, False)
 PLAIN_INSERT = (
     "INSERT INTO events (product_id, device_id, name, data, published_at, private, message_id,"
     " data_operations) VALUES ({})"
@@ -92,20 +97,47 @@ class Run:
         """Metered: the ledger counted what the stored events cost; unmetered: nothing."""
         return self.counted_operations == (self.stored_operations if self.metered else 0)
 
+    @property
+    def all_stored(self) -> bool:
+        return self.stored == self.total_acknowledged
+
+
+def combined(runs: Sequence[Run]) -> Run:
+    """Runs of one setting as one: counts and times summed, CPU shares weighted by time."""
+    seconds = sum(run.seconds for run in runs)
+    return Run(
+        metered=runs[0].metered,
+        database=runs[0].database,
+        seconds=seconds,
+        acknowledged=sum(run.acknowledged for run in runs),
+        client_cpu=sum(run.client_cpu * run.seconds for run in runs) / seconds,
+        server_cpu=sum(run.server_cpu * run.seconds for run in runs) / seconds,
+        total_acknowledged=sum(run.total_acknowledged for run in runs),
+        stored=sum(run.stored for run in runs),
+        stored_operations=sum(run.stored_operations for run in runs),
+        counted_operations=sum(run.counted_operations for run in runs),
+        rate_limited=sum(run.rate_limited for run in runs),
+        refused=sum(run.refused for run in runs),
+        reconnects=sum(run.reconnects for run in runs),
+    )
+
 
 @dataclass(frozen=True)
 class IngestionFigure:
     devices: int
-    unmetered: Run
-    metered: Run
+    runs: list[Run]  # in the order they ran (ORDER)
     plain_rows: int
     plain_seconds: float
     batch: int
 
+    def of(self, metered: bool) -> list[Run]:
+        return [run for run in self.runs if run.metered == metered]
+
     @property
     def metering_ratio(self) -> float:
-        """Events a second with metering on over those with it off."""
-        return self.metered.rate / self.unmetered.rate if self.unmetered.rate else math.nan
+        """Events a second with metering on over those with it off, over all their runs."""
+        off = combined(self.of(False)).rate
+        return combined(self.of(True)).rate / off if off else math.nan
 
     @property
     def plain_rate(self) -> float:
@@ -207,13 +239,22 @@ def _run(count: int, seconds: float, *, metered: bool, plain: bool
 
 
 def measure(count: int, seconds: float) -> IngestionFigure:
-    """`count` devices publishing with metering off, then, on a fresh database, with it on,
-    followed there by the plain inserts."""
-    unmetered, _ = _run(count, seconds, metered=False, plain=False)
-    metered, (plain_rows, plain_seconds) = _run(count, seconds, metered=True, plain=True)
+    """`count` devices publishing in one run for each setting of ORDER, each on a fresh
+    database; the first metered run's database then takes the plain inserts."""
+    runs: list[Run] = []
+    plain_rows, plain_seconds = 0, 0.0
+    for metered in ORDER:
+        first_metered = metered and not any(run.metered for run in runs)
+        run, inserted = _run(count, seconds, metered=metered, plain=first_metered)
+        runs.append(run)
+        if first_metered:
+            plain_rows, plain_seconds = inserted
     return IngestionFigure(
-        devices=count, unmetered=unmetered, metered=metered, plain_rows=plain_rows,
-        plain_seconds=plain_seconds, batch=count,
+        devices=count,
+        runs=runs,
+        plain_rows=plain_rows,
+        plain_seconds=plain_seconds,
+        batch=count,
     )
 
 
@@ -224,20 +265,39 @@ def _line(label: str, figure: str) -> str:
     return f"  {label:<{LABEL}}{figure}"
 
 
-def _rate(run: Run) -> str:
+def _each(runs: Sequence[Run], figure: str) -> str:
+    """A figure of each run, in the order they ran."""
+    return " and ".join(format(getattr(run, figure), ",.0f") for run in runs)
+
+
+def _rate(runs: Sequence[Run]) -> str:
+    run = combined(runs)
     return (
-        f"{run.rate:>9,.0f} events/s  ({run.acknowledged:,} in {run.seconds:.1f} s; server CPU"
-        f" {run.server_cpu:.0%}, {run.server_cpu_per_event * 1e6:,.0f} µs an event; client CPU"
-        f" {run.client_cpu:.0%})"
+        f"{run.rate:>9,.0f} events/s  ({run.acknowledged:,} in {run.seconds:.1f} s over"
+        f" {len(runs)} runs, {_each(runs, 'rate')} events/s; server CPU {run.server_cpu:.0%},"
+        f" {run.server_cpu_per_event * 1e6:,.0f} µs an event; client CPU {run.client_cpu:.0%})"
     )
 
 
-def _stored(run: Run) -> str:
-    lost = "" if run.stored == run.total_acknowledged else " MISMATCH"
+def _stored(runs: Sequence[Run]) -> str:
+    run = combined(runs)
+    lost = "" if all(run.all_stored for run in runs) else " MISMATCH"
     return (
         f"{run.stored:,} of {run.total_acknowledged:,} acknowledged{lost}; rate limited"
         f" {run.rate_limited}, refused {run.refused}, reconnects {run.reconnects}"
     )
+
+
+def _disagreements(runs: Sequence[Run]) -> list[str]:
+    return [
+        f"in run {number} (metering on), the ledger counted {run.counted_operations:,} data"
+        f" operations but the stored events cost {run.stored_operations:,}"
+        if run.metered
+        else f"in run {number} (metering off), the ledger counted {run.counted_operations:,}"
+        " data operations"
+        for number, run in enumerate(runs, start=1)
+        if not run.ledger_agrees
+    ]
 
 
 def section(seconds: float) -> str:
@@ -246,43 +306,36 @@ def section(seconds: float) -> str:
     count = count_setting("BENCH_EVENT_DEVICES", DEFAULT_DEVICES, MAX_DEVICES)
     if not count:
         return ""
+    order = ", ".join("on" if metered else "off" for metered in ORDER)
     print(
-        f"  {count} simulated devices publishing continuously, metering off, then on",
+        f"  {count} simulated devices publishing continuously, metering {order}",
         file=sys.stderr,
         flush=True,
     )
     f = measure(count, seconds)
-    on, off = f.metered, f.unmetered
-    kind = on.database.split(",")[0]
-    plain_ratio = on.rate / f.plain_rate if f.plain_rate else math.nan
+    on, off = f.of(True), f.of(False)
+    kind = f.runs[0].database.split(",")[0]
+    plain_ratio = combined(on).rate / f.plain_rate if f.plain_rate else math.nan
     text = "\n".join([
         f"Event ingestion, {f.devices:,} simulated devices publishing continuously ({kind};"
-        " each run on a fresh database and server)",
+        f" {len(f.runs)} runs, metering {order}, each on a fresh database and server)",
         _line("metering off (USAGE_METERING=false):", _rate(off)),
         _line("metering on:", _rate(on)),
         _line("ratio on/off:", f"{f.metering_ratio:>9.3f}  (metering may cost at most"
               f" {1 - METERING_TARGET:.0%}: {METERING_TARGET:.2f} or more)"),
         _line("plain batched inserts:", f"{f.plain_rate:>9,.0f} rows/s    ({f.plain_rows:,} in"
               f" {f.plain_seconds:.1f} s; executemany, {f.batch:,} rows a transaction; in the"
-              " metered run's database)"),
+              " first metered run's database)"),
         _line("ratio on/plain inserts:", f"{plain_ratio:>9.2f}"),
         _line("stored events, metering off:", _stored(off)),
         _line("stored events, metering on:", _stored(on)),
-        _line("data operations, metering on:", f"the ledger counted {on.counted_operations:,};"
-              f" the {on.stored:,} stored events cost {on.stored_operations:,}"),
+        _line("data operations, metering on:",
+              f"the ledger counted {_each(on, 'counted_operations')}; the stored events"
+              f" ({_each(on, 'stored')}) cost {_each(on, 'stored_operations')}"),
         _line("data operations, metering off:",
-              f"the ledger counted {off.counted_operations:,} (it must count nothing)"),
+              f"the ledger counted {_each(off, 'counted_operations')} (it must count nothing)"),
     ])
-    disagreements = []
-    if not on.ledger_agrees:
-        disagreements.append(
-            f"with metering on, the ledger counted {on.counted_operations:,} data operations"
-            f" but the stored events cost {on.stored_operations:,}"
-        )
-    if not off.ledger_agrees:
-        disagreements.append(
-            f"with metering off, the ledger counted {off.counted_operations:,} data operations"
-        )
+    disagreements = _disagreements(f.runs)
     if disagreements:
         raise BenchError("; ".join(disagreements) + ". The figures:\n" + text)
     return text

@@ -204,6 +204,17 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds() -> float:
+    """CPU time all the machine's CPUs have spent busy (not idle nor waiting), from /proc/stat."""
+    try:
+        line = Path("/proc/stat").read_text().splitlines()[0]
+    except OSError as error:
+        raise BenchError(f"cannot read the machine's CPU time: {error}") from None
+    # cpu user nice system idle iowait irq softirq steal …, in clock ticks
+    ticks = [int(field) for field in line.split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass(frozen=True)
 class Percentiles:
     p50_ms: float

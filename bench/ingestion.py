@@ -7,12 +7,12 @@ Four runs, each on a fresh database of the same kind with the same number of dev
 same time: with usage metering off (`USAGE_METERING=false`: the app installs no meter), on
 (billing's ledger counts every stored publish in the transaction that stores it), on, off
 (ORDER), so a drift of the machine's load weighs on both settings alike. The ratio on/off of
-the events a second over each setting's two runs is what metering costs. After each metered
-run, the data operations the ledger
-counted for the product must equal what its stored events cost by the counting rules
-(`billing.operations`, priced here from each stored event's name and data), and after each
-unmetered run the ledger must hold nothing: either mismatch is a bench error
-(the figures are printed with it). No timing is asserted.
+the events a second over each setting's two runs is what metering costs; beside each run's
+rate, the CPUs other processes kept busy meanwhile say how far the machine was its own. After
+each metered run, the data operations the ledger counted for the product must equal what its
+stored events cost by the counting rules (`billing.operations`, priced here from each stored
+event's name and data), and after each unmetered run the ledger must hold nothing: either
+mismatch is a bench error (the figures are printed with it). No timing is asserted.
 
 After the first metered run, in its database: plain batched inserts of rows of the same
 shape into the same table (executemany, one transaction per batch of BATCH rows, the most
@@ -40,6 +40,7 @@ from bench.fleet import (
     Simulation,
     connected,
     count_setting,
+    machine_busy_seconds,
     process_cpu_seconds,
     served_fleet,
 )
@@ -82,6 +83,7 @@ class Run:
     rate_limited: int
     refused: int
     reconnects: int
+    others_cpu: float  # CPUs other processes kept busy over the window, on average
 
     @property
     def rate(self) -> float:
@@ -119,6 +121,7 @@ def combined(runs: Sequence[Run]) -> Run:
         rate_limited=sum(run.rate_limited for run in runs),
         refused=sum(run.refused for run in runs),
         reconnects=sum(run.reconnects for run in runs),
+        others_cpu=sum(run.others_cpu * run.seconds for run in runs) / seconds,
     )
 
 
@@ -144,22 +147,27 @@ class IngestionFigure:
         return self.plain_rows / self.plain_seconds
 
 
-async def _publish(fleet: Fleet, seconds: float) -> tuple[int, float, float, float, Simulation]:
-    """Events acknowledged in about `seconds`, the window's length, and the client's and the
-    server's CPU over it."""
+async def _publish(fleet: Fleet, seconds: float) -> tuple[int, float, float, float, float,
+                                                         Simulation]:
+    """Events acknowledged in about `seconds`, the window's length, the client's and the
+    server's CPU over it, and the CPUs other processes kept busy meanwhile."""
     async with Simulation(fleet, rate=math.inf, event_rate=None,
                           activities=PUBLISHING) as simulation:
         for _ in range(WARMUP_SNAPSHOTS):
             await simulation.next_snapshot()
         started, cpu_started, first = simulation.latest
         server_started = process_cpu_seconds(fleet.server_pid)
+        machine_started = machine_busy_seconds()
         while (latest := await simulation.next_snapshot())[0] - started < seconds - 0.5:
             pass
         server_cpu = process_cpu_seconds(fleet.server_pid) - server_started
+        machine = machine_busy_seconds() - machine_started
         ended, cpu_ended, last = latest
     window = ended - started
-    return (last.events_acknowledged - first.events_acknowledged, window,
-            (cpu_ended - cpu_started) / window, server_cpu / window, simulation)
+    client_cpu = cpu_ended - cpu_started
+    others = max(0.0, machine - server_cpu - client_cpu)
+    return (last.events_acknowledged - first.events_acknowledged, window, client_cpu / window,
+            server_cpu / window, others / window, simulation)
 
 
 def _rows(fleet: Fleet, start: int, count: int, postgres: bool) -> list[tuple[object, ...]]:
@@ -221,7 +229,7 @@ def _run(count: int, seconds: float, *, metered: bool, plain: bool
     `plain`, the plain inserts in the same database (else none: 0 rows in 0 s)."""
     settings = {**SERVER_SETTINGS, "USAGE_METERING": "true" if metered else "false"}
     with served_fleet(count, settings=settings) as fleet:
-        acknowledged, window, client_cpu, server_cpu, simulation = asyncio.run(
+        acknowledged, window, client_cpu, server_cpu, others_cpu, simulation = asyncio.run(
             _publish(fleet, seconds))
         report = simulation.report
         assert report is not None
@@ -234,6 +242,7 @@ def _run(count: int, seconds: float, *, metered: bool, plain: bool
         stored_operations=stored_operations, counted_operations=counted_operations,
         rate_limited=report.events_rate_limited, refused=report.events_refused,
         reconnects=report.reconnects,
+        others_cpu=others_cpu,
     )
     return run, inserted
 
@@ -265,9 +274,9 @@ def _line(label: str, figure: str) -> str:
     return f"  {label:<{LABEL}}{figure}"
 
 
-def _each(runs: Sequence[Run], figure: str) -> str:
+def _each(runs: Sequence[Run], figure: str, spec: str = ",.0f") -> str:
     """A figure of each run, in the order they ran."""
-    return " and ".join(format(getattr(run, figure), ",.0f") for run in runs)
+    return " and ".join(format(getattr(run, figure), spec) for run in runs)
 
 
 def _rate(runs: Sequence[Run]) -> str:
@@ -275,7 +284,8 @@ def _rate(runs: Sequence[Run]) -> str:
     return (
         f"{run.rate:>9,.0f} events/s  ({run.acknowledged:,} in {run.seconds:.1f} s over"
         f" {len(runs)} runs, {_each(runs, 'rate')} events/s; server CPU {run.server_cpu:.0%},"
-        f" {run.server_cpu_per_event * 1e6:,.0f} µs an event; client CPU {run.client_cpu:.0%})"
+        f" {run.server_cpu_per_event * 1e6:,.0f} µs an event; client CPU {run.client_cpu:.0%};"
+        f" other processes {_each(runs, 'others_cpu', '.1f')} CPUs)"
     )
 
 

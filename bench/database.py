@@ -13,7 +13,6 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from tortoise.backends.base.executor import EXECUTOR_CACHE
 
 from auth import accounts
 from auth.clients import create_service_client
@@ -80,11 +79,6 @@ async def _execute(server_url: str, statement: str) -> None:
 
 async def create_fixtures(database_url: str) -> Fixtures:
     """Migrate the database, then add a user, a service client and a first-party client."""
-    # One bench process migrates a fresh database per scenario. Tortoise caches each table's
-    # INSERT statement, so after the previous scenario wrote OAuth clients with today's model,
-    # a data migration's historical OAuthClient would reuse that statement and fail on a column
-    # it does not have yet: drop the cache first (models.db.migrate drops it only after).
-    EXECUTOR_CACHE.clear()
     await db.migrate(database_url)
     await db.disconnect()
     await db.connect(database_url)

@@ -61,9 +61,11 @@ async def connect(database_url: str) -> None:
 
 async def migrate(database_url: str) -> None:
     """Apply every pending migration."""
+    # Data migrations (RunPython) use historical models, and Tortoise caches INSERT statements
+    # per table: drop them before (today's model's statement would insert columns a
+    # historical model lacks) and after (the historical one's would leave out newer columns).
+    EXECUTOR_CACHE.clear()
     await run_migrations(config=tortoise_config(database_url))
-    # Data migrations (RunPython) use historical models, whose INSERT statements Tortoise
-    # caches per table: drop them, or this process would insert without the newer columns.
     EXECUTOR_CACHE.clear()
 
 

@@ -1,12 +1,22 @@
 """Each organization's plan as stored (`models.usage.BillingAccount`): an organization without
-a stored account is on `plans.DEFAULT_PLAN`, one block."""
+a stored account is on `plans.DEFAULT_PLAN`, one block. Changing it (`set_plan`, the
+operator's; `add_block`, an administrator's on BASIC) records a `PlanChange`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from billing.errors import BillingCode
+from billing.periods import Period
 from billing.plans import DEFAULT_PLAN, Contract, Limits, PlanKind, Subscription
-from models.usage import BillingAccount
+from core import clock
+from core.errors import Conflict
+from models.usage import BillingAccount, PlanChange
 
 
 def subscription(account: BillingAccount | None) -> Subscription:
@@ -33,3 +43,78 @@ async def subscriptions_of(organization_ids: Iterable[int]) -> dict[int, Subscri
     stored = {a.organization_id: a
               for a in await BillingAccount.filter(organization_id__in=list(wanted))}
     return {org: subscription(stored.get(org)) for org in wanted}
+
+
+def billed_from(changed_at: datetime) -> Period:
+    """The first period a plan change is billed in: the next one for a change made within a
+    period (no proration), the period itself for a change at its very first instant."""
+    period = Period.of(changed_at)
+    return period if changed_at == period.start else period.next()
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What a plan change did: the account as stored now, the change recorded, and whether it
+    lifted a pause (the caller then calls `billing.pauses.changed` after commit)."""
+
+    account: BillingAccount
+    change: PlanChange
+    lifted_pause: bool
+
+
+async def set_plan(organization_id: int, subscription: Subscription, *,
+                   changed_by_id: int | None = None) -> Change:
+    """Put the organization on `subscription` from now on (its limits at once, billed from
+    `billed_from`). Any plan but FREE lifts a pause, which only FREE has. Runs in the caller's
+    transaction if there is one."""
+    now = clock.now()
+    contract = subscription.contract
+    values = {
+        "plan": subscription.plan.value, "blocks": subscription.blocks,
+        "contract_devices": contract.limits.devices if contract else None,
+        "contract_data_operations": contract.limits.data_operations if contract else None,
+        "manufacturing_grace": subscription.manufacturing_grace, "updated_at": now,
+    }
+    async with in_transaction():
+        account, _ = await BillingAccount.get_or_create(
+            organization_id=organization_id, defaults=values)
+        lifted = subscription.plan is not PlanKind.FREE and account.paused_from is not None
+        if lifted:
+            values |= {"paused_from": None, "paused_until": None}
+        await BillingAccount.filter(id=account.id).update(**values)
+        await account.refresh_from_db()
+        change = await _record(account, now, changed_by_id)
+    return Change(account, change, lifted)
+
+
+async def add_block(organization_id: int, *, changed_by_id: int | None = None) -> Change:
+    """One more block for a BASIC organization: its limits grow at once, it is billed from
+    `billed_from`, without proration, and a pause is lifted at once. Anything but BASIC is
+    `Conflict` (BLOCKS_ON_BASIC_ONLY). Runs in the caller's transaction if there is one."""
+    now = clock.now()
+    async with in_transaction():
+        # One statement adds the block, so two at once add two.
+        added = await BillingAccount.filter(
+            organization_id=organization_id, plan=PlanKind.BASIC.value
+        ).update(blocks=F("blocks") + 1, updated_at=now)
+        account = await BillingAccount.get_or_none(organization_id=organization_id)
+        if not added or account is None:
+            plan = subscription(account).plan
+            raise Conflict(
+                f"Blocks are added on the BASIC plan only; this organization is on {plan}. "
+                "Changing plans is done by the operator.",
+                code=BillingCode.BLOCKS_ON_BASIC_ONLY)
+        lifted = account.paused_from is not None
+        if lifted:
+            await BillingAccount.filter(id=account.id).update(paused_from=None,
+                                                              paused_until=None)
+            account.paused_from = account.paused_until = None
+        change = await _record(account, now, changed_by_id)
+    return Change(account, change, lifted)
+
+
+async def _record(account: BillingAccount, now: datetime, changed_by_id: int | None
+                  ) -> PlanChange:
+    return await PlanChange.create(
+        organization_id=account.organization_id, plan=account.plan, blocks=account.blocks,
+        changed_at=now, billed_from=str(billed_from(now)), changed_by_id=changed_by_id)

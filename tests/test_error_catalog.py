@@ -23,6 +23,7 @@ from graphql import (
 from api.errors import ApiCode
 from api.gateway import FrameCode
 from auth.errors import AuthCode
+from billing.errors import BillingCode
 from core.errors import (
     Conflict,
     CoreCode,
@@ -41,7 +42,7 @@ from fleet.errors import FleetCode
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAIN = ("core", "models", "auth", "fleet", "billing", "api")
-CATALOGS: list[type[ErrorCode]] = [CoreCode, AuthCode, FleetCode, ApiCode]
+CATALOGS: list[type[ErrorCode]] = [CoreCode, AuthCode, FleetCode, BillingCode, ApiCode]
 KINDS = {
     NotFound: 404, PermissionDenied: 403, Unauthenticated: 401, Conflict: 409,
     InvalidInput: 400, LimitReached: 429, Unavailable: 503, TimedOut: 504, UpstreamFailed: 502,

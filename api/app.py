@@ -29,7 +29,9 @@ from api.oauth_routes import routes as oauth_routes
 from api.sse import routes as sse_routes
 from auth import signing_keys, web_origins
 from auth.oauth import AuthorizationServer
+from billing import scheduler
 from billing.ledger import Ledger
+from billing.notifications import Outbox
 from billing.pauses import Pauses
 from core import metering
 from core.broker import create_broker
@@ -38,6 +40,8 @@ from fleet import code_pruning, events, gateway, outbox, rpc
 from models import db
 
 log = logging.getLogger("devicecloud")
+# Billing's emails go out through the fleet's outbox.
+OUTBOX = Outbox(enqueue=outbox.enqueue_email, wake=outbox.notify)
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -99,6 +103,8 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
                         pauses.running(),
                         router.running(),
                         outbox.sender(settings),
+                        scheduler.running(settings.usage_tick_interval, broker=broker,
+                                          outbox=OUTBOX),
                         gateway.presence_sweeper(settings),
                         device_gateway.heard_flusher(),
                         events.pruner(settings),

@@ -60,6 +60,8 @@ async def database_url() -> AsyncIterator[str]:
             ENVIRONMENT="development",
             SECRET_KEY="test-" + "k" * 40,
             BASE_URL="http://127.0.0.1",
+            # The tests tick the usage scheduler themselves, when they mean to.
+            USAGE_TICK_INTERVAL="0",
         )
         get_settings.cache_clear()
         await db.migrate(url)

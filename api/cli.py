@@ -9,6 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from billing.plans import Contract, Limits, PlanKind, Subscription
 from core.settings import DATA_DIR, get_settings
 from models import db
 from simulator import cli as simulator_cli
@@ -179,6 +180,87 @@ def cmd_devices_provision(args: argparse.Namespace) -> None:
     )
 
 
+def _subscription(args: argparse.Namespace) -> Subscription | str:
+    """The plan the `plan set` arguments name, or why they name none."""
+    plan = PlanKind(args.plan)
+    contract_given = args.devices is not None or args.data_operations is not None
+    if plan is PlanKind.ENTERPRISE:
+        if args.devices is None or args.data_operations is None:
+            return "ENTERPRISE needs its contract's limits: --devices N --data-operations N."
+        if args.blocks is not None:
+            return "ENTERPRISE is by contract, not in blocks: leave out --blocks."
+        try:
+            limits = Limits(args.devices, args.data_operations)
+        except ValueError as error:
+            return str(error)
+        return Subscription(plan, contract=Contract(
+            limits, manufacturing_grace=args.manufacturing_grace))
+    if contract_given or args.manufacturing_grace:
+        return (f"{plan} has the catalog's limits: --devices, --data-operations and "
+                "--manufacturing-grace are for ENTERPRISE.")
+    try:
+        return Subscription(plan, blocks=1 if args.blocks is None else args.blocks)
+    except ValueError as error:
+        return str(error)
+
+
+def cmd_plan_set(args: argparse.Namespace) -> None:
+    from billing import accounts, pauses
+    from core.broker import create_broker
+    from models.organizations import Organization
+
+    subscription = _subscription(args)
+    if isinstance(subscription, str):
+        sys.exit(subscription)
+    settings = get_settings()
+
+    async def run() -> None:
+        organization = await Organization.get_or_none(slug=args.organization)
+        if organization is None:
+            sys.exit(f"No organization has the slug {args.organization!r}.")
+        done = await accounts.set_plan(organization.id, subscription)
+        limits = subscription.limits
+        price = subscription.monthly_price_cents
+        print(f"{organization.slug} is on {subscription.plan}, {subscription.blocks} "
+              f"block{'s' if subscription.blocks > 1 else ''}: {limits.devices:,} devices and "
+              f"{limits.data_operations:,} data operations a month"
+              + (f", {price} cents a month" if price is not None else ", by contract")
+              + (", with the manufacturing grace" if subscription.manufacturing_grace else "")
+              + f"; the limits apply now, billed from {done.change.billed_from}.")
+        if done.lifted_pause:
+            broker = create_broker(settings.broker_url, settings.broker_channel_prefix)
+            await broker.start()
+            try:
+                await pauses.changed(broker)
+            finally:
+                await broker.close()
+            print("Its devices were paused; they are not any more.")
+
+    asyncio.run(_with_database(run))
+
+
+def cmd_usage_tick(args: argparse.Namespace) -> None:
+    from api.app import OUTBOX
+    from billing import scheduler
+    from core import clock
+    from core.broker import create_broker
+
+    settings = get_settings()
+
+    async def run() -> None:
+        broker = create_broker(settings.broker_url, settings.broker_channel_prefix)
+        await broker.start()
+        try:
+            done = await scheduler.tick(clock.now(), broker=broker, outbox=OUTBOX)
+        finally:
+            await broker.close()
+        for line in done:
+            print(line)
+        print(f"{len(done)} thing{'' if len(done) == 1 else 's'} done.")
+
+    asyncio.run(_with_database(run))
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="devicecloud", description="Device Cloud: run and manage the service."
@@ -240,6 +322,28 @@ def parser() -> argparse.ArgumentParser:
     provision.add_argument("--platform", required=True, help="the hardware platform, e.g. Photon")
     provision.add_argument("--out", required=True, help="the CSV file to create")
     provision.set_defaults(run=cmd_devices_provision)
+
+    plan = commands.add_parser("plan", help="organizations' plans (operators)")
+    plan_commands = plan.add_subparsers(dest="plan_command", required=True, metavar="COMMAND")
+    set_plan = plan_commands.add_parser(
+        "set", help="put an organization on a plan: its limits apply at once, billed from "
+        "the next period")
+    set_plan.add_argument("organization", help="the organization's slug")
+    set_plan.add_argument("plan", choices=["FREE", "BASIC", "ENTERPRISE"])
+    set_plan.add_argument("--blocks", type=int, help="BASIC's blocks (default 1)")
+    set_plan.add_argument("--devices", type=int, help="ENTERPRISE: the contract's devices")
+    set_plan.add_argument("--data-operations", type=int,
+                          help="ENTERPRISE: the contract's data operations a month")
+    set_plan.add_argument("--manufacturing-grace", action="store_true",
+                          help="ENTERPRISE: the contract includes the manufacturing grace")
+    set_plan.set_defaults(run=cmd_plan_set)
+
+    usage = commands.add_parser("usage", help="usage metering (operators)")
+    usage_commands = usage.add_subparsers(dest="usage_command", required=True,
+                                          metavar="COMMAND")
+    usage_commands.add_parser(
+        "tick", help="run the usage scheduler once (warnings, pauses, resumptions) and say "
+        "what it did").set_defaults(run=cmd_usage_tick)
 
     simulate = commands.add_parser(
         "simulate", help="connect simulated devices (the reference device client)"

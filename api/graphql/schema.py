@@ -18,6 +18,7 @@ from api.errors import ApiCode
 from api.graphql.accounts.mutations import AccountMutations, AppMutations
 from api.graphql.accounts.queries import AccountQueries
 from api.graphql.authentication import WebSocketAuthentication
+from api.graphql.billing.mutations import BillingMutations
 from api.graphql.context import Info
 from api.graphql.customers.mutations import CustomerMutations
 from api.graphql.devices.mutations import ClaimMutations, DeviceImportMutations, DeviceMutations
@@ -65,6 +66,7 @@ class Mutation(
     CustomerMutations,
     ClaimMutations,
     AppMutations,
+    BillingMutations,
 ):
     pass
 

@@ -10,6 +10,7 @@ import strawberry
 from strawberry import relay
 from strawberry.scalars import JSON
 
+from api.graphql.billing.types import Notification, organization_notifications
 from api.graphql.context import Info
 from api.graphql.nodes import visible_nodes
 from api.graphql.pagination import DEFAULT_PAGE_SIZE, paginate
@@ -154,3 +155,12 @@ class Organization(relay.Node):
         return await paginate(await organizations.audit_log(info.context.principal, self.id),
                               order=("-id",), first=first, after=after,
                               to_node=AuditEntry.from_model)
+
+    @strawberry.field(description="What the owner and administrators are told about usage, "
+                                  "newest first: all, only those you have not read "
+                                  "(unread: true) or only those you have (false).")
+    async def notifications(
+        self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None,
+        unread: bool | None = None,
+    ) -> relay.Connection[Notification] | None:
+        return await organization_notifications(info, self.id, first, after, unread)

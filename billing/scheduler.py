@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -98,6 +98,17 @@ async def tick(now: datetime, *, broker: Broker, outbox: Outbox) -> list[Done]:
     return done
 
 
+@contextlib.contextmanager
+def _alone(organization_id: int) -> Iterator[None]:
+    """One organization's failure is logged, and the tick goes on with the others (the next
+    tick tries it again)."""
+    try:
+        yield
+    except Exception:  # whatever it is, it must not hold up every other organization
+        log.exception("the usage scheduler failed for an organization",
+                      extra={"organization_id": organization_id})
+
+
 # --- Warnings --------------------------------------------------------------------------------
 
 
@@ -120,22 +131,23 @@ async def _warn(period: Period, now: datetime, outbox: Outbox) -> list[Done]:
     subscriptions = await subscriptions_of(candidates)
     done = []
     for org in sorted(candidates):
-        subscription = subscriptions[org]
-        limits = subscription.limits
-        metrics = [(Metric.DATA_OPERATIONS, used.get(org, 0), limits.data_operations)]
-        if any((Metric.DEVICES.value, t) not in told[org] for t in THRESHOLDS):
-            billable = await billable_devices(
-                org, period, manufacturing_grace=subscription.manufacturing_grace, until=until)
-            metrics.append((Metric.DEVICES, sum(len(d) for d in billable.values()),
-                            limits.devices))
-        for metric, usage, limit in metrics:
-            for threshold in thresholds_crossed(0, usage, limit):
-                if (metric.value, threshold) in told[org]:
-                    continue
-                crossed = await _cross(org, period, metric, threshold, usage, limit,
-                                       subscription, now, outbox)
-                if crossed is not None:
-                    done.append(crossed)
+        with _alone(org):
+            subscription = subscriptions[org]
+            limits = subscription.limits
+            metrics = [(Metric.DATA_OPERATIONS, used.get(org, 0), limits.data_operations)]
+            if any((Metric.DEVICES.value, t) not in told[org] for t in THRESHOLDS):
+                billable = await billable_devices(
+                    org, period, manufacturing_grace=subscription.manufacturing_grace, until=until)
+                metrics.append((Metric.DEVICES, sum(len(d) for d in billable.values()),
+                                limits.devices))
+            for metric, usage, limit in metrics:
+                for threshold in thresholds_crossed(0, usage, limit):
+                    if (metric.value, threshold) in told[org]:
+                        continue
+                    crossed = await _cross(org, period, metric, threshold, usage, limit,
+                                           subscription, now, outbox)
+                    if crossed is not None:
+                        done.append(crossed)
     return done
 
 
@@ -208,25 +220,29 @@ async def _pause(now: datetime, outbox: Outbox) -> list[Done]:
     subscriptions = await subscriptions_of(org for org, _ in due)
     done = []
     for org, crossed_at in sorted(due):
-        if subscriptions[org].plan is not PlanKind.FREE:
-            continue
-        paused_from, paused_until = crossed_at + GRACE, period.end
-        await _account(org, now)
-        organization = await Organization.get(id=org)
-        async with in_transaction():
-            if not await BillingAccount.filter(
-                    organization_id=org, plan=PlanKind.FREE.value, paused_from=None
-            ).update(paused_from=paused_from, paused_until=paused_until, updated_at=now):
-                continue  # paused already (by another tick), or its plan changed meanwhile
-            await tell(org, Message(
-                "DEVICES_PAUSED", f"paused:{period}", f"{organization.name}: devices paused",
-                f"{organization.name} used all its free data operations for {period} and the "
-                f"3-day grace is over: from {_moment(paused_from)} its devices' publishes, "
-                "location points, deliveries, function calls and variable reads are paused "
-                f"until {_moment(paused_until)}, when they resume by themselves. Devices stay "
-                "connected and nothing stored is lost. Upgrading ends the pause."), outbox)
-        done.append(Done(organization.slug,
-                         f"paused from {_moment(paused_from)} until {_moment(paused_until)}"))
+        with _alone(org):
+            if subscriptions[org].plan is not PlanKind.FREE:
+                continue
+            paused_from, paused_until = crossed_at + GRACE, period.end
+            await _account(org, now)
+            organization = await Organization.get(id=org)
+            async with in_transaction():
+                if not await BillingAccount.filter(
+                        organization_id=org, plan=PlanKind.FREE.value, paused_from=None
+                ).update(paused_from=paused_from, paused_until=paused_until, updated_at=now):
+                    continue  # paused already (by another tick), or its plan changed meanwhile
+                await tell(org, Message(
+                    # Keyed by the tick: a pause lifted by an upgrade may come again in the period
+                    # (back on FREE), and is told again; the update above makes each one told once.
+                    "DEVICES_PAUSED", f"paused:{period}:{now.isoformat()}",
+                    f"{organization.name}: devices paused",
+                    f"{organization.name} used all its free data operations for {period} and the "
+                    f"3-day grace is over: from {_moment(paused_from)} its devices' publishes, "
+                    "location points, deliveries, function calls and variable reads are paused "
+                    f"until {_moment(paused_until)}, when they resume by themselves. Devices stay "
+                    "connected and nothing stored is lost. Upgrading ends the pause."), outbox)
+            done.append(Done(organization.slug,
+                             f"paused from {_moment(paused_from)} until {_moment(paused_until)}"))
     return done
 
 
@@ -242,18 +258,19 @@ async def _resume(now: datetime, outbox: Outbox) -> list[Done]:
         "organization_id", "paused_from", "paused_until")
     done = []
     for org, paused_from, paused_until in sorted(ended):
-        organization = await Organization.get(id=org)
-        period = Period.of(paused_from or paused_until)
-        async with in_transaction():
-            if not await BillingAccount.filter(
-                    organization_id=org, paused_until=paused_until
-            ).update(paused_from=None, paused_until=None, updated_at=now):
-                continue  # resumed already by another tick
-            await tell(org, Message(
-                "DEVICES_RESUMED", f"resumed:{period}", f"{organization.name}: devices resumed",
-                f"A new period has begun: {organization.name}'s devices work again since "
-                f"{_moment(paused_until)}."), outbox)
-        done.append(Done(organization.slug, f"resumed at {_moment(paused_until)}"))
+        with _alone(org):
+            organization = await Organization.get(id=org)
+            period = Period.of(paused_from or paused_until)
+            async with in_transaction():
+                if not await BillingAccount.filter(
+                        organization_id=org, paused_until=paused_until
+                ).update(paused_from=None, paused_until=None, updated_at=now):
+                    continue  # resumed already by another tick
+                await tell(org, Message(
+                    "DEVICES_RESUMED", f"resumed:{period}", f"{organization.name}: devices resumed",
+                    f"A new period has begun: {organization.name}'s devices work again since "
+                    f"{_moment(paused_until)}."), outbox)
+            done.append(Done(organization.slug, f"resumed at {_moment(paused_until)}"))
     return done
 
 

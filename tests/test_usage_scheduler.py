@@ -30,6 +30,7 @@ from models.products import Product
 from models.usage import BillingAccount, Notification, PlanChange, UsageThreshold
 from tests.support.accounts import Team, organization_with_team
 from tests.support.constants import TEST_DATABASE
+from tests.support.polling import eventually
 from tests.support.servers import Clock
 from tests.support.worlds import device_id
 
@@ -170,8 +171,8 @@ async def test_the_free_plan_pauses_after_its_grace_and_resumes_next_period(
     assert (account.plan, account.paused_from, account.paused_until) == (
         "FREE", START + scheduler.GRACE, END)
     assert world.changes == [b""]
-    assert (await notifications())[-1] == ("DEVICES_PAUSED", "paused:2030-01",
-                                           "Acme: devices paused")
+    assert (await notifications())[-1] == (
+        "DEVICES_PAUSED", "paused:2030-01:2030-01-13T12:07:00+00:00", "Acme: devices paused")
     assert (await emails())[-2:] == told("Acme: devices paused")
     memory = pauses.Pauses(world.broker)
     await memory.reload()
@@ -285,17 +286,32 @@ async def test_a_second_scheduler_holding_no_lock_does_nothing(world: World) -> 
 
 async def test_the_app_runs_the_scheduler_every_interval(world: World) -> None:
     await world.use(70_000)
+
+    async def crossed(threshold: int) -> bool:
+        return await UsageThreshold.filter(threshold=threshold).exists()
+
     async with scheduler.running(0.05, broker=world.broker, outbox=OUTBOX):
-        for _ in range(200):
-            if await UsageThreshold.exists():
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: crossed(70))
         await world.use(20_000)
-        for _ in range(200):
-            if await UsageThreshold.filter(threshold=90).exists():
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: crossed(90))
     assert [t for _, t, *_ in await thresholds()] == [70, 90]
+
+
+async def test_a_pause_lifted_by_an_upgrade_comes_again_back_on_free(
+    world: World, frozen_clock: Clock
+) -> None:
+    org = world.acme.organization.id
+    await world.use(100_000)
+    await world.tick()
+    frozen_clock.current = START + scheduler.GRACE
+    assert len(await world.tick()) == 1
+    assert (await accounts.set_plan(org, Subscription(PlanKind.BASIC))).lifted_pause is True
+    assert await world.tick() == []  # BASIC is never paused
+    await accounts.set_plan(org, Subscription(PlanKind.FREE))
+    frozen_clock.advance(hours=1)
+    assert await world.tick() == [
+        "acme: paused from 2030-01-13 12:00 UTC until 2030-02-01 00:00 UTC"]
+    assert [k for k, *_ in await notifications()].count("DEVICES_PAUSED") == 2
 
 
 # --- Plan changes ------------------------------------------------------------------------------
@@ -384,3 +400,34 @@ async def test_the_operator_sets_plans_and_ticks(database_url: str, world: World
         f"acme: crossed {t} % of its data operations in {period} (950 of 1,000)\n"
         for t in (70, 90)) + "2 things done.\n", "")
     assert await cli(database_url, "usage", "tick") == (0, "0 things done.\n", "")
+
+
+async def test_one_organizations_failure_holds_up_no_other(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    globex = await organization_with_team("Globex", "globex", domain="globex.example",
+                                          roles=("OWNER",))
+    kettle = await products.create_product(
+        globex.principals["OWNER"], globex.organization.id, name="Kettle", slug="kettle",
+        description="", platform="Photon", customer_auth="SIMPLE")
+    await world.use(70_000)
+    await Ledger(lambda _product: None).record([Metered(
+        OperationKind.DEVICE_PUBLISH, kettle.id, DEVICE, clock.now(), name="t",
+        size=70_000 * 1024)])
+    counted = scheduler.billable_devices
+
+    async def broken(organization_id: int, *args: object, **kwargs: bool) -> object:
+        if organization_id == world.acme.organization.id:
+            raise RuntimeError("broken")
+        return await counted(organization_id, *args, **kwargs)
+
+    monkeypatch.setattr(scheduler, "billable_devices", broken)
+    with caplog.at_level("ERROR", logger="devicecloud.scheduler"):
+        assert await world.tick() == [
+            "globex: crossed 70 % of its data operations in 2030-01 (70,000 of 100,000)"]
+    [record] = [r for r in caplog.records if r.name == "devicecloud.scheduler"]
+    assert (record.getMessage(), record.organization_id) == (
+        "the usage scheduler failed for an organization", world.acme.organization.id)
+    monkeypatch.setattr(scheduler, "billable_devices", counted)
+    assert await world.tick() == [
+        "acme: crossed 70 % of its data operations in 2030-01 (70,000 of 100,000)"]

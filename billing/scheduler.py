@@ -3,7 +3,8 @@ resumption at the next period, for every organization, one `tick` at a time.
 
 A tick is safe to run twice, and concurrently: each thing it announces is guarded by a unique
 row or a conditional update written first in the transaction that announces it, so a second
-tick finds it done and writes nothing.
+tick finds it done and writes nothing. One organization's failure is logged and leaves the
+others to be done.
 
 - **Warnings.** For the current period (and, during the first day of a period, the one just
   ended, so a threshold reached in its last minutes is still told): the data operations used

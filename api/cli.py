@@ -221,9 +221,10 @@ def cmd_plan_set(args: argparse.Namespace) -> None:
         done = await accounts.set_plan(organization.id, subscription)
         limits = subscription.limits
         price = subscription.monthly_price_cents
-        print(f"{organization.slug} is on {subscription.plan}, {subscription.blocks} "
-              f"block{'s' if subscription.blocks > 1 else ''}: {limits.devices:,} devices and "
-              f"{limits.data_operations:,} data operations a month"
+        blocks = "" if subscription.contract else (
+            f", {subscription.blocks} block{'s' if subscription.blocks > 1 else ''}")
+        print(f"{organization.slug} is on {subscription.plan}{blocks}: {limits.devices:,} "
+              f"devices and {limits.data_operations:,} data operations a month"
               + (f", {price} cents a month" if price is not None else ", by contract")
               + (", with the manufacturing grace" if subscription.manufacturing_grace else "")
               + f"; the limits apply now, billed from {done.change.billed_from}.")

@@ -384,7 +384,7 @@ async def test_the_operator_sets_plans_and_ticks(database_url: str, world: World
            f"{accounts.billed_from(now)}.\n", "")
     assert await cli(database_url, "plan", "set", "acme", "ENTERPRISE", "--devices", "5",
                      "--data-operations", "1000", "--manufacturing-grace") == (
-        0, "acme is on ENTERPRISE, 1 block: 5 devices and 1,000 data operations a month, by "
+        0, "acme is on ENTERPRISE: 5 devices and 1,000 data operations a month, by "
            "contract, with the manufacturing grace; the limits apply now, billed from "
            f"{accounts.billed_from(now)}.\n", "")
     assert await cli(database_url, "plan", "set", "acme", "ENTERPRISE", "--devices", "5") == (

@@ -331,7 +331,7 @@ class Scheduler:
 
 
 @contextlib.asynccontextmanager
-async def running(interval: float, *, broker: Broker, outbox: Outbox) -> AsyncIterator[None]:
+async def running(interval: int, *, broker: Broker, outbox: Outbox) -> AsyncIterator[None]:
     """Run a `Scheduler` every `interval` seconds (and at once) while the block runs;
     `interval` 0 runs none in this process."""
     if interval == 0:

@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     usage_metering: bool = True
     # Seconds between two ticks of the usage scheduler (warnings, pauses, resumptions); 0 runs
     # none in this process.
-    usage_tick_interval: float = Field(60.0, ge=0, description="seconds")
+    usage_tick_interval: int = Field(60, ge=0, description="seconds")
     # How long the cloud waits for a device to acknowledge an event delivered to its
     # subscription before sending it once more (and, after as long again, dropping it).
     device_delivery_ack_timeout: float = Field(10.0, gt=0, description="seconds")

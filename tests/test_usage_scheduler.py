@@ -290,7 +290,7 @@ async def test_the_app_runs_the_scheduler_every_interval(world: World) -> None:
     async def crossed(threshold: int) -> bool:
         return await UsageThreshold.filter(threshold=threshold).exists()
 
-    async with scheduler.running(0.05, broker=world.broker, outbox=OUTBOX):
+    async with scheduler.running(1, broker=world.broker, outbox=OUTBOX):
         await eventually(lambda: crossed(70))
         await world.use(20_000)
         await eventually(lambda: crossed(90))

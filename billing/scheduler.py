@@ -43,7 +43,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]  # no stubs
 from tortoise import connections
 from tortoise.exceptions import IntegrityError
-from tortoise.functions import Sum
+from tortoise.functions import Count, Sum
 from tortoise.transactions import in_transaction
 
 from billing import pauses
@@ -51,7 +51,7 @@ from billing.accounts import subscriptions_of
 from billing.billable import billable_devices
 from billing.notifications import Message, Outbox, tell
 from billing.periods import Period
-from billing.plans import THRESHOLDS, PlanKind, Subscription, thresholds_crossed
+from billing.plans import PlanKind, Subscription, thresholds_crossed
 from core import clock, periodic
 from core.broker import Broker
 from models.devices import Device, Quarantine
@@ -118,10 +118,12 @@ async def _warn(period: Period, now: datetime, outbox: Outbox) -> list[Done]:
     used = {org: int(total) for org, total in await UsageCounter.filter(period=str(period))
             .annotate(total=Sum("operations")).group_by("organization_id")
             .values_list("organization_id", "total") if total}
-    with_devices: list[Any] = await Device.filter(
+    # The devices that came online by now: at most that many are billable.
+    online: dict[int, int] = {int(org): int(count) for org, count in await Device.filter(
         quarantine=Quarantine.NONE, first_online_at__lt=until,
-    ).distinct().values_list("product__organization_id", flat=True)
-    candidates = set(used) | {int(org) for org in with_devices}
+    ).annotate(count=Count("id")).group_by("product__organization_id").values_list(
+        "product__organization_id", "count")}
+    candidates = set(used) | set(online)
     if not candidates:
         return []
     told: dict[int, set[tuple[str, int]]] = {org: set() for org in candidates}
@@ -136,7 +138,8 @@ async def _warn(period: Period, now: datetime, outbox: Outbox) -> list[Done]:
             subscription = subscriptions[org]
             limits = subscription.limits
             metrics = [(Metric.DATA_OPERATIONS, used.get(org, 0), limits.data_operations)]
-            if any((Metric.DEVICES.value, t) not in told[org] for t in THRESHOLDS):
+            if any((Metric.DEVICES.value, t) not in told[org]
+                   for t in thresholds_crossed(0, online.get(org, 0), limits.devices)):
                 billable = await billable_devices(
                     org, period, manufacturing_grace=subscription.manufacturing_grace, until=until)
                 metrics.append((Metric.DEVICES, sum(len(d) for d in billable.values()),

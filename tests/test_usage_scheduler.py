@@ -411,6 +411,10 @@ async def test_one_organizations_failure_holds_up_no_other(
         globex.principals["OWNER"], globex.organization.id, name="Kettle", slug="kettle",
         description="", platform="Photon", customer_auth="SIMPLE")
     await world.use(70_000)
+    # One device online of the one Acme's contract allows: its billable devices are counted.
+    await accounts.set_plan(world.acme.organization.id, Subscription(
+        PlanKind.ENTERPRISE, contract=Contract(Limits(devices=1, data_operations=100_000))))
+    await online_devices(world.product, 1)
     await Ledger(lambda _product: None).record([Metered(
         OperationKind.DEVICE_PUBLISH, kettle.id, DEVICE, clock.now(), name="t",
         size=70_000 * 1024)])
@@ -430,4 +434,5 @@ async def test_one_organizations_failure_holds_up_no_other(
         "the usage scheduler failed for an organization", world.acme.organization.id)
     monkeypatch.setattr(scheduler, "billable_devices", counted)
     assert await world.tick() == [
-        "acme: crossed 70 % of its data operations in 2030-01 (70,000 of 100,000)"]
+        "acme: crossed 70 % of its data operations in 2030-01 (70,000 of 100,000)",
+        *(f"acme: crossed {t} % of its devices in 2030-01 (1 of 1)" for t in (70, 90, 100))]

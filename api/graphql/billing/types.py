@@ -84,4 +84,3 @@ async def organization_notifications(info: Info, organization_id: int, first: in
     query = notifications.of_organization(organization_id, member.principal.user.id, unread)
     return await paginate(query, order=("-created_at", "-id"), first=first, after=after,
                           to_node=Notification.from_model, parse=created_cursor)
-

@@ -120,7 +120,7 @@ async def _warn(period: Period, now: datetime, outbox: Outbox) -> list[Done]:
             .values_list("organization_id", "total") if total}
     # The devices that came online by now: at most that many are billable.
     online: dict[int, int] = {int(org): int(count) for org, count in await Device.filter(
-        quarantine=Quarantine.NONE, first_online_at__lt=until,
+        product_id__isnull=False, quarantine=Quarantine.NONE, first_online_at__lt=until,
     ).annotate(count=Count("id")).group_by("product__organization_id").values_list(
         "product__organization_id", "count")}
     candidates = set(used) | set(online)

@@ -14,6 +14,7 @@ from api.graphql.billing.types import Notification, organization_notifications
 from api.graphql.context import Info
 from api.graphql.nodes import visible_nodes
 from api.graphql.pagination import DEFAULT_PAGE_SIZE, paginate
+from api.graphql.usage import resolvers as usage
 from fleet import access, organizations, products, team
 from models.organizations import AuditEntry as AuditEntryModel
 from models.organizations import Invitation as InvitationModel
@@ -22,8 +23,10 @@ from models.organizations import Organization as OrganizationModel
 
 if TYPE_CHECKING:
     from api.graphql.products.types import Product
+    from api.graphql.usage.types import OrganizationUsage
 
 _PRODUCTS = "api.graphql.products.types"
+_USAGE = "api.graphql.usage.types"
 _Product: strawberry.LazyType[Any, Any] = strawberry.LazyType("Product", _PRODUCTS)
 
 strawberry.enum(Role, description="Team roles, from most to least powerful.")
@@ -164,3 +167,11 @@ class Organization(relay.Node):
         unread: bool | None = None,
     ) -> relay.Connection[Notification] | None:
         return await organization_notifications(info, self.id, first, after, unread)
+
+    @strawberry.field(description="What the organization used in a period (YYYY-MM; the "
+                                  "current one by default), against its plan's limits "
+                                  "(owner and administrators).")
+    async def usage(self, info: Info, period: str | None = None
+                    ) -> Annotated[OrganizationUsage, strawberry.lazy(_USAGE)] | None:
+        return await usage.organization_usage(info.context.principal, self.id,
+                                              self.created_at, period)

@@ -13,6 +13,7 @@ from api.graphql import loaders
 from api.graphql.context import Info
 from api.graphql.nodes import visible_nodes
 from api.graphql.pagination import DEFAULT_PAGE_SIZE, created_cursor, integer_cursor, paginate
+from api.graphql.usage import resolvers as usage
 from fleet import access, customers, events, fleet_queries
 from fleet.fleet_queries import DeviceOrder
 from models.oauth import ClientType
@@ -32,11 +33,13 @@ if TYPE_CHECKING:
     )
     from api.graphql.events.types import Event, EventFilter
     from api.graphql.organizations.types import Organization
+    from api.graphql.usage.types import ProductUsage
 
 _CUSTOMERS = "api.graphql.customers.types"
 _DEVICES = "api.graphql.devices.types"
 _EVENTS = "api.graphql.events.types"
 _ORGANIZATIONS = "api.graphql.organizations.types"
+_USAGE = "api.graphql.usage.types"
 _Customer: strawberry.LazyType[Any, Any] = strawberry.LazyType("Customer", _CUSTOMERS)
 _Device: strawberry.LazyType[Any, Any] = strawberry.LazyType("Device", _DEVICES)
 _DeviceErrorReport: strawberry.LazyType[Any, Any] = strawberry.LazyType(
@@ -119,6 +122,13 @@ class Product(relay.Node):
         organization: Organization = _Organization.resolve_type().from_model(
             await loaders.organizations(info.context).load(self.organization_pk))
         return organization
+
+    @strawberry.field(description="What the product used in a period (YYYY-MM; the current "
+                                  "one by default) (owner and administrators).")
+    async def usage(self, info: Info, period: str | None = None
+                    ) -> Annotated[ProductUsage, strawberry.lazy(_USAGE)] | None:
+        return await usage.product_usage(info.context.principal, self.organization_pk, self.id,
+                                         self.created_at, period)
 
     @strawberry.field(description="The product's OAuth clients (their secrets are never shown "
                                   "again after creation or rotation).")

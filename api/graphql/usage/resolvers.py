@@ -1,0 +1,59 @@
+"""Who may see usage, and the usage of an organization or a product: the resolvers behind
+`organization.usage` and `product.usage` (and the check behind the CSV download).
+
+Only the owner and administrators see usage (`Permission.BILLING_VIEW`); anyone else, team
+members with other roles included, gets `NotFound`, as if there were nothing to see.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from api.graphql.usage.types import OrganizationUsage, ProductUsage
+from auth.principals import AnyPrincipal
+from billing import accounts, usage
+from core import clock
+from core.errors import NotFound, PermissionDenied
+from fleet import access
+from fleet.permissions import Permission, has_permission
+from models.usage import BillingAccount
+
+
+async def usage_viewer(principal: AnyPrincipal, organization_id: int, hidden: NotFound) -> None:
+    """Pass if the principal may see the organization's usage; `hidden` otherwise."""
+    try:
+        member = await access.as_member(principal, organization_id, hidden=hidden)
+    except PermissionDenied:  # a third-party app's token: never usage
+        raise hidden from None
+    if not has_permission(member.role, Permission.BILLING_VIEW):
+        raise hidden
+
+
+def _no_usage() -> NotFound:
+    return NotFound("No usage to see here: only the owner and administrators see it.",
+                    field="usage")
+
+
+async def organization_usage(principal: AnyPrincipal, organization_id: int,
+                             created_at: datetime, period: str | None) -> OrganizationUsage:
+    await usage_viewer(principal, organization_id, _no_usage())
+    now = clock.now()
+    scope = usage.Scope(organization_id, usage.usage_period(period, since=created_at, now=now),
+                        now)
+    account = await BillingAccount.get_or_none(organization_id=organization_id)
+    subscription = accounts.subscription(account)
+    return OrganizationUsage(
+        scope=scope, subscription=subscription, account=account, period=str(scope.period),
+        start=scope.period.start, end=scope.period.end, plan=subscription.plan,
+        blocks=subscription.blocks)
+
+
+async def product_usage(principal: AnyPrincipal, organization_id: int, product_id: int,
+                        created_at: datetime, period: str | None) -> ProductUsage:
+    await usage_viewer(principal, organization_id, _no_usage())
+    now = clock.now()
+    scope = usage.Scope(organization_id, usage.usage_period(period, since=created_at, now=now),
+                        now, product_id=product_id)
+    return ProductUsage(scope=scope, subscription=await accounts.subscription_of(organization_id),
+                        period=str(scope.period), start=scope.period.start,
+                        end=scope.period.end)

@@ -27,6 +27,7 @@ from api.http_errors import HANDLERS
 from api.middleware import BodyLimit, RequestContext
 from api.oauth_routes import routes as oauth_routes
 from api.sse import routes as sse_routes
+from api.usage_csv import routes as usage_routes
 from auth import signing_keys, web_origins
 from auth.oauth import AuthorizationServer
 from billing import scheduler
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         *oauth_routes,
         *account_routes,
         *sse_routes,
+        *usage_routes,
         graphql_route,
         WebSocketRoute("/graphql", graphql),
         WebSocketRoute("/device/v1", device_gateway),

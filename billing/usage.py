@@ -228,10 +228,11 @@ class CounterRow:
     operations: int
 
 
-async def counter_rows(scope: Scope, page: int = CSV_PAGE) -> AsyncIterator[CounterRow]:
+async def counter_rows(scope: Scope, page: int | None = None) -> AsyncIterator[CounterRow]:
     """Every counter row of the period with operations, by day, then device, then kind (then
     product: a device moved between products on a day), read `page` rows at a time by keyset
-    within each day, so a period is never held in memory whole."""
+    within each day (`CSV_PAGE` unless given), so a period is never held in memory whole."""
+    page = page or CSV_PAGE
     for day in days(scope):
         after: tuple[str, str, int] | None = None
         while True:

@@ -85,11 +85,10 @@ class Scope:
         return scope & Q(product_id=self.product_id) if self.product_id is not None else scope
 
 
-def percent(used: int, limit: int) -> float:
-    """`used` as a share of `limit`, in percent with one decimal, halves rounded up (in integers,
-    so 69.95 % is 70.0 and never 69.9 through a binary fraction)."""
-    tenths = (used * 2000 + limit) // (2 * limit)
-    return tenths / 10
+def percent_tenths(used: int, limit: int) -> int:
+    """`used` as a share of `limit` in tenths of a percent, halves rounded up, in integers (so
+    69.95 % is 700 and never 699 through a binary fraction); the API shows it as 70.0."""
+    return (used * 2000 + limit) // (2 * limit)
 
 
 def _sums(rows: Iterable[tuple[Any, Any]]) -> dict[Any, int]:

@@ -370,9 +370,9 @@ async def test_now_moves_the_current_period(http, world: World, frozen_clock: Cl
     assert found["devices"]["billable"] == 3
 
 
-@pytest.mark.parametrize(("used", "limit", "expected"), [
-    (0, 100_000, 0.0), (69_949, 100_000, 69.9), (69_950, 100_000, 70.0),
-    (1, 3, 33.3), (2, 3, 66.7), (100_000, 100_000, 100.0), (250_001, 100_000, 250.0),
+@pytest.mark.parametrize(("used", "limit", "tenths"), [
+    (0, 100_000, 0), (69_949, 100_000, 699), (69_950, 100_000, 700),
+    (1, 3, 333), (2, 3, 667), (100_000, 100_000, 1000), (250_001, 100_000, 2500),
 ])
-def test_percent(used: int, limit: int, expected: float):
-    assert usage.percent(used, limit) == expected
+def test_percent_in_tenths(used: int, limit: int, tenths: int):
+    assert usage.percent_tenths(used, limit) == tenths

@@ -116,7 +116,7 @@ class DataOperationUsage:
 
     @strawberry.field(description="`used` as a percentage of `limit`, one decimal.")
     def percent(self) -> float:
-        return usage.percent(self.used, self.limit)
+        return usage.percent_tenths(self.used, self.limit) / 10
 
     @strawberry.field(description="The products that used some, most first.")
     async def by_product(self) -> list[ProductOperations]:
@@ -146,7 +146,7 @@ class DeviceUsage:
 
     @strawberry.field(description="`billable` as a percentage of `limit`, one decimal.")
     def percent(self) -> float:
-        return usage.percent(self.billable, self.limit)
+        return usage.percent_tenths(self.billable, self.limit) / 10
 
 
 @strawberry.type(description="What an organization used in a period (a calendar month in "

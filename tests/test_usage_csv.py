@@ -98,6 +98,19 @@ async def test_the_current_period_row_by_row(http, world: World):
     ).encode()
 
 
+async def test_pages_of_one_row_make_the_same_download(http, world: World,
+                                                     monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(usage, "CSV_PAGE", 1)
+    t, s = world.thermostat.id, world.sprinkler.id
+    response = await download(http)
+    assert response.content == HEADER + (
+        f"2026-03-01,{t},thermostat,{D1},DEVICE_PUBLISH,2\r\n"
+        f"2026-03-01,{t},thermostat,{D1},FUNCTION_CALL,3\r\n"
+        f"2026-03-01,{t},thermostat,{D2},FUNCTION_CALL,1\r\n"
+        f"2026-03-02,{s},sprinkler,{D3},SUBSCRIPTION_DELIVERY,4\r\n"
+    ).encode()
+
+
 async def test_a_past_period(http, world: World):
     response = await download(http, "?period=2026-02")
     assert response.status_code == 200

@@ -158,15 +158,16 @@ class OrganizationUsage:
     period: str = strawberry.field(description="YYYY-MM.")
     start: datetime = strawberry.field(description="The period's first instant.")
     end: datetime = strawberry.field(description="The first instant after it.")
-    plan: PlanKind
-    blocks: int
+    plan: PlanKind = strawberry.field(
+        description="The organization's plan now (a past period is shown against it too).")
+    blocks: int = strawberry.field(description="Its blocks now (1 but on BASIC).")
 
-    @strawberry.field
+    @strawberry.field(description="Data operations used, against the plan's limit.")
     async def data_operations(self) -> DataOperationUsage:
         return DataOperationUsage(scope=self.scope, used=await usage.operations_used(self.scope),
                                   limit=self.subscription.limits.data_operations)
 
-    @strawberry.field
+    @strawberry.field(description="Billable devices, against the plan's limit.")
     async def devices(self) -> DeviceUsage:
         found = await usage.billable(self.scope, self.subscription)
         products = {p.id: p for p in await ProductModel.filter(id__in=list(found))}
@@ -224,7 +225,7 @@ class ProductUsage:
     start: datetime = strawberry.field(description="The period's first instant.")
     end: datetime = strawberry.field(description="The first instant after it.")
 
-    @strawberry.field
+    @strawberry.field(description="The product's data operations.")
     async def data_operations(self) -> ProductDataOperations:
         return ProductDataOperations(scope=self.scope,
                                      used=await usage.operations_used(self.scope))

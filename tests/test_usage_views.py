@@ -13,6 +13,7 @@ import pytest
 
 from billing import usage
 from billing.ledger import Ledger
+from core import clock
 from core.metering import Metered, OperationKind
 from fleet import products
 from models.devices import Device
@@ -21,6 +22,7 @@ from models.products import Product
 from models.usage import BillingAccount, UsageThreshold
 from tests.support.accounts import Team, access_token
 from tests.support.database import recorded_queries
+from tests.support.gateway import exchange, make_device, publish, session
 from tests.support.graphql import graphql
 from tests.support.servers import Clock
 from tests.support.worlds import device_id, two_organizations
@@ -376,3 +378,37 @@ async def test_now_moves_the_current_period(http, world: World, frozen_clock: Cl
 ])
 def test_percent_in_tenths(used: int, limit: int, tenths: int):
     assert usage.percent_tenths(used, limit) == tenths
+
+
+async def test_what_a_connected_device_does_is_what_its_owner_sees(
+        http, url: str, calling_team, frozen_clock: Clock):
+    """A device connected to the live server publishes 1025 and 16384 bytes and sends three
+    location points; its owner sees exactly those 2 + 16 + 3 operations, today, in the view
+    and in the download. (The clock stands still, so today stays today.)"""
+    _principals, product = calling_team
+    await Product.filter(id=product.id).update(event_data_limit=16384)
+    device, secret = await make_device(product)
+    async with session(url, device, secret, product.id) as (ws, _):
+        for frame_id, size in ((3, 1025), (4, 16384)):
+            assert await exchange(ws, publish(frame_id, data="x" * size)) == {
+                "type": "ack", "replyTo": frame_id}
+        points = [{"lat": 48.85, "lon": 2.29 + n / 1000} for n in range(3)]
+        assert await exchange(ws, {"type": "location", "id": 5, "messageId": "l5",
+                                   "points": points}) == {"type": "ack", "replyTo": 5}
+    token = await access_token("owner@callers.example")
+    body = await graphql(http, '{ organization(slug: "callers") { usage { dataOperations { '
+                               'used byKind { kind operations } byDay { date operations } } '
+                               'topDevices { deviceId operations } } } }', token=token)
+    found = body["data"]["organization"]["usage"]
+    today = clock.now().date().isoformat()
+    assert found["dataOperations"]["used"] == 21
+    assert found["dataOperations"]["byKind"] == kinds(0, 0, 18, 0, 3)
+    assert found["dataOperations"]["byDay"][-1] == {"date": today, "operations": 21}
+    assert sum(d["operations"] for d in found["dataOperations"]["byDay"]) == 21
+    assert found["topDevices"] == [{"deviceId": device, "operations": 21}]
+    response = await http.get("/v1/orgs/callers/usage.csv",
+                              headers={"Authorization": f"Bearer {token}"})
+    assert response.content.decode().splitlines()[1:] == [
+        f"{today},{product.id},{product.slug},{device},DEVICE_PUBLISH,18",
+        f"{today},{product.id},{product.slug},{device},LOCATION_POINT,3",
+    ]

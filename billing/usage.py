@@ -197,7 +197,8 @@ async def thresholds_crossed(scope: Scope) -> list[UsageThreshold]:
 @dataclass(frozen=True, slots=True)
 class Pause:
     """The organization's pause in the period, if its stored pause falls in it; otherwise,
-    on FREE, when the grace after reaching 100 % of the data operations ends (or ended)."""
+    on FREE, when the grace after reaching 100 % of the data operations ends (or ended), if
+    it ends before the period does (otherwise the next period comes first, and no pause)."""
 
     paused_from: datetime | None = None
     paused_until: datetime | None = None
@@ -213,7 +214,8 @@ def pause(scope: Scope, account: BillingAccount | None, subscription: Subscripti
         return Pause(paused_from=account.paused_from, paused_until=account.paused_until)
     full = next((t for t in crossed
                  if t.metric == Metric.DATA_OPERATIONS and t.threshold == 100), None)
-    if full is None or subscription.plan is not PlanKind.FREE:
+    if (full is None or subscription.plan is not PlanKind.FREE
+            or full.crossed_at + GRACE >= period.end):  # the period ends first: no pause
         return Pause()
     return Pause(grace_ends_at=full.crossed_at + GRACE)
 

@@ -257,6 +257,18 @@ async def test_the_grace_after_100_percent_then_the_pause(http, world: World):
         "pausedFrom": None, "pausedUntil": None, "graceEndsAt": None}
 
 
+async def test_no_grace_ends_after_its_period(http, world: World):
+    """100 % reached less than 3 days before the period ends: the next period comes first."""
+    await UsageThreshold.create(organization_id=world.acme.organization.id, period="2026-02",
+                                metric="DATA_OPERATIONS", threshold=100, used=100_000,
+                                limit=100_000, crossed_at=at(26, 2))
+    assert await pause_of(http, "2026-02") == {
+        "pausedFrom": None, "pausedUntil": None, "graceEndsAt": None}
+    await UsageThreshold.filter(period="2026-02").update(crossed_at=at(25, 2, hour=11))
+    assert await pause_of(http, "2026-02") == {
+        "pausedFrom": None, "pausedUntil": None, "graceEndsAt": "2026-02-28T11:00:00+00:00"}
+
+
 async def test_device_thresholds_do_not_start_a_grace(http, world: World):
     await UsageThreshold.create(organization_id=world.acme.organization.id, period="2026-03",
                                 metric="DEVICES", threshold=100, used=100, limit=100,

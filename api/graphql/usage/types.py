@@ -100,7 +100,7 @@ class UsagePause:
     grace_ends_at: datetime | None = strawberry.field(
         description="On FREE, once the period's data operations reached 100 % and while not "
                     "paused: when the 3-day grace before the pause ends (or ended); null "
-                    "otherwise.")
+                    "otherwise, and when the period ends before the grace does (no pause).")
 
 
 async def _top(scope: usage.Scope, first: int) -> list[DeviceOperations]:

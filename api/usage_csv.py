@@ -22,7 +22,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, request_response
 
 from api.authentication import BearerAuthentication, principal_of
-from api.graphql.usage.resolvers import usage_viewer
+from api.graphql.billing.access import billing_viewer
 from api.http_errors import error_response
 from billing import usage
 from core import clock
@@ -52,7 +52,7 @@ async def usage_csv(request: Request) -> Response:
             slug=looked_up_slug(request.path_params["slug"], "slug"))
         if organization is None:
             raise missing
-        await usage_viewer(principal, organization.id, missing)
+        await billing_viewer(principal, organization.id, missing)
         now = clock.now()
         scope = usage.Scope(organization.id, usage.usage_period(
             request.query_params.get("period"), since=organization.created_at, now=now), now)

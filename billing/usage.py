@@ -26,6 +26,7 @@ from billing.billable import billable_devices
 from billing.operations import EVENT_KINDS, UNIT_KINDS
 from billing.periods import Period
 from billing.plans import PlanKind, Subscription
+from billing.scheduler import GRACE
 from core.errors import InvalidInput
 from core.metering import OperationKind
 from models.devices import Device
@@ -35,9 +36,6 @@ from models.usage import BillingAccount, Metric, UsageCounter, UsageThreshold
 MONTHS_BACK = 24
 # The kinds that can cost data operations, in the order the views list them.
 COUNTED_KINDS = tuple(kind for kind in OperationKind if kind in EVENT_KINDS | UNIT_KINDS)
-# How long a FREE organization keeps its devices running after reaching 100 % of its data
-# operations (issue 13, point 9).
-GRACE = timedelta(days=3)
 CSV_PAGE = 1000  # counter rows read per query of a download
 
 

@@ -1,32 +1,22 @@
-"""Who may see usage, and the usage of an organization or a product: the resolvers behind
-`organization.usage` and `product.usage` (and the check behind the CSV download).
+"""The usage of an organization or a product: the resolvers behind `organization.usage` and
+`product.usage`.
 
-Only the owner and administrators see usage (`Permission.BILLING_VIEW`); anyone else, team
-members with other roles included, gets `NotFound`, as if there were nothing to see.
+Only the owner and administrators see usage (`api.graphql.billing.access.billing_viewer`);
+anyone else, team members with other roles included, gets `NotFound`, as if there were nothing
+to see.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from api.graphql.billing.access import billing_viewer
 from api.graphql.usage.types import OrganizationUsage, ProductUsage
 from auth.principals import AnyPrincipal
 from billing import accounts, usage
 from core import clock
-from core.errors import NotFound, PermissionDenied
-from fleet import access
-from fleet.permissions import Permission, has_permission
+from core.errors import NotFound
 from models.usage import BillingAccount
-
-
-async def usage_viewer(principal: AnyPrincipal, organization_id: int, hidden: NotFound) -> None:
-    """Pass if the principal may see the organization's usage; `hidden` otherwise."""
-    try:
-        member = await access.as_member(principal, organization_id, hidden=hidden)
-    except PermissionDenied:  # a third-party app's token: never usage
-        raise hidden from None
-    if not has_permission(member.role, Permission.BILLING_VIEW):
-        raise hidden
 
 
 def _no_usage() -> NotFound:
@@ -36,7 +26,7 @@ def _no_usage() -> NotFound:
 
 async def organization_usage(principal: AnyPrincipal, organization_id: int,
                              created_at: datetime, period: str | None) -> OrganizationUsage:
-    await usage_viewer(principal, organization_id, _no_usage())
+    await billing_viewer(principal, organization_id, _no_usage())
     now = clock.now()
     scope = usage.Scope(organization_id, usage.usage_period(period, since=created_at, now=now),
                         now)
@@ -50,7 +40,7 @@ async def organization_usage(principal: AnyPrincipal, organization_id: int,
 
 async def product_usage(principal: AnyPrincipal, organization_id: int, product_id: int,
                         created_at: datetime, period: str | None) -> ProductUsage:
-    await usage_viewer(principal, organization_id, _no_usage())
+    await billing_viewer(principal, organization_id, _no_usage())
     now = clock.now()
     scope = usage.Scope(organization_id, usage.usage_period(period, since=created_at, now=now),
                         now, product_id=product_id)

@@ -108,21 +108,10 @@ async def _top(scope: usage.Scope, first: int) -> list[DeviceOperations]:
     return [DeviceOperations.from_domain(d) for d in await usage.top_devices(scope, first)]
 
 
-@strawberry.type(description="Data operations in a period, against the plan's limit.")
-class DataOperationUsage:
+@strawberry.type(description="A product's data operations in a period.")
+class ProductDataOperations:
     scope: strawberry.Private[usage.Scope]
     used: int = strawberry.field(description="Data operations used in the period so far.")
-    limit: int = strawberry.field(description="What the plan allows in a period.")
-
-    @strawberry.field(description="`used` as a percentage of `limit`, one decimal.")
-    def percent(self) -> float:
-        return usage.percent_tenths(self.used, self.limit) / 10
-
-    @strawberry.field(description="The products that used some, most first.")
-    async def by_product(self) -> list[ProductOperations]:
-        return [ProductOperations(product_id=p.product_id, product=_product(p.product),
-                                  operations=p.operations)
-                for p in await usage.operations_by_product(self.scope)]
 
     @strawberry.field(description="Each kind that costs data operations, zeros included.")
     async def by_kind(self) -> list[KindOperations]:
@@ -134,6 +123,21 @@ class DataOperationUsage:
     async def by_day(self) -> list[DayOperations]:
         return [DayOperations(date=day, operations=n)
                 for day, n in await usage.operations_by_day(self.scope)]
+
+
+@strawberry.type(description="Data operations in a period, against the plan's limit.")
+class DataOperationUsage(ProductDataOperations):
+    limit: int = strawberry.field(description="What the plan allows in a period.")
+
+    @strawberry.field(description="`used` as a percentage of `limit`, one decimal.")
+    def percent(self) -> float:
+        return usage.percent_tenths(self.used, self.limit) / 10
+
+    @strawberry.field(description="The products that used some, most first.")
+    async def by_product(self) -> list[ProductOperations]:
+        return [ProductOperations(product_id=p.product_id, product=_product(p.product),
+                                  operations=p.operations)
+                for p in await usage.operations_by_product(self.scope)]
 
 
 @strawberry.type(description="Billable devices in a period, against the plan's limit.")
@@ -197,23 +201,6 @@ class OrganizationUsage:
                                   "period (one entry per device and product), most first.")
     async def top_devices(self, first: int = TOP_DEVICES) -> list[DeviceOperations]:
         return await _top(self.scope, first)
-
-
-@strawberry.type(description="A product's data operations in a period.")
-class ProductDataOperations:
-    scope: strawberry.Private[usage.Scope]
-    used: int = strawberry.field(description="Data operations used in the period so far.")
-
-    @strawberry.field(description="Each kind that costs data operations, zeros included.")
-    async def by_kind(self) -> list[KindOperations]:
-        return [KindOperations(kind=kind, operations=n)
-                for kind, n in await usage.operations_by_kind(self.scope)]
-
-    @strawberry.field(description="Every day of the period so far (up to today in the "
-                                  "current one), zeros included.")
-    async def by_day(self) -> list[DayOperations]:
-        return [DayOperations(date=day, operations=n)
-                for day, n in await usage.operations_by_day(self.scope)]
 
 
 @strawberry.type(description="What a product used in a period (the organization's limits "

@@ -2,7 +2,7 @@
 
 This module speaks the protocol of docs/device-protocol.md: it reads frames, checks their shape,
 calls the rules in fleet/gateway.py and fleet/events.py and writes the replies (refusing a
-paused organization's publishes and location points: `core.metering`). It also owns
+paused organization's new publishes and location points: `fleet.pauses`). It also owns
 what only a live connection knows: heartbeats and the silence watchdog, the in-memory
 `lastHeardAt` between flushes, publish rate limits, the cloud's requests waiting for the
 device's reply, the device's subscriptions (a `fleet.subscriptions.Feed`, ended with the
@@ -29,10 +29,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from core import clock
 from core.errors import ErrorCode, InvalidInput, LimitReached
-from core.metering import iso_utc, meter, pause_message
+from core.metering import iso_utc
 from core.settings import Settings
 from core.text import storable as text_storable
-from fleet import events, gateway, locations, rpc, subscriptions
+from fleet import events, gateway, locations, pauses, rpc, subscriptions
 from fleet.errors import FleetCode
 from fleet.gateway import DeviceDenied, Hello
 from fleet.rate_limit import TokenBucket
@@ -250,11 +250,10 @@ class DeviceConnection:
             "deviceId": event.device_id, "private": event.private,
         })
 
-    async def tell_paused(self, until: datetime) -> None:
-        """Tell the device its deliveries are withheld until `until` (the feed does, once a
-        pause)."""
-        await self.send({**_error_frame(FrameCode.DATA_LIMIT_REACHED, pause_message(until),
-                                        None), "until": iso_utc(until)})
+    async def tell_paused(self, pause: pauses.Pause) -> None:
+        """Tell the device its deliveries are withheld until the pause ends (the feed does,
+        once a pause)."""
+        await self.refuse(_paused(pause, None))
 
     async def ask(self, frame: dict[str, Any], within: float) -> dict[str, Any]:
         """Send the device a request frame and wait for its `reply` (`rpc.DeviceFailed`
@@ -326,13 +325,11 @@ class DeviceConnection:
         return parse_frame(text)
 
 
-def _check_not_paused(product_id: int | None, frame_id: int) -> None:
-    """`BadFrame` (`data_limit_reached`, with the pause's end) while the organization of the
-    device's product is paused."""
-    until = meter().paused_until(product_id)
-    if until is not None:
-        raise BadFrame(pause_message(until), code=FrameCode.DATA_LIMIT_REACHED,
-                       reply_to=frame_id, details={"until": iso_utc(until)})
+def _paused(pause: pauses.Pause, reply_to: int | None) -> BadFrame:
+    """The `data_limit_reached` error frame of a paused organization's device, with the
+    pause's end."""
+    return BadFrame(pause.message, code=FrameCode.DATA_LIMIT_REACHED, reply_to=reply_to,
+                    details={"until": iso_utc(pause.until)})
 
 
 def _error_frame(code: FrameCode, message: str, reply_to: int | None) -> dict[str, Any]:
@@ -578,16 +575,21 @@ class DeviceGateway:
     ) -> None:
         """Store a published event, then acknowledge it: an `ack` means it is durably stored.
         A retransmission (the same `messageId`) is acknowledged and stored once. While the
-        device's organization is paused, nothing is stored nor acknowledged."""
+        device's organization is paused, a new event is neither stored nor acknowledged; a
+        retransmission of a stored one is acknowledged still."""
         try:
             event = await self._parse_publish(connection, frame_id, body)
-            _check_not_paused(event.product_id, frame_id)
         except BadFrame as error:
             await connection.refuse(error)
             return
         assert event.message_id is not None
         if event.message_id in connection.acknowledged:  # stored already: nothing to spend
             await connection.send({"type": "ack", "replyTo": frame_id})
+            return
+        pause = await pauses.refusing_publish(connection.device_id, event.product_id,
+                                              event.message_id)
+        if pause is not None:
+            await connection.refuse(_paused(pause, frame_id))
             return
         if not connection.publishes.take():
             connection.refused += 1
@@ -616,7 +618,8 @@ class DeviceGateway:
         """Store a frame's location points, all or none, then acknowledge it: an `ack` means
         they are durably stored. A frame costs one token of the publish rate limit, and a
         retransmission (the same `messageId`) is acknowledged and stored once, as publishes.
-        While the device's organization is paused, nothing is stored nor acknowledged."""
+        While the device's organization is paused, new points are neither stored nor
+        acknowledged; a retransmission of stored ones is acknowledged still."""
         message_id = body.get("messageId")
         if not isinstance(message_id, str) or not _MESSAGE_ID.fullmatch(message_id):
             await connection.refuse(BadFrame(
@@ -633,15 +636,15 @@ class DeviceGateway:
             await connection.refuse(BadFrame(error.message, code=FrameCode.INVALID_LOCATION,
                                              reply_to=frame_id, details=details))
             return
-        await self._refresh_target(connection)
-        try:
-            _check_not_paused(connection.event_product_id, frame_id)
-        except BadFrame as error:
-            await connection.refuse(error)
-            return
         remembered = f"location/{message_id}"  # '/' is in no message ID: no event's
         if remembered in connection.acknowledged:
             await connection.send({"type": "ack", "replyTo": frame_id})
+            return
+        await self._refresh_target(connection)
+        pause = await pauses.refusing_location(connection.device_id,
+                                               connection.event_product_id, message_id)
+        if pause is not None:
+            await connection.refuse(_paused(pause, frame_id))
             return
         if not connection.publishes.take():
             await connection.refuse(BadFrame(

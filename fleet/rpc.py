@@ -8,10 +8,12 @@ the asking process's channel. Every outcome is one of: the answer, `DEVICE_OFFLI
 `FUNCTION_NOT_FOUND` / `VARIABLE_NOT_FOUND`, `DEVICE_FAILED`, `TIMED_OUT`, or
 `DATA_LIMIT_REACHED` (the organization's devices are paused: the device is not asked).
 
-Metering: a request the device answered (with a value, or with a failure of its own) is one
-`FUNCTION_CALL` or `VARIABLE_READ` of the device's product (`core.metering`), committed by the
-asking process before the caller gets the outcome; one that did not reach the device (offline,
-timed out, refused before asking) is none. If the count cannot be committed (the database is
+Metering: only an answered request counts. A request the device answered (with a value, or
+with a failure of its own) is one `FUNCTION_CALL` or `VARIABLE_READ` of the device's product
+(`core.metering`), committed by the asking process before the caller gets the outcome. One the
+device did not answer is none: never sent (offline, a name it did not announce, paused), or
+sent and unanswered in time (`TIMED_OUT`: the frame was written, so the function may have run
+on the device, and it is not counted). If the count cannot be committed (the database is
 down), the caller gets `UNAVAILABLE` instead of the answer.
 """
 
@@ -40,9 +42,10 @@ from core.errors import (
     Unavailable,
     UpstreamFailed,
 )
-from core.metering import Metered, OperationKind, meter, pause_message
+from core.metering import Metered, OperationKind, meter
 from fleet import access
 from fleet.errors import FleetCode
+from fleet.pauses import pause_of
 from models.devices import Device
 
 log = logging.getLogger("devicecloud.rpc")
@@ -255,7 +258,7 @@ def router() -> Router:
 
 async def _count(device: Device, kind: Kind) -> None:
     """Commit the data operation of a request the device answered (none for a device in no
-    product)."""
+    product); a request that timed out is not counted, though it was sent."""
     if device.product_id is None:
         return
     operation = OperationKind.FUNCTION_CALL if kind is Kind.CALL else OperationKind.VARIABLE_READ
@@ -272,9 +275,9 @@ async def _ask(device: Device, kind: Kind, name: str, argument: str = "") -> Val
         FleetCode.FUNCTION_NOT_FOUND if kind is Kind.CALL else FleetCode.VARIABLE_NOT_FOUND
     )
     what = "function" if kind is Kind.CALL else "variable"
-    until = meter().paused_until(device.product_id)
-    if until is not None:
-        raise LimitReached(pause_message(until), code=FleetCode.DATA_LIMIT_REACHED)
+    pause = pause_of(device.product_id)
+    if pause is not None:
+        raise LimitReached(pause.message, code=FleetCode.DATA_LIMIT_REACHED)
     if not device.online or device.session_id is None:
         raise DeviceOffline("The device is offline.", field="deviceId")
     exposed = device.functions if kind is Kind.CALL else device.variables

@@ -6,8 +6,10 @@ prefix it listens on its product's live channel (fleet/events.py publishes every
 there, in whichever process wrote it, through the broker), so events published in any app
 process reach the device. The broker's callback only appends to a bounded queue: the event
 writer never waits for a device. One task per feed sends the queued events, and sends again,
-once, those not acknowledged within `device_delivery_ack_timeout`, then drops them.
-`Feed._send` is the one place a delivery (first or retransmitted) leaves the cloud.
+once, those not acknowledged within `device_delivery_ack_timeout`, then drops them. When they
+fall due is measured by the module's `timer` (the event loop's time; tests replace it with one
+they move by hand). `Feed._send` is the one place a delivery (first or retransmitted) leaves
+the cloud.
 
 Metering: each delivery sent, a retransmission included, is one `SUBSCRIPTION_DELIVERY` of
 the event's name and size (`core.metering`), committed before its frame is written: a frame
@@ -15,7 +17,7 @@ the device may have received is always counted. If it cannot be recorded (the da
 down), the frame is not sent; the delivery is then as one the device did not acknowledge: the
 feed tries it once more at its retransmission time, and then drops it.
 
-While the organization's devices are paused (`Meter.paused_until`), deliveries that fall due
+While the organization's devices are paused (`fleet.pauses.pause_of`), deliveries that fall due
 are withheld: neither sent nor counted, and not sent later either. The first one withheld in a
 pause makes the feed tell the device (`paused`) once, with the pause's end; after it,
 delivering resumes with the events stored from then on.
@@ -44,6 +46,7 @@ from core.errors import LimitReached
 from core.metering import Metered, OperationKind, event_size, meter
 from core.settings import Settings
 from fleet.events import LiveEvent, check_prefix, event_log, product_channel
+from fleet.pauses import Pause, pause_of
 from models.devices import Device, Quarantine
 
 log = logging.getLogger("devicecloud.subscriptions")
@@ -51,6 +54,23 @@ log = logging.getLogger("devicecloud.subscriptions")
 MAX_SUBSCRIPTIONS = 4
 # How long a feed trusts what it knows of its device's product (the team may move it).
 RECEIVER_REFRESH = timedelta(seconds=5)
+
+
+class Timer:
+    """When retransmissions fall due: the event loop's time."""
+
+    def time(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def wait(self, wake: asyncio.Event, due: float | None) -> None:
+        """Return once `wake` is set or the time reaches `due` (None: no time)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(due):
+                await wake.wait()
+
+
+# What every feed made from now on measures its retransmissions by.
+timer = Timer()
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +84,7 @@ class Delivery:
 @dataclass(slots=True)
 class _Waiting:
     delivery: Delivery
-    due: float  # event-loop time of the retransmission, or of the drop after it
+    due: float  # the timer's time of the retransmission, or of the drop after it
     retransmitted: bool = False
 
 
@@ -92,7 +112,7 @@ class Feed:
         device_id: str,
         *,
         send: Callable[[Delivery], Awaitable[None]],
-        paused: Callable[[datetime], Awaitable[None]],
+        paused: Callable[[Pause], Awaitable[None]],
         new_id: Callable[[], int],
         settings: Settings,
     ) -> None:
@@ -104,6 +124,7 @@ class Feed:
         self._paused_until: datetime | None = None  # the pause the device was told of
         self._new_id = new_id
         self._settings = settings
+        self._timer = timer
         self._queue: deque[LiveEvent] = deque()
         self._waiting: dict[int, _Waiting] = {}
         self._wake = asyncio.Event()
@@ -198,10 +219,9 @@ class Feed:
 
     async def _run(self) -> None:
         """Send queued events and retransmissions as they fall due, one at a time."""
-        loop = asyncio.get_running_loop()
         timeout = self._settings.device_delivery_ack_timeout
         while True:
-            now = loop.time()
+            now = self._timer.time()
             for delivery_id, waiting in list(self._waiting.items()):
                 if waiting.due > now:
                     continue
@@ -209,7 +229,7 @@ class Feed:
                     del self._waiting[delivery_id]  # sent twice, never acknowledged: dropped
                     continue
                 waiting.retransmitted = True
-                waiting.due = loop.time() + timeout
+                waiting.due = self._timer.time() + timeout
                 await self._send(waiting.delivery)
             if self._queue:
                 event = self._queue.popleft()
@@ -222,26 +242,25 @@ class Feed:
                                       extra={"device": self.device_id})
                 if self._matches(event):
                     delivery = Delivery(self._new_id(), event)
-                    self._waiting[delivery.id] = _Waiting(delivery, loop.time() + timeout)
+                    self._waiting[delivery.id] = _Waiting(delivery,
+                                                          self._timer.time() + timeout)
                     await self._send(delivery)
                 continue
             self._wake.clear()
-            next_due = min((w.due for w in self._waiting.values()), default=None)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout_at(next_due):
-                    await self._wake.wait()
+            await self._timer.wait(
+                self._wake, min((w.due for w in self._waiting.values()), default=None))
 
     async def _send(self, delivery: Delivery) -> None:
         """Send one delivery to the device, the first time or again, once its data operations
         are committed; withheld while paused (see the module docstring)."""
         event = delivery.event
         assert event.product_id is not None  # `_matches`: only a product's events
-        until = meter().paused_until(event.product_id)
-        if until is not None:
+        pause = pause_of(event.product_id)
+        if pause is not None:
             self._waiting.pop(delivery.id, None)
-            if until != self._paused_until:
-                self._paused_until = until
-                await self._tell_paused(until)
+            if pause.until != self._paused_until:
+                self._paused_until = pause.until
+                await self._tell_paused(pause)
             return
         self._paused_until = None
         usage = Metered(OperationKind.SUBSCRIPTION_DELIVERY, event.product_id, self.device_id,

@@ -121,3 +121,35 @@ async def test_a_paused_organizations_devices_are_refused_then_resume(
         ("DEVICE_PUBLISH", device_id, 2), ("LOCATION_POINT", device_id, 1),
         ("FUNCTION_CALL", device_id, 1), ("SUBSCRIPTION_DELIVERY", listener_id, 2),
     ])
+
+
+async def test_a_paused_device_is_acknowledged_what_was_stored_and_refused_what_is_new(
+    url: str, calling_team: CallingTeam, frozen_clock: Clock
+) -> None:
+    _, product = calling_team
+    frozen_clock.current = frozen_clock.current.replace(microsecond=0)
+    until = clock.now() + timedelta(minutes=5)
+    until_text = until.isoformat().replace("+00:00", "Z")
+    refusal = {"type": "error", "code": "data_limit_reached", "message": message(until_text),
+               "until": until_text}
+    device_id, secret = await make_device(product)
+    async with session(url, device_id, secret, product.id) as (ws, _):
+        assert await exchange(ws, publish(3)) == ack(3)
+        assert await exchange(ws, location(4)) == ack(4)
+        await pause(product, until)
+        # Sent again on the same connection (its ack was lost): acknowledged.
+        assert await exchange(ws, publish(3)) == ack(3)
+        assert await exchange(ws, location(4)) == ack(4)
+    # And on the next connection, which never acknowledged them: acknowledged all the same,
+    # while what is new is refused.
+    async with session(url, device_id, secret, product.id) as (ws, _):
+        assert await exchange(ws, {**publish(5), "messageId": "m3"}) == ack(5)
+        assert await exchange(ws, {**location(6), "messageId": "l4"}) == ack(6)
+        assert await exchange(ws, publish(7)) == {**refusal, "replyTo": 7}
+        assert await exchange(ws, location(8)) == {**refusal, "replyTo": 8}
+    assert await Event.filter(device_id=device_id).exclude(name="spark/status").values_list(
+        "message_id", flat=True) == ["m3"]
+    assert await LocationPoint.filter(device_id=device_id).values_list(
+        "message_id", flat=True) == ["l4"]
+    assert await counted() == [("DEVICE_PUBLISH", device_id, 1),
+                               ("LOCATION_POINT", device_id, 1)]

@@ -15,6 +15,7 @@ from core.metering import Metered, OperationKind
 from models.organizations import Organization
 from models.products import Product
 from models.usage import UsageCounter
+from tests.support.polling import WITHIN, eventually
 
 K = OperationKind
 T = datetime(2026, 3, 31, 23, 59, tzinfo=UTC)
@@ -142,12 +143,36 @@ async def test_a_failed_batch_fails_only_the_callers_it_cannot_write(
     await ledger.close()
 
 
-async def test_close_writes_what_is_queued_even_for_callers_gone() -> None:
+async def test_close_writes_what_is_queued_even_for_callers_gone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     made = await product()
     ledger = Ledger(never_paused)
+    writing, release = asyncio.Event(), asyncio.Event()
+    add = ledger._add
+
+    async def held_add(priced: list[tuple[Metered, int]], connection: Any) -> None:
+        writing.set()
+        await release.wait()
+        await add(priced, connection)
+
+    monkeypatch.setattr(ledger, "_add", held_add)
+    # The writer is busy with a first caller's batch, so the next caller's usages stay queued.
+    first = asyncio.create_task(ledger.record([Metered(K.FUNCTION_CALL, made.id, "a", T)]))
+    async with asyncio.timeout(WITHIN):
+        await writing.wait()
     caller = asyncio.create_task(ledger.record([Metered(K.VARIABLE_READ, made.id, "a", T)]))
-    await asyncio.sleep(0)  # one turn of the loop: the caller queues its usages
+
+    async def queued() -> bool:
+        return bool(ledger._queue)
+
+    await eventually(queued)
     caller.cancel()
+    release.set()
     await ledger.close()
+    await first
+    await asyncio.wait([caller])
+    assert caller.cancelled()
     assert await counters(made.organization_id) == [
+        ("2026-03", date(2026, 3, 31), "a", "FUNCTION_CALL", 1),
         ("2026-03", date(2026, 3, 31), "a", "VARIABLE_READ", 1)]

@@ -15,22 +15,28 @@ from core import metering
 from core.errors import DomainError
 from core.metering import Metered
 from core.settings import get_settings
-from fleet import events, rpc
+from fleet import events, rpc, subscriptions
 from models.products import Product
 from tests.support.gateway import answer_next, exchange, make_device, publish, session
 from tests.support.metering import counted
 from tests.support.polling import receive
+from tests.support.timers import ManualTimer
 from tests.support.worlds import CallingTeam
-
-ACK_TIMEOUT = 0.3  # seconds before an unacknowledged delivery is sent again, then dropped
 
 
 @pytest.fixture
 def roomy_limits(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Connections opened from now on may publish 100 frames at once, and deliveries not
-    acknowledged within `ACK_TIMEOUT` are sent again."""
+    """Connections opened from now on may publish 100 frames at once."""
     monkeypatch.setattr(get_settings(), "device_event_burst", 100)
-    monkeypatch.setattr(get_settings(), "device_delivery_ack_timeout", ACK_TIMEOUT)
+
+
+@pytest.fixture
+def timer(monkeypatch: pytest.MonkeyPatch) -> ManualTimer:
+    """Subscriptions made from now on send an unacknowledged delivery again, then drop it,
+    only when the test moves this timer."""
+    own = ManualTimer()
+    monkeypatch.setattr(subscriptions, "timer", own)
+    return own
 
 
 def ack(frame_id: int) -> dict[str, Any]:
@@ -66,7 +72,7 @@ async def test_publishes_cost_a_kilobyte_each_started_and_refusals_nothing(
 
 
 async def test_every_delivery_sent_is_counted_a_retransmission_included(
-    url: str, calling_team: CallingTeam, roomy_limits: None
+    url: str, calling_team: CallingTeam, roomy_limits: None, timer: ManualTimer
 ) -> None:
     principals, product = calling_team
     await Product.filter(id=product.id).update(event_data_limit=2048)
@@ -85,8 +91,13 @@ async def test_every_delivery_sent_is_counted_a_retransmission_included(
         first = await receive(listener)
         assert (first["type"], first["name"]) == ("event", "door/open")
         await listener.send(f'{{"type":"ack","replyTo":{first["id"]}}}')
+        # Frames are handled in order: the pong comes once the ack was.
+        assert await exchange(listener, {"type": "ping", "id": 5}) == {"type": "pong",
+                                                                        "replyTo": 5}
         sent = await receive(slow)
-        assert await receive(slow) == sent  # not acknowledged: sent again, once
+        timer.advance(get_settings().device_delivery_ack_timeout)
+        assert await receive(slow) == sent  # not acknowledged: sent again
+        timer.advance(get_settings().device_delivery_ack_timeout)  # and then dropped
         # A server's publish costs nothing itself; its deliveries cost as a publish would.
         await events.publish_from_server(principals["OWNER"], product.id, name="door/bell",
                                          data="ding", private=False)
@@ -160,7 +171,7 @@ async def test_calls_and_reads_cost_one_when_the_device_answers(
         with pytest.raises(DomainError) as failed:
             await rpc.call_function(support, device_id, "selfDestruct", "")
         assert failed.value.code == "FUNCTION_NOT_FOUND"
-        # Asked, never answered: it did not reach the device as far as anyone knows.
+        # Sent, never answered: it may have run on the device, yet is not counted.
         monkeypatch.setattr(rpc.router(), "timeout", 0.2)
         call = asyncio.create_task(rpc.call_function(support, device_id, "setTemp", "1"))
         assert (await receive(ws))["type"] == "call"

@@ -5,13 +5,13 @@ bounded, and an event that several prefixes match is delivered once."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 
 import pytest
 
 from core import clock
 from core.settings import get_settings
 from fleet import events, subscriptions
+from fleet.pauses import Pause
 from models.products import Product
 from tests.support.gateway import make_device
 from tests.support.polling import eventually
@@ -36,8 +36,8 @@ class Device:
         self.ids += 1
         return self.ids
 
-    async def paused(self, until: datetime) -> None:
-        raise AssertionError(f"nothing is paused here, yet the feed said so until {until}")
+    async def paused(self, pause: Pause) -> None:
+        raise AssertionError(f"nothing is paused here, yet the feed said so until {pause.until}")
 
     async def send(self, delivery: subscriptions.Delivery) -> None:
         self.sent.append(delivery)

@@ -74,11 +74,9 @@ def meter() -> Iterator[Meter]:
 
 
 @pytest.fixture
-def timer(monkeypatch: pytest.MonkeyPatch) -> ManualTimer:
-    own = ManualTimer()
-    monkeypatch.setattr(subscriptions, "timer", own)
+def timer(timer: ManualTimer, monkeypatch: pytest.MonkeyPatch) -> ManualTimer:
     monkeypatch.setattr(get_settings(), "device_delivery_ack_timeout", ACK_TIMEOUT)
-    return own
+    return timer
 
 
 @pytest.fixture

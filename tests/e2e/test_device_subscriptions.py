@@ -21,6 +21,7 @@ from tests.support.gateway import exchange, make_device, publish, session
 from tests.support.graphql import gid, run_mutation
 from tests.support.polling import receive
 from tests.support.servers import Clock
+from tests.support.timers import ManualTimer
 
 
 @dataclass
@@ -44,13 +45,6 @@ async def world() -> World:
         )
 
     return World(team, await make("Thermostat"), await make("Sprinkler"))
-
-
-@pytest.fixture
-def quick_acks(monkeypatch: pytest.MonkeyPatch) -> float:
-    """Deliveries not acknowledged within 0.3 s are sent again (0.3 s later: dropped)."""
-    monkeypatch.setattr(get_settings(), "device_delivery_ack_timeout", 0.3)
-    return 0.3
 
 
 def subscribe(frame_id: int, prefix: Any, kind: str = "subscribe") -> dict[str, Any]:
@@ -186,8 +180,9 @@ async def test_a_device_receives_its_products_events_but_never_its_own(
 
 
 async def test_an_unacknowledged_delivery_is_sent_once_more_then_dropped(
-    url: str, world: World, quick_acks: float
+    url: str, world: World, timer: ManualTimer
 ) -> None:
+    timeout = get_settings().device_delivery_ack_timeout
     listener, publisher = await make_device(world.p), await make_device(world.p)
     async with (
         session(url, *listener, world.p.id) as (ws, _),
@@ -197,25 +192,27 @@ async def test_an_unacknowledged_delivery_is_sent_once_more_then_dropped(
         assert await exchange(other, publish(3, "a")) == ack(3)
         a = await next_event(ws)
         await ws.send(json.dumps(ack(a["id"])))
+        # Frames are handled in order: the pong says the ack was.
+        assert await exchange(ws, {"type": "ping", "id": 4}) == {"type": "pong", "replyTo": 4}
         assert await exchange(other, publish(4, "b")) == ack(4)
         b = await next_event(ws)
-        # Not acknowledged: the same frame again after the timeout (and `a`, acknowledged, is
-        # never sent again: it was due before `b`).
+        # Not acknowledged: the same frame again after the timeout; `a`, acknowledged, never.
+        timer.advance(timeout)
         assert await next_event(ws) == b
-        # Sent twice, never acknowledged: after as long again it is dropped. `c`, published
-        # once `b`'s second copy came, is due again after that drop.
+        # Sent twice, never acknowledged: after as long again it is dropped, so the next frame
+        # is `c`, and an ack of the dropped `b` is ignored.
+        timer.advance(timeout)
         assert await exchange(other, publish(5, "c")) == ack(5)
         c = await next_event(ws)
         assert c == event_frame(await stored(publisher[0], "c"), c["id"])
-        assert await next_event(ws) == c
-        # Acknowledging the second copy ends it; an ack of a dropped delivery is ignored.
-        await ws.send(json.dumps(ack(c["id"])))
         await ws.send(json.dumps(ack(b["id"])))
+        await ws.send(json.dumps(ack(c["id"])))
+        assert await exchange(ws, {"type": "ping", "id": 5}) == {"type": "pong", "replyTo": 5}
+        # `c`, acknowledged, is not sent again when its time comes: the next frame is `d`.
+        timer.advance(timeout)
         assert await exchange(other, publish(6, "d")) == ack(6)
         d = await next_event(ws)
         assert d == event_frame(await stored(publisher[0], "d"), d["id"])
-        await ws.send(json.dumps(ack(d["id"])))
-        assert await exchange(ws, {"type": "ping", "id": 4}) == {"type": "pong", "replyTo": 4}
 
 
 async def test_subscriptions_end_with_the_connection(url: str, world: World) -> None:

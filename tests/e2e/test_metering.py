@@ -15,7 +15,7 @@ from core import metering
 from core.errors import DomainError
 from core.metering import Metered
 from core.settings import get_settings
-from fleet import events, rpc, subscriptions
+from fleet import events, rpc
 from models.products import Product
 from tests.support.gateway import answer_next, exchange, make_device, publish, session
 from tests.support.metering import counted
@@ -28,15 +28,6 @@ from tests.support.worlds import CallingTeam
 def roomy_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     """Connections opened from now on may publish 100 frames at once."""
     monkeypatch.setattr(get_settings(), "device_event_burst", 100)
-
-
-@pytest.fixture
-def timer(monkeypatch: pytest.MonkeyPatch) -> ManualTimer:
-    """Subscriptions made from now on send an unacknowledged delivery again, then drop it,
-    only when the test moves this timer."""
-    own = ManualTimer()
-    monkeypatch.setattr(subscriptions, "timer", own)
-    return own
 
 
 def ack(frame_id: int) -> dict[str, Any]:

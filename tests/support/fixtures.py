@@ -29,10 +29,12 @@ from api.app import create_app
 from auth import passwords, signing_keys
 from core import clock
 from core.settings import get_settings
+from fleet import subscriptions
 from models import db
 from tests.support.constants import FIRST_PARTY_CLIENT_ID, T
 from tests.support.database import create_database, drop_database, models_children_first
 from tests.support.servers import Clock, LiveServer, SmtpServer
+from tests.support.timers import ManualTimer
 from tests.support.worlds import (
     CallingTeam,
     EventWorld,
@@ -219,3 +221,12 @@ async def two_products() -> Products:
 async def calling_team() -> CallingTeam:
     """An owner, a support member and a viewer, and their product "Kettle"."""
     return await build_calling_team()
+
+
+@pytest.fixture
+def timer(monkeypatch: pytest.MonkeyPatch) -> ManualTimer:
+    """Subscriptions made from now on send an unacknowledged delivery again, then drop it,
+    only when the test moves this timer (after `device_delivery_ack_timeout` of it each)."""
+    own = ManualTimer()
+    monkeypatch.setattr(subscriptions, "timer", own)
+    return own

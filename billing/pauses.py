@@ -1,6 +1,6 @@
 """Which products' devices are paused, in memory: asked for every frame, so never a query.
 
-An organization is paused while its `BillingAccount` says so (`paused_from <= now <
+An organization is paused while its `BillingAccount` says so (on FREE, `paused_from <= now <
 paused_until`: the scheduler sets both when the free plan's grace ends, and clears them when
 the pause is lifted). Each app process keeps the paused organizations' product IDs
 (`Pauses`): read at start, again whenever a process names a change on the broker's `CHANNEL`
@@ -17,6 +17,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
 
+from billing.plans import PlanKind
 from core import clock
 from core.broker import Broker, BrokerUnavailable
 from models.products import Product
@@ -42,8 +43,8 @@ class Pauses:
 
     async def reload(self) -> None:
         now = clock.now()
-        accounts = dict(await BillingAccount.filter(
-            paused_from__lte=now, paused_until__gt=now
+        accounts = dict(await BillingAccount.filter(  # only FREE is ever paused
+            plan=PlanKind.FREE.value, paused_from__lte=now, paused_until__gt=now
         ).values_list("organization_id", "paused_until"))
         products = await Product.filter(organization_id__in=list(accounts)).values_list(
             "id", "organization_id"

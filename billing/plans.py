@@ -10,7 +10,10 @@ cents, always.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
+
+from billing.periods import Period
 
 
 class PlanKind(StrEnum):
@@ -44,18 +47,14 @@ class Plan:
     block: Limits | None
     block_price_cents: int | None
     max_blocks: int | None
-    manufacturing_grace_available: bool
 
 
 CATALOG: dict[PlanKind, Plan] = {
     PlanKind.FREE: Plan(PlanKind.FREE, Limits(devices=100, data_operations=100_000),
-                        block_price_cents=0, max_blocks=1,
-                        manufacturing_grace_available=False),
+                        block_price_cents=0, max_blocks=1),
     PlanKind.BASIC: Plan(PlanKind.BASIC, Limits(devices=100, data_operations=720_000),
-                         block_price_cents=29_900, max_blocks=None,
-                         manufacturing_grace_available=False),
-    PlanKind.ENTERPRISE: Plan(PlanKind.ENTERPRISE, None, block_price_cents=None, max_blocks=1,
-                              manufacturing_grace_available=True),
+                         block_price_cents=29_900, max_blocks=None),
+    PlanKind.ENTERPRISE: Plan(PlanKind.ENTERPRISE, None, block_price_cents=None, max_blocks=1),
 }
 # New organizations start here (issue 13, point 7).
 DEFAULT_PLAN = PlanKind.FREE
@@ -121,3 +120,21 @@ def thresholds_crossed(before: int, after: int, limit: int) -> tuple[int, ...]:
     if not 0 <= before <= after:
         raise ValueError(f"Usage only grows within a period: {before} → {after}.")
     return tuple(t for t in THRESHOLDS if before * 100 < t * limit <= after * 100)
+
+
+# How long a FREE organization's devices keep running after it reached 100 % of its data
+# operations (issue 13, point 9).
+GRACE = timedelta(days=3)
+
+
+def grace_end(crossed_at: datetime, period: Period) -> datetime | None:
+    """When the grace after reaching 100 % of the data operations at `crossed_at` (in `period`)
+    ends and the pause begins; None when it would not end before the period does (the next
+    period comes first: no pause)."""
+    end = crossed_at + GRACE
+    return end if end < period.end else None
+
+
+def grace_text() -> str:
+    """The grace as the texts name it: "3-day"."""
+    return f"{GRACE.days}-day"

@@ -9,16 +9,19 @@ others to be done.
 - **Warnings.** For the current period (and, during the first day of a period, the one just
   ended, so a threshold reached in its last minutes is still told): the data operations used
   (the sum of its `UsageCounter` rows) and the billable devices so far
-  (`billable.billable_devices(…, until=now)`), each against the plan's limit. Every threshold
+  (`billable.billable_devices(…, until=now)`, asked only of organizations with enough devices
+  online, `billable.online_by_organization`), each against the plan's limit. Every threshold
   (`plans.THRESHOLDS`) at or under the usage that the period has no `UsageThreshold` row for
   is crossed now: its row, a notification and an email to the owner and administrators, in one
   transaction. A jump from 69 % to 95 % crosses 70 and 90 in one tick. Each threshold is told
   once per period, even if the limit changes within the period.
 - **Pause (FREE only).** 100 % of the data operations crossed at T (`crossed_at`) leaves a
-  grace of `GRACE`; the first tick at or after T + `GRACE` pauses the organization from
-  T + `GRACE` until the period's end (`BillingAccount.paused_from`, `paused_until`), with a
-  notification and an email. A grace that would end after the period does not pause. BASIC and
-  ENTERPRISE are warned, never paused.
+  grace of `plans.GRACE`; the first tick at or after its end (`plans.grace_end`) pauses the
+  organization from then until the period's end (`BillingAccount.paused_from`,
+  `paused_until`, and a `UsagePause` row that keeps it once over), with a notification and an
+  email; paused again in the period (lifted by a plan change, then back on FREE), from that
+  tick. A grace that would end after the period does not pause. BASIC and ENTERPRISE are
+  warned, never paused.
 - **Resumption.** A pause ends by itself at `paused_until` (`billing.pauses` compares it with
   the clock); the first tick after that clears it, with a notification and an email.
 
@@ -39,30 +42,28 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs
 from tortoise import connections
 from tortoise.exceptions import IntegrityError
-from tortoise.functions import Count, Sum
+from tortoise.functions import Sum
 from tortoise.transactions import in_transaction
 
 from billing import pauses
 from billing.accounts import subscriptions_of
-from billing.billable import billable_devices
+from billing.billable import billable_devices, count, online_by_organization
 from billing.notifications import Message, Outbox, tell
 from billing.periods import Period
-from billing.plans import PlanKind, Subscription, thresholds_crossed
+from billing.plans import GRACE, PlanKind, Subscription, grace_end, grace_text, thresholds_crossed
 from core import clock, periodic
 from core.broker import Broker
-from models.devices import Device, Quarantine
+from core.settings import get_settings
 from models.organizations import Organization
-from models.usage import BillingAccount, Metric, UsageCounter, UsageThreshold
+from models.usage import BillingAccount, Metric, UsageCounter, UsagePause, UsageThreshold
 
 log = logging.getLogger("devicecloud.scheduler")
 
-# How long a FREE organization's devices keep running after it reached 100 % of its data
-# operations (issue 13, point 9).
-GRACE = timedelta(days=3)
 # How long into a period the one before it is still checked for thresholds.
 CATCH_UP = timedelta(days=1)
 # The advisory lock of the scheduler's leader ("usage" in ASCII).
@@ -118,11 +119,7 @@ async def _warn(period: Period, now: datetime, outbox: Outbox) -> list[Done]:
     used = {org: int(total) for org, total in await UsageCounter.filter(period=str(period))
             .annotate(total=Sum("operations")).group_by("organization_id")
             .values_list("organization_id", "total") if total}
-    # The devices that came online by now: at most that many are billable.
-    online: dict[int, int] = {int(org): int(count) for org, count in await Device.filter(
-        product_id__isnull=False, quarantine=Quarantine.NONE, first_online_at__lt=until,
-    ).annotate(count=Count("id")).group_by("product__organization_id").values_list(
-        "product__organization_id", "count")}
+    online = await online_by_organization(until)
     candidates = set(used) | set(online)
     if not candidates:
         return []
@@ -142,8 +139,7 @@ async def _warn(period: Period, now: datetime, outbox: Outbox) -> list[Done]:
                    for t in thresholds_crossed(0, online.get(org, 0), limits.devices)):
                 billable = await billable_devices(
                     org, period, manufacturing_grace=subscription.manufacturing_grace, until=until)
-                metrics.append((Metric.DEVICES, sum(len(d) for d in billable.values()),
-                                limits.devices))
+                metrics.append((Metric.DEVICES, count(billable), limits.devices))
             for metric, usage, limit in metrics:
                 for threshold in thresholds_crossed(0, usage, limit):
                     if (metric.value, threshold) in told[org]:
@@ -193,9 +189,10 @@ def _warning(organization: Organization, period: Period, metric: Metric, thresho
 def _at_limit(metric: Metric, subscription: Subscription, period: Period,
               now: datetime) -> str:
     if subscription.plan is PlanKind.FREE and metric is Metric.DATA_OPERATIONS:
-        if now + GRACE < period.end:
-            return (f"On the free plan, its devices keep working for a 3-day grace; from "
-                    f"{_moment(now + GRACE)} their data operations are paused until "
+        ends = grace_end(now, period)
+        if ends is not None:
+            return (f"On the free plan, its devices keep working for a {grace_text()} grace; "
+                    f"from {_moment(ends)} their data operations are paused until "
                     f"{_moment(period.end)}, when they resume by themselves. Upgrading ends "
                     "the pause.")
         return f"On the free plan, the period ends at {_moment(period.end)}, before the grace."
@@ -217,7 +214,7 @@ async def _pause(now: datetime, outbox: Outbox) -> list[Done]:
     period = Period.of(now)
     due = await UsageThreshold.filter(
         period=str(period), metric=Metric.DATA_OPERATIONS.value, threshold=100,
-        crossed_at__lte=now - GRACE, crossed_at__lt=period.end - GRACE,
+        crossed_at__lte=now - GRACE,
     ).values_list("organization_id", "crossed_at")
     if not due:
         return []
@@ -225,9 +222,13 @@ async def _pause(now: datetime, outbox: Outbox) -> list[Done]:
     done = []
     for org, crossed_at in sorted(due):
         with _alone(org):
-            if subscriptions[org].plan is not PlanKind.FREE:
+            paused_from = grace_end(crossed_at, period)
+            if subscriptions[org].plan is not PlanKind.FREE or paused_from is None:
                 continue
-            paused_from, paused_until = crossed_at + GRACE, period.end
+            paused_until = period.end
+            if await UsagePause.filter(organization_id=org, period=str(period),
+                                       paused_from__gte=paused_from).exists():
+                paused_from = now  # lifted by a plan change since, and back on FREE: from now
             await _account(org, now)
             organization = await Organization.get(id=org)
             async with in_transaction():
@@ -235,16 +236,19 @@ async def _pause(now: datetime, outbox: Outbox) -> list[Done]:
                         organization_id=org, plan=PlanKind.FREE.value, paused_from=None
                 ).update(paused_from=paused_from, paused_until=paused_until, updated_at=now):
                     continue  # paused already (by another tick), or its plan changed meanwhile
+                await UsagePause.create(organization_id=org, period=str(period),
+                                        paused_from=paused_from, paused_until=paused_until)
                 await tell(org, Message(
                     # Keyed by the tick: a pause lifted by an upgrade may come again in the period
                     # (back on FREE), and is told again; the update above makes each one told once.
                     "DEVICES_PAUSED", f"paused:{period}:{now.isoformat()}",
                     f"{organization.name}: devices paused",
                     f"{organization.name} used all its free data operations for {period} and the "
-                    f"3-day grace is over: from {_moment(paused_from)} its devices' publishes, "
-                    "location points, deliveries, function calls and variable reads are paused "
-                    f"until {_moment(paused_until)}, when they resume by themselves. Devices stay "
-                    "connected and nothing stored is lost. Upgrading ends the pause."), outbox)
+                    f"{grace_text()} grace is over: from {_moment(paused_from)} its devices' "
+                    "publishes, location points, deliveries, function calls and variable reads are "
+                    f"paused until {_moment(paused_until)}, when they resume by themselves. "
+                    "Devices stay connected and nothing stored is lost. Upgrading ends the "
+                    "pause."), outbox)
             done.append(Done(organization.slug,
                              f"paused from {_moment(paused_from)} until {_moment(paused_until)}"))
     return done
@@ -258,13 +262,14 @@ async def _account(organization_id: int, now: datetime) -> None:
 
 
 async def _resume(now: datetime, outbox: Outbox) -> list[Done]:
-    ended = await BillingAccount.filter(paused_until__lte=now).values_list(
+    ended = await BillingAccount.filter(
+        paused_from__isnull=False, paused_until__lte=now).values_list(
         "organization_id", "paused_from", "paused_until")
     done = []
     for org, paused_from, paused_until in sorted(ended):
         with _alone(org):
             organization = await Organization.get(id=org)
-            period = Period.of(paused_from or paused_until)
+            period = Period.of(paused_from)
             async with in_transaction():
                 if not await BillingAccount.filter(
                         organization_id=org, paused_until=paused_until
@@ -279,6 +284,21 @@ async def _resume(now: datetime, outbox: Outbox) -> list[Done]:
 
 
 # --- The leader and the app's loop -----------------------------------------------------------
+
+
+# Query parameters of DATABASE_URL that are Tortoise's (its pool, its schema), not asyncpg's.
+_POOL_PARAMETERS = frozenset({"minsize", "maxsize", "min_size", "max_size", "max_queries",
+                              "max_inactive_connection_lifetime", "connection_class", "schema",
+                              "fetch_inserted"})
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    """DATABASE_URL as asyncpg connects with it: every connection option kept (SSL included),
+    the pool's own parameters dropped, and Tortoise's scheme names made PostgreSQL's."""
+    parts = urlsplit(database_url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if k not in _POOL_PARAMETERS]
+    return urlunsplit(parts._replace(scheme="postgresql", query=urlencode(query)))
 
 
 class Leader:
@@ -298,9 +318,7 @@ class Leader:
                 return True
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 await self.release()  # the connection broke, and the lock with it
-        connection = await asyncpg.connect(
-            host=client.host, port=client.port, user=client.user,
-            password=client.password, database=client.database)
+        connection = await asyncpg.connect(asyncpg_dsn(get_settings().database_url))
         if await connection.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
             self._connection = connection
             log.info("leading the usage scheduler")

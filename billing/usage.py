@@ -25,13 +25,12 @@ from tortoise.functions import Sum
 from billing.billable import billable_devices
 from billing.operations import EVENT_KINDS, UNIT_KINDS
 from billing.periods import Period
-from billing.plans import PlanKind, Subscription
-from billing.scheduler import GRACE
+from billing.plans import PlanKind, Subscription, grace_end
 from core.errors import InvalidInput
 from core.metering import OperationKind
 from models.devices import Device
 from models.products import Product
-from models.usage import BillingAccount, Metric, UsageCounter, UsageThreshold
+from models.usage import Metric, UsageCounter, UsagePause, UsageThreshold
 
 MONTHS_BACK = 24
 # The kinds that can cost data operations, in the order the views list them.
@@ -177,12 +176,9 @@ async def top_devices(scope: Scope, first: int) -> list[DeviceOperations]:
 async def billable(scope: Scope, subscription: Subscription) -> dict[int, list[str]]:
     """The billable devices by product (`billing.billable`), as the period stands (so far, for
     the current one); only the scope's product's, for a product."""
-    found = await billable_devices(
-        scope.organization_id, scope.period,
-        manufacturing_grace=subscription.manufacturing_grace, until=scope.until)
-    if scope.product_id is not None:
-        return {p: d for p, d in found.items() if p == scope.product_id}
-    return found
+    return await billable_devices(
+        scope.organization_id, scope.period, manufacturing_grace=subscription.manufacturing_grace,
+        until=scope.until, product_id=scope.product_id)
 
 
 async def thresholds_crossed(scope: Scope) -> list[UsageThreshold]:
@@ -194,28 +190,29 @@ async def thresholds_crossed(scope: Scope) -> list[UsageThreshold]:
 
 @dataclass(frozen=True, slots=True)
 class Pause:
-    """The organization's pause in the period, if its stored pause falls in it; otherwise,
-    on FREE, when the grace after reaching 100 % of the data operations ends (or ended), if
-    it ends before the period does (otherwise the next period comes first, and no pause)."""
+    """The organization's pause in the period (its latest `UsagePause` there, ending when it
+    was lifted if it was), even once over; otherwise, on FREE, when the grace after reaching
+    100 % of the data operations ends (or ended), if it ends before the period does
+    (`plans.grace_end`: otherwise the next period comes first, and no pause)."""
 
     paused_from: datetime | None = None
     paused_until: datetime | None = None
     grace_ends_at: datetime | None = None
 
 
-def pause(scope: Scope, account: BillingAccount | None, subscription: Subscription,
-          crossed: list[UsageThreshold]) -> Pause:
-    period = scope.period
-    if (account is not None and account.paused_from is not None
-            and account.paused_until is not None
-            and account.paused_from < period.end and account.paused_until > period.start):
-        return Pause(paused_from=account.paused_from, paused_until=account.paused_until)
+async def pause(scope: Scope, subscription: Subscription,
+                crossed: list[UsageThreshold]) -> Pause:
+    stored = await UsagePause.filter(
+        organization_id=scope.organization_id, period=str(scope.period)
+    ).order_by("-paused_from", "-id").first()
+    if stored is not None:
+        return Pause(paused_from=stored.paused_from,
+                     paused_until=stored.lifted_at or stored.paused_until)
     full = next((t for t in crossed
                  if t.metric == Metric.DATA_OPERATIONS and t.threshold == 100), None)
-    if (full is None or subscription.plan is not PlanKind.FREE
-            or full.crossed_at + GRACE >= period.end):  # the period ends first: no pause
+    if full is None or subscription.plan is not PlanKind.FREE:
         return Pause()
-    return Pause(grace_ends_at=full.crossed_at + GRACE)
+    return Pause(grace_ends_at=grace_end(full.crossed_at, scope.period))
 
 
 @dataclass(frozen=True, slots=True)

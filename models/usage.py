@@ -108,8 +108,9 @@ class BillingAccount(Model):
 
 
 class PlanChange(Model):
-    """A change of an organization's plan or blocks: when it took effect on the limits, and the
-    first period it is billed in."""
+    """A change of an organization's plan or blocks (an ENTERPRISE contract's limits and grace
+    with it): when it took effect on the limits, and the first period it is billed in. The
+    latest change before a period's end is the plan that period is seen against."""
 
     id = fields.BigIntField(primary_key=True)
     organization: fields.ForeignKeyRelation[Organization] = fields.ForeignKeyField(
@@ -118,6 +119,9 @@ class PlanChange(Model):
     organization_id: int
     plan = fields.CharField(max_length=16)
     blocks = fields.IntField()
+    contract_devices = fields.IntField(null=True)
+    contract_data_operations = fields.BigIntField(null=True)
+    manufacturing_grace = fields.BooleanField(null=True)
     changed_at = fields.DatetimeField()
     billed_from = fields.CharField(max_length=7)
     changed_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
@@ -128,6 +132,26 @@ class PlanChange(Model):
     class Meta:
         table = "plan_changes"
         indexes = [("organization_id", "changed_at")]
+
+
+class UsagePause(Model):
+    """A pause of a FREE organization's devices in a period (`YYYY-MM`), kept after it ends:
+    written by the scheduler as it pauses, `lifted_at` set when a plan change lifts it before
+    `paused_until`. The account's `paused_from`/`paused_until` are the active pause only."""
+
+    id = fields.BigIntField(primary_key=True)
+    organization: fields.ForeignKeyRelation[Organization] = fields.ForeignKeyField(
+        "models.Organization", related_name="usage_pauses"
+    )
+    organization_id: int
+    period = fields.CharField(max_length=7)
+    paused_from = fields.DatetimeField()
+    paused_until = fields.DatetimeField()
+    lifted_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "usage_pauses"
+        unique_together = [("organization", "period", "paused_from")]
 
 
 class UsageThreshold(Model):

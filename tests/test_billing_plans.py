@@ -7,20 +7,25 @@ import ast
 import dataclasses
 import fractions
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from billing.periods import Period
 from billing.plans import (
     CATALOG,
     DEFAULT_PLAN,
+    GRACE,
     THRESHOLDS,
     Contract,
     Limits,
     PlanKind,
     Subscription,
+    grace_end,
+    grace_text,
     thresholds_crossed,
 )
 
@@ -65,9 +70,16 @@ def test_enterprise_is_by_contract(grace: bool) -> None:
     assert enterprise.manufacturing_grace is grace
 
 
-def test_only_enterprise_offers_manufacturing_grace() -> None:
-    assert [k for k, p in CATALOG.items() if p.manufacturing_grace_available] == [
-        PlanKind.ENTERPRISE]
+def test_the_grace_ends_three_days_after_the_limit_unless_the_period_ends_first() -> None:
+    period = Period(2026, 3)
+    crossed = datetime(2026, 3, 10, 8, 30, tzinfo=UTC)
+    assert grace_text() == "3-day"
+    assert timedelta(days=3) == GRACE
+    assert grace_end(crossed, period) == datetime(2026, 3, 13, 8, 30, tzinfo=UTC)
+    assert grace_end(period.end - GRACE - timedelta(microseconds=1), period) == \
+        period.end - timedelta(microseconds=1)
+    assert grace_end(period.end - GRACE, period) is None
+    assert grace_end(datetime(2026, 3, 31, tzinfo=UTC), period) is None
 
 
 @pytest.mark.parametrize(("plan", "blocks", "contract"), [

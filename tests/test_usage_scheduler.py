@@ -18,7 +18,7 @@ import pytest
 from api.app import OUTBOX
 from billing import accounts, pauses, scheduler
 from billing.ledger import Ledger
-from billing.plans import Contract, Limits, PlanKind, Subscription
+from billing.plans import GRACE, Contract, Limits, PlanKind, Subscription
 from core import clock
 from core.broker import Broker, InProcessBroker
 from core.errors import Conflict
@@ -27,7 +27,7 @@ from fleet import products
 from models.devices import Device
 from models.outbox import OutboxEmail
 from models.products import Product
-from models.usage import BillingAccount, Notification, PlanChange, UsageThreshold
+from models.usage import BillingAccount, Notification, PlanChange, UsagePause, UsageThreshold
 from tests.support.accounts import Team, organization_with_team
 from tests.support.constants import TEST_DATABASE
 from tests.support.polling import eventually
@@ -140,7 +140,7 @@ async def test_two_ticks_at_once_write_each_thing_once(world: World) -> None:
     assert len(await notifications()) == 3
     assert len(await emails()) == 6
 
-    clock.set_source(lambda: START + scheduler.GRACE)
+    clock.set_source(lambda: START + GRACE)
     first, second = await asyncio.gather(world.tick(), world.tick())
     assert first + second == ["acme: paused from 2030-01-13 12:00 UTC until 2030-02-01 00:00 UTC"]
     assert [kind for kind, *_ in await notifications()].count("DEVICES_PAUSED") == 1
@@ -159,17 +159,17 @@ async def test_the_free_plan_pauses_after_its_grace_and_resumes_next_period(
         "operations are paused until 2030-02-01 00:00 UTC, when they resume by themselves. "
         "Upgrading ends the pause.")
 
-    frozen_clock.current = START + scheduler.GRACE - timedelta(seconds=1)
+    frozen_clock.current = START + GRACE - timedelta(seconds=1)
     assert await world.tick() == []
     assert await BillingAccount.exists(organization_id=world.acme.organization.id) is False
 
     # The tick comes late: the pause begins when the grace ended, not at the tick.
-    frozen_clock.current = START + scheduler.GRACE + timedelta(minutes=7)
+    frozen_clock.current = START + GRACE + timedelta(minutes=7)
     assert await world.tick() == [
         "acme: paused from 2030-01-13 12:00 UTC until 2030-02-01 00:00 UTC"]
     account = await BillingAccount.get(organization_id=world.acme.organization.id)
     assert (account.plan, account.paused_from, account.paused_until) == (
-        "FREE", START + scheduler.GRACE, END)
+        "FREE", START + GRACE, END)
     assert world.changes == [b""]
     assert (await notifications())[-1] == (
         "DEVICES_PAUSED", "paused:2030-01:2030-01-13T12:07:00+00:00", "Acme: devices paused")
@@ -305,15 +305,20 @@ async def test_a_pause_lifted_by_an_upgrade_comes_again_back_on_free(
     org = world.acme.organization.id
     await world.use(100_000)
     await world.tick()
-    frozen_clock.current = START + scheduler.GRACE
+    frozen_clock.current = START + GRACE
     assert len(await world.tick()) == 1
     assert (await accounts.set_plan(org, Subscription(PlanKind.BASIC))).lifted_pause is True
     assert await world.tick() == []  # BASIC is never paused
     await accounts.set_plan(org, Subscription(PlanKind.FREE))
     frozen_clock.advance(hours=1)
     assert await world.tick() == [
-        "acme: paused from 2030-01-13 12:00 UTC until 2030-02-01 00:00 UTC"]
+        "acme: paused from 2030-01-13 13:00 UTC until 2030-02-01 00:00 UTC"]
     assert [k for k, *_ in await notifications()].count("DEVICES_PAUSED") == 2
+    # Both pauses are kept: the first as lifted by the upgrade.
+    assert await UsagePause.filter(organization_id=org).order_by("paused_from").values_list(
+        "period", "paused_from", "paused_until", "lifted_at") == [
+        ("2030-01", START + GRACE, END, START + GRACE),
+        ("2030-01", START + GRACE + timedelta(hours=1), END, None)]
 
 
 # --- Plan changes ------------------------------------------------------------------------------
@@ -363,6 +368,66 @@ async def test_upgrading_from_free_lifts_its_pause(world: World) -> None:
     done = await accounts.set_plan(org, Subscription(PlanKind.BASIC))
     assert done.lifted_pause is True
     assert (await BillingAccount.get(organization_id=org)).paused_until is None
+
+
+async def test_a_pause_committed_as_a_plan_changes_is_lifted_by_it(
+    world: World, frozen_clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scheduler's pause commits between the change's first read of the account and its
+    update: the change reads it again, locked, and lifts it."""
+    org = world.acme.organization.id
+    await BillingAccount.create(organization_id=org, updated_at=START)
+    get_or_create = BillingAccount.get_or_create
+
+    async def then_paused(*args: object, **kwargs: object) -> object:
+        found = await get_or_create(*args, **kwargs)  # type: ignore[arg-type]
+        await BillingAccount.filter(organization_id=org).update(paused_from=START,
+                                                                paused_until=END)
+        await UsagePause.create(organization_id=org, period="2030-01", paused_from=START,
+                                paused_until=END)
+        return found
+
+    monkeypatch.setattr(BillingAccount, "get_or_create", then_paused)
+    frozen_clock.advance(hours=1)
+    done = await accounts.set_plan(org, Subscription(PlanKind.ENTERPRISE, contract=Contract(
+        Limits(devices=10, data_operations=1_000))))
+    assert done.lifted_pause is True
+    stored = await BillingAccount.get(organization_id=org)
+    assert (stored.plan, stored.paused_from, stored.paused_until) == ("ENTERPRISE", None, None)
+    assert await UsagePause.filter(organization_id=org).values_list("lifted_at", flat=True) == [
+        START + timedelta(hours=1)]
+
+
+async def test_only_a_free_account_is_read_as_paused(world: World) -> None:
+    org = world.acme.organization.id
+    await BillingAccount.create(organization_id=org, plan="BASIC", paused_from=START,
+                                paused_until=END, updated_at=START)
+    memory = pauses.Pauses(world.broker)
+    await memory.reload()
+    assert memory.paused_until(world.product.id) is None
+    await BillingAccount.filter(organization_id=org).update(plan="FREE")
+    await memory.reload()
+    assert memory.paused_until(world.product.id) == END
+
+
+async def test_an_account_with_no_pause_start_is_not_resumed(
+    world: World, frozen_clock: Clock
+) -> None:
+    await BillingAccount.create(organization_id=world.acme.organization.id, paused_until=END,
+                                updated_at=START)
+    frozen_clock.current = END + timedelta(minutes=1)
+    assert await world.tick() == []
+    assert await notifications() == []
+
+
+def test_the_leader_connects_with_database_urls_own_options() -> None:
+    assert scheduler.asyncpg_dsn(
+        "postgres://user:secret@db.example.com:6432/cloud?sslmode=verify-full"
+        "&sslrootcert=%2Fetc%2Fca.pem&minsize=2&maxsize=20&application_name=devicecloud"
+    ) == ("postgresql://user:secret@db.example.com:6432/cloud?sslmode=verify-full"
+          "&sslrootcert=%2Fetc%2Fca.pem&application_name=devicecloud")
+    assert scheduler.asyncpg_dsn("asyncpg://user@localhost/cloud") == \
+        "postgresql://user@localhost/cloud"
 
 
 # --- The operator's commands -------------------------------------------------------------------

@@ -11,15 +11,18 @@ from typing import Any
 
 import pytest
 
-from billing import usage
+from api.app import OUTBOX
+from billing import accounts, scheduler, usage
 from billing.ledger import Ledger
+from billing.plans import Contract, Limits, PlanKind, Subscription
 from core import clock
+from core.broker import InProcessBroker
 from core.metering import Metered, OperationKind
 from fleet import products
 from models.devices import Device
 from models.organizations import Organization
 from models.products import Product
-from models.usage import BillingAccount, UsageThreshold
+from models.usage import BillingAccount, PlanChange, UsagePause, UsageThreshold
 from tests.support.accounts import Team, access_token
 from tests.support.database import recorded_queries
 from tests.support.gateway import exchange, make_device, publish, session
@@ -87,9 +90,8 @@ async def world(frozen_clock: Clock) -> World:
 
 
 async def enterprise(organization_id: int, *, devices: int, operations: int) -> None:
-    await BillingAccount.create(organization_id=organization_id, plan="ENTERPRISE",
-                                contract_devices=devices, contract_data_operations=operations,
-                                updated_at=CREATED)
+    await accounts.set_plan(organization_id, Subscription(PlanKind.ENTERPRISE, contract=Contract(
+        Limits(devices=devices, data_operations=operations))))
 
 
 ORGANIZATION_USAGE = """
@@ -241,20 +243,102 @@ async def test_the_grace_after_100_percent_then_the_pause(http, world: World):
                                     used=100_000, limit=100_000, crossed_at=at(8, hour=9))
     assert await pause_of(http, "2026-03") == {
         "pausedFrom": None, "pausedUntil": None, "graceEndsAt": "2026-03-11T09:00:00+00:00"}
-    account = await BillingAccount.create(
-        organization_id=organization, plan="FREE", paused_from=at(11, hour=9),
-        paused_until=datetime(2026, 4, 1, tzinfo=UTC), updated_at=at(11, hour=9))
+    paused = await UsagePause.create(organization_id=organization, period="2026-03",
+                                     paused_from=at(11, hour=9),
+                                     paused_until=datetime(2026, 4, 1, tzinfo=UTC))
     assert await pause_of(http, "2026-03") == {
         "pausedFrom": "2026-03-11T09:00:00+00:00", "pausedUntil": "2026-04-01T00:00:00+00:00",
         "graceEndsAt": None}
     # February had neither.
     assert await pause_of(http, "2026-02") == {
         "pausedFrom": None, "pausedUntil": None, "graceEndsAt": None}
-    # On BASIC there is no grace to wait for, and no pause once lifted.
-    account.plan, account.paused_from, account.paused_until = "BASIC", None, None
-    await account.save()
+    # On BASIC there is no grace to wait for.
+    await paused.delete()
+    await accounts.set_plan(organization, Subscription(PlanKind.BASIC))
     assert await pause_of(http, "2026-03") == {
         "pausedFrom": None, "pausedUntil": None, "graceEndsAt": None}
+
+
+async def pause_and_resume(frozen_clock: Clock, *, upgrade_at: datetime | None = None) -> None:
+    """March's 100 % at 8 March 09:00: the scheduler pauses Acme as its grace ends, an upgrade
+    at `upgrade_at` lifts the pause if given, and the scheduler resumes it in April."""
+    organization = await Organization.get(slug="acme")
+    await UsageThreshold.create(organization_id=organization.id, period="2026-03",
+                                metric="DATA_OPERATIONS", threshold=100, used=100_000,
+                                limit=100_000, crossed_at=at(8, hour=9))
+    broker = InProcessBroker()
+    await broker.start()
+    try:
+        frozen_clock.current = at(11, hour=9) + timedelta(minutes=5)
+        assert [str(d) for d in await scheduler.tick(clock.now(), broker=broker,
+                                                     outbox=OUTBOX)] == [
+            "acme: paused from 2026-03-11 09:00 UTC until 2026-04-01 00:00 UTC"]
+        if upgrade_at is not None:
+            frozen_clock.current = upgrade_at
+            assert (await accounts.set_plan(organization.id, Subscription(PlanKind.BASIC))
+                    ).lifted_pause is True
+            await accounts.set_plan(organization.id, Subscription(PlanKind.FREE))
+        frozen_clock.current = datetime(2026, 4, 2, tzinfo=UTC)
+        await scheduler.tick(clock.now(), broker=broker, outbox=OUTBOX)
+    finally:
+        await broker.close()
+    account = await BillingAccount.get(organization_id=organization.id)
+    assert (account.paused_from, account.paused_until) == (None, None)
+
+
+async def test_a_past_periods_pause_stays_in_its_view(http, world: World,
+                                                        frozen_clock: Clock):
+    await pause_and_resume(frozen_clock)
+    assert await pause_of(http, "2026-03") == {
+        "pausedFrom": "2026-03-11T09:00:00+00:00", "pausedUntil": "2026-04-01T00:00:00+00:00",
+        "graceEndsAt": None}
+    assert await pause_of(http, "2026-04") == {
+        "pausedFrom": None, "pausedUntil": None, "graceEndsAt": None}
+
+
+async def test_a_lifted_pause_ends_when_it_was_lifted(http, world: World, frozen_clock: Clock):
+    await pause_and_resume(frozen_clock, upgrade_at=at(15, hour=10))
+    assert await pause_of(http, "2026-03") == {
+        "pausedFrom": "2026-03-11T09:00:00+00:00", "pausedUntil": "2026-03-15T10:00:00+00:00",
+        "graceEndsAt": None}
+
+
+LIMITS = """
+query($period: String) { organization(slug: "acme") { usage(period: $period) {
+  plan blocks dataOperations { limit } devices { limit } } } }
+"""
+
+
+async def test_a_period_is_seen_against_the_plan_in_force_at_its_end(
+    http, world: World, frozen_clock: Clock
+):
+    organization = world.acme.organization.id
+    frozen_clock.current = at(20, 1)
+    await accounts.set_plan(organization, Subscription(PlanKind.ENTERPRISE, contract=Contract(
+        Limits(devices=7, data_operations=900), manufacturing_grace=True)))
+    frozen_clock.current = at(2)
+    await accounts.set_plan(organization, Subscription(PlanKind.BASIC, blocks=2))
+    frozen_clock.current = NOW
+
+    async def limits(period: str) -> dict[str, Any]:
+        body = await ask(http, LIMITS, period)
+        assert body.get("errors") is None, body
+        found: dict[str, Any] = body["data"]["organization"]["usage"]
+        return found
+
+    assert await limits("2026-03") == {"plan": "BASIC", "blocks": 2,
+                                       "dataOperations": {"limit": 1_440_000},
+                                       "devices": {"limit": 200}}
+    # The contract of 20 January was in force at the ends of January and February.
+    for period in ("2026-01", "2026-02"):
+        assert await limits(period) == {"plan": "ENTERPRISE", "blocks": 1,
+                                        "dataOperations": {"limit": 900},
+                                        "devices": {"limit": 7}}
+    # With no change before January's end, January is seen against FREE, one block.
+    await PlanChange.filter(organization_id=organization).update(changed_at=at(1, 2, hour=0))
+    assert await limits("2026-01") == {"plan": "FREE", "blocks": 1,
+                                       "dataOperations": {"limit": 100_000},
+                                       "devices": {"limit": 100}}
 
 
 async def test_no_grace_ends_after_its_period(http, world: World):

@@ -16,7 +16,6 @@ from auth.principals import AnyPrincipal
 from billing import accounts, usage
 from core import clock
 from core.errors import NotFound
-from models.usage import BillingAccount
 
 
 def _no_usage() -> NotFound:
@@ -30,10 +29,9 @@ async def organization_usage(principal: AnyPrincipal, organization_id: int,
     now = clock.now()
     scope = usage.Scope(organization_id, usage.usage_period(period, since=created_at, now=now),
                         now)
-    account = await BillingAccount.get_or_none(organization_id=organization_id)
-    subscription = accounts.subscription(account)
+    subscription = await accounts.plan_at(organization_id, scope.period.end)
     return OrganizationUsage(
-        scope=scope, subscription=subscription, account=account, period=str(scope.period),
+        scope=scope, subscription=subscription, period=str(scope.period),
         start=scope.period.start, end=scope.period.end, plan=subscription.plan,
         blocks=subscription.blocks)
 
@@ -44,6 +42,7 @@ async def product_usage(principal: AnyPrincipal, organization_id: int, product_i
     now = clock.now()
     scope = usage.Scope(organization_id, usage.usage_period(period, since=created_at, now=now),
                         now, product_id=product_id)
-    return ProductUsage(scope=scope, subscription=await accounts.subscription_of(organization_id),
+    return ProductUsage(scope=scope,
+                        subscription=await accounts.plan_at(organization_id, scope.period.end),
                         period=str(scope.period), start=scope.period.start,
                         end=scope.period.end)

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from api.graphql.pagination import check_first
-from billing import usage
-from billing.plans import PlanKind, Subscription
+from billing import billable, usage
+from billing.plans import PlanKind, Subscription, grace_text
 from core.metering import OperationKind
 from models.products import Product as ProductModel
-from models.usage import BillingAccount, Metric
+from models.usage import Metric
 
 if TYPE_CHECKING:
     from api.graphql.products.types import Product
@@ -93,13 +93,14 @@ class ThresholdCrossed:
 class UsagePause:
     paused_from: datetime | None = strawberry.field(
         description="When its devices were paused in the period (FREE, its data operations "
-                    "used up and the grace over); null if they were not.")
+                    "used up and the grace over), even once the pause is over; null if they "
+                    "were not.")
     paused_until: datetime | None = strawberry.field(
-        description="When that pause ends (the next period's start, unless lifted before); "
-                    "null if not paused.")
+        description="When that pause ends or ended: the next period's start, or when a plan "
+                    "change lifted it; null if not paused.")
     grace_ends_at: datetime | None = strawberry.field(
         description="On FREE, once the period's data operations reached 100 % and while not "
-                    "paused: when the 3-day grace before the pause ends (or ended); null "
+                    f"paused: when the {grace_text()} grace before the pause ends (or ended); null "
                     "otherwise, and when the period ends before the grace does (no pause).")
 
 
@@ -158,13 +159,13 @@ class DeviceUsage:
 class OrganizationUsage:
     scope: strawberry.Private[usage.Scope]
     subscription: strawberry.Private[Subscription]
-    account: strawberry.Private[BillingAccount | None]
     period: str = strawberry.field(description="YYYY-MM.")
     start: datetime = strawberry.field(description="The period's first instant.")
     end: datetime = strawberry.field(description="The first instant after it.")
     plan: PlanKind = strawberry.field(
-        description="The organization's plan now (a past period is shown against it too).")
-    blocks: int = strawberry.field(description="Its blocks now (1 but on BASIC).")
+        description="The plan in force at the period's end (now, for the current period): "
+                    "the limits below are its.")
+    blocks: int = strawberry.field(description="That plan's blocks (1 but on BASIC).")
 
     @strawberry.field(description="Data operations used, against the plan's limit.")
     async def data_operations(self) -> DataOperationUsage:
@@ -177,7 +178,7 @@ class OrganizationUsage:
         products = {p.id: p for p in await ProductModel.filter(id__in=list(found))}
         ranked = sorted(found.items(), key=lambda kv: (-len(kv[1]), kv[0]))
         return DeviceUsage(
-            billable=sum(len(d) for d in found.values()),
+            billable=billable.count(found),
             limit=self.subscription.limits.devices,
             by_product=[ProductDevices(product_id=p, product=_product(products.get(p)),
                                        count=len(d)) for p, d in ranked])
@@ -192,8 +193,8 @@ class OrganizationUsage:
     @strawberry.field(description="Whether the organization's devices were paused in the "
                                   "period, or when the grace before a pause ends.")
     async def pause(self) -> UsagePause:
-        found = usage.pause(self.scope, self.account, self.subscription,
-                            await usage.thresholds_crossed(self.scope))
+        found = await usage.pause(self.scope, self.subscription,
+                                  await usage.thresholds_crossed(self.scope))
         return UsagePause(paused_from=found.paused_from, paused_until=found.paused_until,
                           grace_ends_at=found.grace_ends_at)
 
@@ -220,8 +221,7 @@ class ProductUsage:
     @strawberry.field(description="The product's devices billable in the period (so far, in "
                                   "the current one).")
     async def billable_devices(self) -> int:
-        found = await usage.billable(self.scope, self.subscription)
-        return sum(len(d) for d in found.values())
+        return billable.count(await usage.billable(self.scope, self.subscription))
 
     @strawberry.field(description="The product's devices that used the most data operations "
                                   "in the period, most first.")

@@ -2,11 +2,12 @@
 count.
 
 `Ledger` is billing's `core.metering.Meter`. `record` prices each `Metered` with
-`operations.data_operations`, sums them per counter row (organization, period, day, product,
-device, kind) and adds the sums with one upsert per batch (`INSERT … ON CONFLICT DO UPDATE SET
-operations = operations + excluded.operations`): never a read-modify-write of a counter, and no
-row every device of an organization writes. Rows are written in key order, so two transactions
-adding to the same rows wait for each other instead of deadlocking.
+`operations.operations_of` (`data_operations` without building an `Operation`), sums them per
+counter row (organization, period, day, product, device, kind) and adds the sums with one
+upsert per batch (`INSERT … ON CONFLICT DO UPDATE SET operations = operations +
+excluded.operations`): never a read-modify-write of a counter, and no row every device of an
+organization writes. Rows are written in one order (device, day, kind, product), so two
+transactions adding to the same rows wait for each other instead of deadlocking.
 
 What is recorded without a transaction (a delivery to a subscribed device, a function call:
 nothing else is stored with them) joins one queue: one writer task adds whatever has queued
@@ -19,24 +20,21 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from itertools import chain
 
-from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from billing.operations import Operation, data_operations
+from billing.operations import operations_of
 from billing.periods import Period
 from core.metering import Metered
 from models.products import Product
 
 log = logging.getLogger("devicecloud.ledger")
 
-# (organization, period, day, product, device, kind)
-Key = tuple[int, str, date, int, str, str]
 _SQLITE_ROWS = 4000  # 7 values a row, within SQLite's 32766 bound values a statement
 _COLUMNS = "organization_id, period, day, product_id, device_id, kind, operations"
 _CONFLICT = (
@@ -45,8 +43,11 @@ _CONFLICT = (
 )
 
 
-def price(usage: Metered) -> int:
-    return data_operations(Operation(usage.kind, size=usage.size, name=usage.name))
+def _utc(moment: datetime) -> datetime:
+    """`moment` in UTC: a counter's day is a UTC day. A naive datetime names no instant."""
+    if moment.utcoffset() is None:
+        raise ValueError("A usage happens at an aware datetime; this one is naive.")
+    return moment.astimezone(UTC)
 
 
 @dataclass
@@ -77,7 +78,8 @@ class Ledger:
     ) -> None:
         """Without `connection`: queued for the writer, and returned once committed (raises
         what the database raised if it could not be)."""
-        priced = [(usage, cost) for usage in usages if (cost := price(usage))]
+        priced = [(usage, cost) for usage in usages
+                  if (cost := operations_of(usage.kind, usage.size, usage.name))]
         if not priced:
             return
         if connection is not None:
@@ -135,35 +137,45 @@ class Ledger:
 
     async def _add(self, priced: list[tuple[Metered, int]],
                    connection: BaseDBAsyncClient) -> None:
-        organizations = await self._organizations({u.product_id for u, _ in priced}, connection)
-        sums: Counter[Key] = Counter()
+        # Summed per (device, UTC day, kind, product): the counter row but for what follows
+        # from its product (the organization) and its day (the period).
+        sums: dict[tuple[str, date, str, int], int] = {}
         for usage, cost in priced:
-            organization = organizations.get(usage.product_id)
+            at = usage.at
+            if at.tzinfo is not UTC:
+                at = _utc(at)
+            key = (usage.device_id, at.date(), usage.kind, usage.product_id)
+            sums[key] = sums.get(key, 0) + cost
+        organizations = await self._organizations({key[3] for key in sums}, connection)
+        postgres = connection.capabilities.dialect == "postgres"
+        days: dict[date, tuple[str, date | str]] = {}  # its period, and the day as bound
+        rows: list[tuple[int, str, date | str, int, str, str, int]] = []
+        # In key order (device first), so two transactions adding to the same rows wait for
+        # each other instead of deadlocking.
+        for (device, day, kind, product), n in sorted(sums.items()):
+            organization = organizations.get(product)
             if organization is None:  # the product was deleted meanwhile: nobody to bill
                 continue
-            day = usage.at.date()
-            sums[(organization, str(Period.of(usage.at)), day, usage.product_id,
-                  usage.device_id, usage.kind.value)] += cost
-        rows = sorted(sums.items())
+            if (known := days.get(day)) is None:
+                known = days[day] = (str(Period(day.year, day.month)),
+                                     day if postgres else day.isoformat())
+            rows.append((organization, known[0], known[1], product, device, kind, n))
         if not rows:
             return
-        if connections.get("default").capabilities.dialect == "postgres":
+        if postgres:
             await connection.execute_query(
                 f"INSERT INTO usage_counters ({_COLUMNS}) SELECT * FROM unnest("  # noqa: S608
                 "$1::bigint[], $2::varchar[], $3::date[], $4::bigint[], $5::varchar[],"
                 f" $6::varchar[], $7::bigint[]){_CONFLICT}",
-                [list(column) for column in zip(*((*key, n) for key, n in rows), strict=True)],
+                [list(column) for column in zip(*rows, strict=True)],
             )
             return
         for start in range(0, len(rows), _SQLITE_ROWS):
             chunk = rows[start:start + _SQLITE_ROWS]
-            values: list[object] = []
-            for (org, period, day, product, device, kind), n in chunk:
-                values += [org, period, day.isoformat(), product, device, kind, n]
             placeholders = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
             await connection.execute_query(
                 f"INSERT INTO usage_counters ({_COLUMNS}) VALUES {placeholders}{_CONFLICT}",  # noqa: S608
-                values,
+                list(chain.from_iterable(chunk)),
             )
 
     async def _organizations(self, product_ids: set[int], connection: BaseDBAsyncClient

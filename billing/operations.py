@@ -58,6 +58,7 @@ STORED_KINDS = frozenset({OperationKind.DEVICE_PUBLISH, OperationKind.LOCATION_P
 UNIT_KINDS = frozenset({
     OperationKind.FUNCTION_CALL, OperationKind.VARIABLE_READ, OperationKind.LOCATION_POINT,
 })
+_PUBLISH, _DELIVERY = OperationKind.DEVICE_PUBLISH, OperationKind.SUBSCRIPTION_DELIVERY
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +99,20 @@ def data_operations(operation: Operation) -> int:
     """How many data operations `operation` costs, by the table in this module's docstring."""
     if operation.duplicate:
         return 0
-    if operation.kind in UNIT_KINDS:
-        return 1
-    if operation.kind in EVENT_KINDS:
-        if is_internal_event(operation.name):
+    return operations_of(operation.kind, operation.size, operation.name)
+
+
+def operations_of(kind: OperationKind, size: int = 0, name: str = "") -> int:
+    """`data_operations(Operation(kind, size, name))`, without building the `Operation`: the
+    ledger prices every stored publish with it. Raises the same `ValueError` for a description
+    that cannot happen."""
+    if size < 0:
+        raise ValueError(f"A size is at least 0 bytes, not {size}.")
+    # Identity, not set membership: this runs for every event the cloud stores.
+    if kind is _PUBLISH or kind is _DELIVERY:
+        if is_internal_event(name):
             return 0
-        return max(1, -(-operation.size // BYTES_PER_OPERATION))
-    return 0
+        return -(-size // BYTES_PER_OPERATION) or 1
+    if size or name:
+        raise ValueError(f"A {kind} has no event name or size.")
+    return 1 if kind in UNIT_KINDS else 0

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from tortoise.backends.base.client import BaseDBAsyncClient
@@ -39,13 +38,12 @@ class OperationKind(StrEnum):
     SERVER_PUBLISH = "SERVER_PUBLISH"
 
 
-@dataclass(frozen=True, slots=True)
-class Metered:
+class Metered(NamedTuple):
     """One thing a device of a product did (or had done to it) at `at`: a stored publish, a
     stored location point, a delivery sent, a function call or variable read the device
     answered. `name` and `size` (`billing.operations.payload_size` of the data) are an event's,
     for the event kinds only. Devices in no product belong to no organization and are never
-    metered."""
+    metered. A named tuple: the event log builds one for every stored publish."""
 
     kind: OperationKind
     product_id: int

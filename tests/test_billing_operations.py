@@ -12,6 +12,7 @@ from billing.operations import (
     OperationKind,
     data_operations,
     is_internal_event,
+    operations_of,
     payload_size,
 )
 
@@ -157,3 +158,22 @@ def operations(draw: st.DrawFn) -> Operation:
 def test_the_counting_matches_the_reference(operation: Operation) -> None:
     assert data_operations(operation) == reference(
         operation.kind.value, operation.size, operation.name, operation.duplicate)
+
+
+@settings(max_examples=500, deadline=None)
+@given(operations())
+def test_the_ledgers_pricing_is_the_counting_rule(operation: Operation) -> None:
+    if not operation.duplicate:  # a usage the ledger prices is never a duplicate
+        assert operations_of(operation.kind, operation.size, operation.name) == (
+            data_operations(operation))
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"kind": K.DEVICE_PUBLISH, "size": -1, "name": "t"}, "at least 0"),
+    ({"kind": K.LOCATION_POINT, "size": 10}, "no event name or size"),
+    ({"kind": K.API_CALL, "name": "x"}, "no event name or size"),
+])
+def test_the_ledgers_pricing_refuses_what_cannot_happen(kwargs: dict[str, object],
+                                                        message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        operations_of(**kwargs)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
+from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from billing.ledger import Ledger
@@ -176,3 +177,15 @@ async def test_close_writes_what_is_queued_even_for_callers_gone(
     assert await counters(made.organization_id) == [
         ("2026-03", date(2026, 3, 31), "a", "FUNCTION_CALL", 1),
         ("2026-03", date(2026, 3, 31), "a", "VARIABLE_READ", 1)]
+
+
+async def test_counter_pages_leave_room_for_updates_on_postgresql() -> None:
+    """Each batch adds to the same rows: on PostgreSQL half of each page is left free, so an
+    update stays on its page and writes no index entry (migration 0012)."""
+    client = connections.get("default")
+    if client.capabilities.dialect != "postgres":
+        assert client.capabilities.dialect == "sqlite"  # SQLite has no such storage option
+        return
+    rows = await client.execute_query_dict(
+        "SELECT reloptions FROM pg_class WHERE relname = 'usage_counters'")
+    assert rows == [{"reloptions": ["fillfactor=50"]}]

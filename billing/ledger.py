@@ -17,11 +17,8 @@ committed. So many feeds delivering at once make one upsert, not one each.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from itertools import chain
 
@@ -30,6 +27,7 @@ from tortoise.transactions import in_transaction
 
 from billing.operations import operations_of
 from billing.periods import Period
+from core.batching import BatchWriter
 from core.metering import Metered
 from models.products import Product
 
@@ -50,10 +48,10 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-@dataclass
-class _Pending:
-    priced: list[tuple[Metered, int]]
-    committed: asyncio.Future[None]
+def _not_recorded(_usages: list[tuple[Metered, int]], error: Exception) -> Exception:
+    """What a caller whose usages the database refused is told: its error (logged)."""
+    log.warning("recording data operations failed", extra={"error": repr(error)})
+    return error
 
 
 class Ledger:
@@ -64,11 +62,8 @@ class Ledger:
         self._pauses = pauses
         # A product never changes organization, so what is read once holds.
         self._organization_of: dict[int, int] = {}
-        # What waits for the writer (`record` without a connection).
-        self._queue: list[_Pending] = []
-        self._wake = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
-        self._closing = False
+        # What waits for the writer (`record` without a connection), a caller's usages an item.
+        self._batches = BatchWriter(self._write, failed=_not_recorded, name="ledger-writer")
 
     def paused_until(self, product_id: int | None) -> datetime | None:
         return self._pauses(product_id)
@@ -85,55 +80,17 @@ class Ledger:
         if connection is not None:
             await self._add(priced, connection)
             return
-        pending = _Pending(priced, asyncio.get_running_loop().create_future())
-        self._queue.append(pending)
-        if self._writer is None or self._writer.done():
-            # A context of its own: the writer must not inherit a caller's transaction.
-            self._writer = asyncio.create_task(
-                self._write_forever(), name="ledger-writer", context=contextvars.Context()
-            )
-        self._wake.set()
-        # Shielded: a caller that goes away (a device disconnecting) leaves its usages queued.
-        await asyncio.shield(pending.committed)
+        await self._batches.submit([priced])
 
     async def close(self) -> None:
         """Write what is queued, then stop."""
-        if self._writer is None:
-            return
-        self._closing = True
-        self._wake.set()
-        await asyncio.wait([self._writer])
-        self._writer = None
-        self._closing = False
+        await self._batches.close()
 
-    async def _write_forever(self) -> None:
-        while not (self._closing and not self._queue):
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue:
-                batch, self._queue = self._queue, []
-                await self._write(batch)
-
-    async def _write(self, batch: list[_Pending]) -> None:
-        """Add a batch in one transaction and settle its callers. A batch that fails is split
-        in halves and retried, so a caller whose usages the database refuses fails alone."""
-        try:
-            async with in_transaction() as connection:
-                await self._add([item for pending in batch for item in pending.priced],
-                                connection)
-        except Exception as error:
-            if len(batch) > 1:
-                middle = len(batch) // 2
-                await self._write(batch[:middle])
-                await self._write(batch[middle:])
-                return
-            log.warning("recording data operations failed", extra={"error": repr(error)})
-            if not batch[0].committed.done():
-                batch[0].committed.set_exception(error)
-            return
-        for pending in batch:
-            if not pending.committed.done():
-                pending.committed.set_result(None)
+    async def _write(self, batch: list[list[tuple[Metered, int]]]) -> list[None]:
+        """Add the usages of a batch of callers in one transaction."""
+        async with in_transaction() as connection:
+            await self._add(list(chain.from_iterable(batch)), connection)
+        return [None] * len(batch)
 
     async def _add(self, priced: list[tuple[Metered, int]],
                    connection: BaseDBAsyncClient) -> None:

@@ -11,9 +11,7 @@ of its product and its device, in ID order (see `EventLog._store`).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import contextvars
 import json
 import logging
 import re
@@ -29,6 +27,7 @@ from tortoise.transactions import in_transaction
 
 from auth.principals import AnyPrincipal, CustomerPrincipal
 from core import clock, periodic
+from core.batching import BatchWriter
 from core.broker import Broker, BrokerUnavailable, InProcessBroker
 from core.errors import InvalidInput, Unavailable
 from core.metering import Metered, OperationKind, event_size, meter
@@ -178,79 +177,34 @@ def device_channel(device_id: str) -> str:
     return f"events:device:{device_id}"
 
 
-@dataclass
-class _Pending:
-    event: NewEvent
-    stored: asyncio.Future[LiveEvent | None]
+def _not_stored(event: NewEvent, error: Exception) -> EventsUnavailable:
+    """What the publisher of an event the database refused is told (logged with its cause)."""
+    log.exception("storing an event failed", extra={"event_name": event.name})
+    failure = EventsUnavailable("The event could not be stored; publish it again.")
+    failure.__cause__ = error
+    return failure
 
 
 class EventLog:
     """This process's writer of events: one task writes whatever has queued up since its last
-    write as one batch (at most `BATCH_SIZE` events per statement), so a burst of publishes
-    becomes a few inserts and a lone publish is written at once."""
+    write as one batch (at most `BATCH_SIZE` events per statement; `core.batching`), so a burst
+    of publishes becomes a few inserts and a lone publish is written at once."""
 
     def __init__(self, broker: Broker):
         self.broker = broker
-        self._queue: list[_Pending] = []
-        self._wake = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
-        self._closing = False
+        self._batches = BatchWriter(self._store, failed=_not_stored, name="event-writer",
+                                    limit=BATCH_SIZE)
         self._sequence: str | None = None
 
     async def append(self, events: Sequence[NewEvent]) -> list[LiveEvent | None]:
         """Store `events` and return them as stored, once they are committed: None for a
         retransmission (a device's message ID stored before) and for a presence event whose
         `Presence` no longer holds. Raises `EventsUnavailable`."""
-        loop = asyncio.get_running_loop()
-        pending = [_Pending(event, loop.create_future()) for event in events]
-        self._queue.extend(pending)
-        if self._writer is None or self._writer.done():
-            # A context of its own: the writer must not inherit a caller's transaction.
-            self._writer = asyncio.create_task(
-                self._write_forever(), name="event-writer", context=contextvars.Context()
-            )
-        self._wake.set()
-        # Shielded: a caller that goes away (a device disconnecting) leaves its event queued.
-        return [await asyncio.shield(item.stored) for item in pending]
+        return await self._batches.submit(events)
 
     async def close(self) -> None:
         """Write what is queued, then stop."""
-        if self._writer is None:
-            return
-        self._closing = True
-        self._wake.set()
-        await asyncio.wait([self._writer])
-        self._writer = None
-        self._closing = False
-
-    async def _write_forever(self) -> None:
-        while not (self._closing and not self._queue):
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue:
-                batch, self._queue = self._queue[:BATCH_SIZE], self._queue[BATCH_SIZE:]
-                await self._write(batch)
-
-    async def _write(self, batch: list[_Pending]) -> None:
-        """Store a batch and settle its callers. A batch that fails is split in halves and
-        retried, so one event the database refuses fails alone, not its neighbours."""
-        try:
-            stored = await self._store([item.event for item in batch])
-        except Exception as error:
-            if len(batch) > 1:
-                middle = len(batch) // 2
-                await self._write(batch[:middle])
-                await self._write(batch[middle:])
-                return
-            log.exception("storing an event failed", extra={"event_name": batch[0].event.name})
-            failure = EventsUnavailable("The event could not be stored; publish it again.")
-            failure.__cause__ = error
-            if not batch[0].stored.done():
-                batch[0].stored.set_exception(failure)
-            return
-        for item, event in zip(batch, stored, strict=True):
-            if not item.stored.done():
-                item.stored.set_result(event)
+        await self._batches.close()
 
     async def _store(self, batch: list[NewEvent]) -> list[LiveEvent | None]:
         """Insert `batch` in one transaction, commit, then publish the new events live.

@@ -165,7 +165,7 @@ async def test_close_writes_what_is_queued_even_for_callers_gone(
     caller = asyncio.create_task(ledger.record([Metered(K.VARIABLE_READ, made.id, "a", T)]))
 
     async def queued() -> bool:
-        return bool(ledger._queue)
+        return ledger._batches.queued > 0
 
     await eventually(queued)
     caller.cancel()

@@ -60,8 +60,8 @@ METERING_TARGET = 0.95  # metering may cost at most 5 % of the unmetered rate
 # Metering off, on, on, off: a drift of the machine's load over the runs weighs on both alike.
 ORDER = (False, True, True, False)
 PLAIN_INSERT = (
-    "INSERT INTO events (product_id, device_id, name, data, published_at, private, message_id,"
-    " data_operations) VALUES ({})"
+    "INSERT INTO events (product_id, device_id, name, data, published_at, private, message_id)"
+    " VALUES ({})"
 )
 PUBLISHING = [activity for activity in ACTIVITIES if activity.publishes]
 
@@ -178,7 +178,7 @@ def _rows(fleet: Fleet, start: int, count: int, postgres: bool) -> list[tuple[ob
     devices = fleet.devices
     return [
         (fleet.product_id, devices[n % len(devices)][0], "temperature",
-         f"{20 + n % 400 / 100:.2f}", when, True if postgres else 1, f"plain-{n}", 0)
+         f"{20 + n % 400 / 100:.2f}", when, True if postgres else 1, f"plain-{n}")
         for n in range(start, start + count)
     ]
 
@@ -188,7 +188,7 @@ async def _plain_inserts(fleet: Fleet, seconds: float, batch: int) -> tuple[int,
     async with connected(fleet.database_url):
         postgres = Tortoise.get_connection("default").capabilities.dialect == "postgres"
         statement = PLAIN_INSERT.format(
-            "$1, $2, $3, $4, $5, $6, $7, $8" if postgres else "?, ?, ?, ?, ?, ?, ?, ?"
+            "$1, $2, $3, $4, $5, $6, $7" if postgres else "?, ?, ?, ?, ?, ?, ?"
         )
         inserted = 0
         loop = asyncio.get_running_loop()

@@ -309,10 +309,8 @@ class EventLog:
         self, connection: BaseDBAsyncClient, ids: list[int], batch: list[NewEvent]
     ) -> set[int]:
         rows = await connection.execute_query_dict(
-            # `data_operations` is a column of old, kept (dropping it would rebuild the table
-            # on SQLite) and no longer written: the ledger counts.
             "INSERT INTO events (id, product_id, device_id, name, data, published_at, private,"
-            " message_id, data_operations) SELECT *, 0 FROM unnest($1::bigint[], $2::bigint[],"
+            " message_id) SELECT * FROM unnest($1::bigint[], $2::bigint[],"
             " $3::varchar[], $4::varchar[], $5::text[], $6::timestamptz[], $7::boolean[],"
             " $8::varchar[]) ON CONFLICT (device_id, message_id) DO NOTHING RETURNING id",
             [
@@ -348,11 +346,10 @@ class EventLog:
                     int(event.private),
                     event.message_id,
                 ]
-            # `data_operations`: see `_insert_postgres`.
-            placeholders = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, 0)"] * len(rows))
+            placeholders = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
             returned = await connection.execute_query_dict(
                 "INSERT INTO events (id, product_id, device_id, name, data, published_at,"  # noqa: S608
-                f" private, message_id, data_operations) VALUES {placeholders}"
+                f" private, message_id) VALUES {placeholders}"
                 " ON CONFLICT (device_id, message_id) DO NOTHING RETURNING id",
                 values,
             )

@@ -129,9 +129,6 @@ class Event(Model):
     published_at = fields.DatetimeField()
     private = fields.BooleanField(default=True, db_default=True)
     message_id = fields.CharField(max_length=64, null=True)
-    # No longer written (0): the ledger (`UsageCounter`) counts. Kept, as dropping the column
-    # would rebuild the table on SQLite.
-    data_operations = fields.IntField(default=0)
 
     class Meta:
         table = "events"

@@ -154,14 +154,19 @@ class DeviceUsage:
         return usage.percent_tenths(self.billable, self.limit) / 10
 
 
-@strawberry.type(description="What an organization used in a period (a calendar month in "
-                             "UTC), its plan's limits and its pause.")
-class OrganizationUsage:
+@strawberry.type(description="What was used in a period: its scope, the plan in force and "
+                             "its bounds.")
+class PeriodUsage:
     scope: strawberry.Private[usage.Scope]
     subscription: strawberry.Private[Subscription]
     period: str = strawberry.field(description="YYYY-MM.")
     start: datetime = strawberry.field(description="The period's first instant.")
     end: datetime = strawberry.field(description="The first instant after it.")
+
+
+@strawberry.type(description="What an organization used in a period (a calendar month in "
+                             "UTC), its plan's limits and its pause.")
+class OrganizationUsage(PeriodUsage):
     plan: PlanKind = strawberry.field(
         description="The plan in force at the period's end (now, for the current period): "
                     "the limits below are its.")
@@ -206,12 +211,7 @@ class OrganizationUsage:
 
 @strawberry.type(description="What a product used in a period (the organization's limits "
                              "are on `organization.usage`).")
-class ProductUsage:
-    scope: strawberry.Private[usage.Scope]
-    subscription: strawberry.Private[Subscription]
-    period: str = strawberry.field(description="YYYY-MM.")
-    start: datetime = strawberry.field(description="The period's first instant.")
-    end: datetime = strawberry.field(description="The first instant after it.")
+class ProductUsage(PeriodUsage):
 
     @strawberry.field(description="The product's data operations.")
     async def data_operations(self) -> ProductDataOperations:

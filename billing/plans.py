@@ -3,8 +3,10 @@
 From the billing rules (SPEC, "Billing (usage: data operations and devices)"): FREE allows 100
 devices and 100,000 data operations a month; BASIC is sold in blocks of 100 devices and 720,000
 data operations a month at $299 a block a month; ENTERPRISE is by contract: its limits are the
-organization's own, and some contracts include the manufacturing grace period. Money is integer
-cents, always.
+organization's own, and some contracts include the manufacturing grace period. From the team
+plan's rules (SPEC, "Billing (team plan)"): TEAM costs $49 per team member a month, monthly or
+annual (annual pays 12 months at once), and TEAM and BASIC start with a free trial. Money is
+integer cents, always.
 """
 
 from __future__ import annotations
@@ -19,7 +21,20 @@ from billing.periods import Period
 class PlanKind(StrEnum):
     FREE = "FREE"
     BASIC = "BASIC"
+    TEAM = "TEAM"
     ENTERPRISE = "ENTERPRISE"
+
+
+class Interval(StrEnum):
+    """How often a subscription is charged: every month, or 12 months at once."""
+
+    MONTHLY = "MONTHLY"
+    ANNUAL = "ANNUAL"
+
+    @property
+    def months(self) -> int:
+        """The months one period of this interval lasts: 1 or 12."""
+        return 12 if self is Interval.ANNUAL else 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,14 +54,18 @@ class Limits:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """A plan of the catalog. `block` is what one block allows and `block_price_cents` what it
-    costs a month; both are None for ENTERPRISE, whose limits and price are a contract's.
-    `max_blocks` is None where an organization may add blocks without bound."""
+    """A plan of the catalog. `block` is what one block allows and `block_price_cents` what a
+    block beyond the `included_blocks` costs a month; both are None for ENTERPRISE, whose
+    limits and price are a contract's. `max_blocks` is None where an organization may add
+    blocks without bound. `seat_price_cents` is what each team member costs a month on a plan
+    priced per seat (TEAM), None on the others."""
 
     kind: PlanKind
     block: Limits | None
     block_price_cents: int | None
     max_blocks: int | None
+    seat_price_cents: int | None = None
+    included_blocks: int = 0
 
 
 CATALOG: dict[PlanKind, Plan] = {
@@ -54,10 +73,63 @@ CATALOG: dict[PlanKind, Plan] = {
                         block_price_cents=0, max_blocks=1),
     PlanKind.BASIC: Plan(PlanKind.BASIC, Limits(devices=100, data_operations=720_000),
                          block_price_cents=29_900, max_blocks=None),
+    # Our decision where the seeds are silent (SPEC): TEAM's limits are one block, included in
+    # the seats' price, and each further block costs what a BASIC block does.
+    PlanKind.TEAM: Plan(PlanKind.TEAM, Limits(devices=100, data_operations=720_000),
+                        block_price_cents=29_900, max_blocks=None, seat_price_cents=4_900,
+                        included_blocks=1),
     PlanKind.ENTERPRISE: Plan(PlanKind.ENTERPRISE, None, block_price_cents=None, max_blocks=1),
 }
 # New organizations start here (issue 13, point 7).
 DEFAULT_PLAN = PlanKind.FREE
+
+
+def _check_blocks(plan: PlanKind, blocks: int) -> None:
+    """`ValueError` unless the catalog sells `plan` as `blocks` blocks."""
+    most = CATALOG[plan].max_blocks
+    if blocks < 1 or (most is not None and blocks > most):
+        raise ValueError(f"{plan} is not sold as {blocks} blocks.")
+
+
+def period_price_cents(plan: PlanKind, interval: Interval, *, seats: int, blocks: int) -> int:
+    """What one full period of a subscription costs, in cents: FREE 0; BASIC blocks * 29,900
+    a month; TEAM seats * 4,900 a month plus 29,900 a month for each block after the first;
+    times the interval's months (12 for ANNUAL: TEAM with 1 member is 58,800 a year).
+    `seats` are the accepted team members, the owner included, so at least 1 on every plan
+    (only TEAM's price depends on them). `ValueError` for ENTERPRISE (priced by its
+    contract), for fewer than 1 seat, and for blocks the catalog does not sell (FREE's 2)."""
+    terms = CATALOG[plan]
+    if terms.block_price_cents is None:
+        raise ValueError(f"{plan} is priced by its contract, not by the catalog.")
+    if seats < 1:
+        raise ValueError(f"A subscription has at least 1 seat (its owner), not {seats}.")
+    _check_blocks(plan, blocks)
+    seat_price = (terms.seat_price_cents or 0) * seats
+    block_price = terms.block_price_cents * (blocks - terms.included_blocks)
+    return (seat_price + block_price) * interval.months
+
+
+# The free trial's length by default; the engine passes its configured length to `trial_end`.
+TRIAL = timedelta(days=14)
+
+
+def has_trial(plan: PlanKind) -> bool:
+    """Whether a new subscription to `plan` starts with a free trial: TEAM and BASIC do."""
+    return plan in (PlanKind.TEAM, PlanKind.BASIC)
+
+
+def trial_end(plan: PlanKind, started: datetime, *, length: timedelta = TRIAL
+              ) -> datetime | None:
+    """When the free trial of a subscription to `plan` started at `started` ends (the first
+    charge's moment): `started + length`; None when `plan` has no trial or `length` is zero
+    (trials turned off). A naive `started` or a negative `length` is `ValueError`."""
+    if started.tzinfo is None or started.utcoffset() is None:
+        raise ValueError("A trial starts at an aware datetime; this one is naive.")
+    if length < timedelta(0):
+        raise ValueError(f"A trial lasts no less than nothing, not {length}.")
+    if not has_trial(plan) or not length:
+        return None
+    return started + length
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +152,7 @@ class Subscription:
     contract: Contract | None = None
 
     def __post_init__(self) -> None:
-        terms = CATALOG[self.plan]
-        if self.blocks < 1 or (terms.max_blocks is not None and self.blocks > terms.max_blocks):
-            raise ValueError(f"{self.plan} is not sold as {self.blocks} blocks.")
+        _check_blocks(self.plan, self.blocks)
         if (self.contract is None) != (self.plan is not PlanKind.ENTERPRISE):
             raise ValueError("ENTERPRISE, and only ENTERPRISE, is by contract.")
 
@@ -97,9 +167,12 @@ class Subscription:
 
     @property
     def monthly_price_cents(self) -> int | None:
-        """What a month costs, in cents; None for ENTERPRISE, priced by its contract."""
-        price = CATALOG[self.plan].block_price_cents
-        return None if price is None else price * self.blocks
+        """What a month costs, in cents; None for ENTERPRISE, priced by its contract, and for
+        TEAM, priced by its seats, which a subscription does not know (`period_price_cents`
+        prices them)."""
+        if self.plan is PlanKind.TEAM or self.plan is PlanKind.ENTERPRISE:
+            return None
+        return period_price_cents(self.plan, Interval.MONTHLY, seats=1, blocks=self.blocks)
 
     @property
     def manufacturing_grace(self) -> bool:

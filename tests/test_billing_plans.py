@@ -1,5 +1,5 @@
-"""The plan catalog (billing/plans.py): limits, prices in integer cents, and the warning
-thresholds crossed by a batch of usage."""
+"""The plan catalog (billing/plans.py): limits, prices in integer cents, the free trial, and
+the warning thresholds crossed by a batch of usage."""
 
 from __future__ import annotations
 
@@ -20,20 +20,26 @@ from billing.plans import (
     DEFAULT_PLAN,
     GRACE,
     THRESHOLDS,
+    TRIAL,
     Contract,
+    Interval,
     Limits,
     PlanKind,
     Subscription,
     grace_end,
     grace_text,
+    has_trial,
+    period_price_cents,
     thresholds_crossed,
+    trial_end,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_the_catalog_has_the_three_plans() -> None:
-    assert list(CATALOG) == [PlanKind.FREE, PlanKind.BASIC, PlanKind.ENTERPRISE]
+def test_the_catalog_has_the_four_plans() -> None:
+    assert list(CATALOG) == [PlanKind.FREE, PlanKind.BASIC, PlanKind.TEAM, PlanKind.ENTERPRISE]
+    assert list(PlanKind) == list(CATALOG)
     assert all(plan.kind is kind for kind, plan in CATALOG.items())
 
 
@@ -58,6 +64,93 @@ def test_basic_per_block(blocks: int, devices: int, operations: int, cents: int)
     assert basic.limits == Limits(devices=devices, data_operations=operations)
     assert basic.monthly_price_cents == cents
     assert basic.manufacturing_grace is False
+
+
+@pytest.mark.parametrize(("blocks", "devices", "operations"), [
+    (1, 100, 720_000), (2, 200, 1_440_000), (5, 500, 3_600_000),
+])
+def test_team_is_one_block_and_more_can_be_added(blocks: int, devices: int,
+                                                 operations: int) -> None:
+    team = Subscription(PlanKind.TEAM, blocks=blocks)
+    assert team.limits == Limits(devices=devices, data_operations=operations)
+    assert team.monthly_price_cents is None  # priced by its seats: period_price_cents
+    assert team.manufacturing_grace is False
+
+
+def test_the_intervals() -> None:
+    assert [(i.value, i.months) for i in Interval] == [("MONTHLY", 1), ("ANNUAL", 12)]
+
+
+@pytest.mark.parametrize(("plan", "interval", "seats", "blocks", "cents"), [
+    (PlanKind.FREE, Interval.MONTHLY, 1, 1, 0),
+    (PlanKind.FREE, Interval.ANNUAL, 9, 1, 0),
+    (PlanKind.BASIC, Interval.MONTHLY, 1, 1, 29_900),
+    (PlanKind.BASIC, Interval.MONTHLY, 12, 3, 89_700),
+    (PlanKind.BASIC, Interval.ANNUAL, 1, 1, 358_800),
+    (PlanKind.BASIC, Interval.ANNUAL, 4, 2, 717_600),
+    (PlanKind.TEAM, Interval.MONTHLY, 1, 1, 4_900),
+    (PlanKind.TEAM, Interval.MONTHLY, 3, 1, 14_700),
+    (PlanKind.TEAM, Interval.ANNUAL, 1, 1, 58_800),
+    (PlanKind.TEAM, Interval.ANNUAL, 3, 1, 176_400),
+    (PlanKind.TEAM, Interval.MONTHLY, 3, 2, 44_600),
+    (PlanKind.TEAM, Interval.MONTHLY, 1, 4, 94_600),
+    (PlanKind.TEAM, Interval.ANNUAL, 2, 3, 835_200),
+])
+def test_the_price_of_a_full_period(plan: PlanKind, interval: Interval, seats: int,
+                                    blocks: int, cents: int) -> None:
+    assert period_price_cents(plan, interval, seats=seats, blocks=blocks) == cents
+
+
+@settings(max_examples=200, deadline=None)
+@given(plan=st.sampled_from([PlanKind.FREE, PlanKind.BASIC, PlanKind.TEAM]),
+       interval=st.sampled_from(list(Interval)),
+       seats=st.integers(min_value=1, max_value=500),
+       blocks=st.integers(min_value=1, max_value=50))
+def test_the_price_is_the_reference(plan: PlanKind, interval: Interval, seats: int,
+                                    blocks: int) -> None:
+    if plan is PlanKind.FREE:
+        blocks = 1
+    months = {Interval.MONTHLY: 1, Interval.ANNUAL: 12}[interval]
+    monthly = {PlanKind.FREE: 0, PlanKind.BASIC: 29_900 * blocks,
+               PlanKind.TEAM: 4_900 * seats + 29_900 * (blocks - 1)}[plan]
+    price = period_price_cents(plan, interval, seats=seats, blocks=blocks)
+    assert type(price) is int
+    assert price == monthly * months
+    if plan is not PlanKind.TEAM:
+        assert price == Subscription(plan, blocks=blocks).monthly_price_cents * months
+
+
+@pytest.mark.parametrize(("plan", "seats", "blocks", "message"), [
+    (PlanKind.ENTERPRISE, 1, 1, "ENTERPRISE is priced by its contract"),
+    (PlanKind.TEAM, 0, 1, "at least 1 seat"),
+    (PlanKind.BASIC, -2, 1, "at least 1 seat"),
+    (PlanKind.TEAM, 1, 0, "TEAM is not sold as 0 blocks"),
+    (PlanKind.BASIC, 1, -1, "BASIC is not sold as -1 blocks"),
+    (PlanKind.FREE, 1, 2, "FREE is not sold as 2 blocks"),
+])
+def test_prices_the_catalog_does_not_have(plan: PlanKind, seats: int, blocks: int,
+                                          message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        period_price_cents(plan, Interval.MONTHLY, seats=seats, blocks=blocks)
+
+
+def test_team_and_basic_start_with_a_trial() -> None:
+    assert timedelta(days=14) == TRIAL
+    assert [plan for plan in PlanKind if has_trial(plan)] == [PlanKind.BASIC, PlanKind.TEAM]
+    started = datetime(2026, 11, 3, 9, 15, tzinfo=UTC)
+    assert trial_end(PlanKind.TEAM, started) == datetime(2026, 11, 17, 9, 15, tzinfo=UTC)
+    assert trial_end(PlanKind.BASIC, started, length=timedelta(days=30)) == \
+        datetime(2026, 12, 3, 9, 15, tzinfo=UTC)
+    assert trial_end(PlanKind.TEAM, started, length=timedelta(0)) is None
+    assert trial_end(PlanKind.FREE, started) is None
+    assert trial_end(PlanKind.ENTERPRISE, started) is None
+
+
+def test_impossible_trials_are_refused() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        trial_end(PlanKind.TEAM, datetime(2026, 11, 3))
+    with pytest.raises(ValueError, match="no less than nothing"):
+        trial_end(PlanKind.TEAM, datetime(2026, 11, 3, tzinfo=UTC), length=-timedelta(days=1))
 
 
 @pytest.mark.parametrize("grace", [True, False])
@@ -88,6 +181,8 @@ def test_the_grace_ends_three_days_after_the_limit_unless_the_period_ends_first(
     (PlanKind.BASIC, 0, None),
     (PlanKind.BASIC, -1, None),
     (PlanKind.BASIC, 1, Contract(Limits(1, 1))),
+    (PlanKind.TEAM, 0, None),
+    (PlanKind.TEAM, 1, Contract(Limits(1, 1))),
     (PlanKind.FREE, 1, Contract(Limits(1, 1))),
     (PlanKind.ENTERPRISE, 1, None),
     (PlanKind.ENTERPRISE, 2, Contract(Limits(1, 1))),
@@ -117,6 +212,7 @@ def test_money_and_limits_are_integers_never_floats() -> None:
     assert found and all(type(n) is int for n in found)
     basic = Subscription(PlanKind.BASIC, blocks=3)
     assert type(basic.monthly_price_cents) is int
+    assert type(period_price_cents(PlanKind.TEAM, Interval.ANNUAL, seats=2, blocks=2)) is int
     assert all(type(n) is int for n in _numbers(basic.limits))
 
 

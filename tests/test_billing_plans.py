@@ -308,3 +308,16 @@ def test_the_manuals_threshold_examples() -> None:
         expected = tuple(int(t) for t in re.findall(r"\d+", crossed.split("(")[0]))
         assert thresholds_crossed(*(int(n.replace(",", "")) for n in (before, after, limit))) \
             == expected, (limit, before, after)
+
+
+def test_the_manuals_price_examples() -> None:
+    """docs/billing.md's table of full-period prices is what period_price_cents answers."""
+    text = (ROOT / "docs" / "billing.md").read_text()
+    table = text[text.index("## Plans and prices"):text.index("## Billing cycles")]
+    rows = re.findall(r"^  \| (FREE|BASIC|TEAM) \| (MONTHLY|ANNUAL) \| (\d+|any) \| (\d+) \| "
+                      r"([\d,]+)[^|]* \|$", table, re.M)
+    assert len(rows) == 5
+    for plan, interval, seats, blocks, cents in rows:
+        assert period_price_cents(PlanKind(plan), Interval(interval),
+                                  seats=1 if seats == "any" else int(seats),
+                                  blocks=int(blocks)) == int(cents.replace(",", "")), plan

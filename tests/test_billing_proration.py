@@ -5,7 +5,9 @@ computed with fractions."""
 from __future__ import annotations
 
 import fractions
+import re
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import assume, given, settings
@@ -22,6 +24,7 @@ from billing.proration import (
     round_half_up,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 NOVEMBER = Span(datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
 DAY_10_ENDS = datetime(2026, 11, 11, tzinfo=UTC)  # 20 of November's 30 days are left
 
@@ -211,3 +214,26 @@ def test_a_member_added_then_removed_at_the_same_moment_sums_to_zero(
     assert added.amount_cents == prorated_cents(4_900 * interval.months, span, at)
     assert (added.start, added.end) == (removed.start, removed.end) == (at, span.end)
     assert added.description.endswith(dates_text(at, span.end))
+
+
+def test_the_manuals_descriptions() -> None:
+    """docs/billing.md's adjustment lines are what the constructors write, for the issue's
+    example: 20 of November's 30 days left."""
+    text = (ROOT / "docs" / "billing.md").read_text()
+    rows = re.findall(r"^  \| [a-z ]+ \| `Adjustment\.(\w+)\([^`]*\)` \| `([^`]+)` \|$",
+                      text[text.index("## Proration"):], re.M)
+    basic = period_price_cents(PlanKind.BASIC, Interval.MONTHLY, seats=3, blocks=1)
+    team = period_price_cents(PlanKind.TEAM, Interval.MONTHLY, seats=3, blocks=1)
+    made = {
+        "seat_added": Adjustment.seat_added("ana@example.com", Interval.MONTHLY, NOVEMBER,
+                                            DAY_10_ENDS),
+        "seat_removed": Adjustment.seat_removed("ana@example.com", Interval.MONTHLY, NOVEMBER,
+                                                DAY_10_ENDS),
+        "block_added": Adjustment.block_added(PlanKind.TEAM, Interval.MONTHLY, NOVEMBER,
+                                              DAY_10_ENDS),
+        "plan_switched": Adjustment.plan_switched(
+            "BASIC, 1 block, monthly", basic, "TEAM, 3 members, monthly", team, NOVEMBER,
+            DAY_10_ENDS),
+    }
+    assert {name: description for name, description in rows} == {
+        name: adjustment.description for name, adjustment in made.items()}

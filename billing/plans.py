@@ -5,8 +5,10 @@ devices and 100,000 data operations a month; BASIC is sold in blocks of 100 devi
 data operations a month at $299 a block a month; ENTERPRISE is by contract: its limits are the
 organization's own, and some contracts include the manufacturing grace period. From the team
 plan's rules (SPEC, "Billing (team plan)"): TEAM costs $49 per team member a month, monthly or
-annual (annual pays 12 months at once), and TEAM and BASIC start with a free trial. Money is
-integer cents, always.
+annual (annual pays 12 months at once), and TEAM and BASIC start with a free trial. Our
+decision where the seeds are silent: TEAM's usage limits are one block, included in the seats'
+price, and further blocks are added as on BASIC, each at BASIC's block price. Money is integer
+cents, always.
 """
 
 from __future__ import annotations
@@ -73,8 +75,6 @@ CATALOG: dict[PlanKind, Plan] = {
                         block_price_cents=0, max_blocks=1),
     PlanKind.BASIC: Plan(PlanKind.BASIC, Limits(devices=100, data_operations=720_000),
                          block_price_cents=29_900, max_blocks=None),
-    # Our decision where the seeds are silent (SPEC): TEAM's limits are one block, included in
-    # the seats' price, and each further block costs what a BASIC block does.
     PlanKind.TEAM: Plan(PlanKind.TEAM, Limits(devices=100, data_operations=720_000),
                         block_price_cents=29_900, max_blocks=None, seat_price_cents=4_900,
                         included_blocks=1),

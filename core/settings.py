@@ -112,6 +112,13 @@ class Settings(BaseSettings):
     # besides those of the WEB clients' redirect URIs.
     cors_allowed_origins: str = ""
 
+    # Stripe stores the cards and moves the money of paid plans. Without an API key billing is
+    # not configured: paid plans are refused, free ones work. The API base points the library
+    # elsewhere than Stripe (a localstripe server, for development and tests).
+    stripe_api_key: str = ""
+    stripe_api_base: str = ""
+    stripe_webhook_secret: str = ""
+
     log_level: str = "INFO"
 
     @property
@@ -169,6 +176,24 @@ class Settings(BaseSettings):
                 parse_origin(entry)
             except ValueError as error:
                 raise ValueError(f"CORS_ALLOWED_ORIGINS: {error}") from None
+        return self
+
+    @property
+    def stripe_configured(self) -> bool:
+        """Whether billing can charge: a Stripe API key is set."""
+        return bool(self.stripe_api_key)
+
+    @model_validator(mode="after")
+    def _stripe(self) -> Settings:
+        if self.stripe_api_base:
+            url = urlsplit(self.stripe_api_base)
+            if url.scheme not in ("http", "https") or not url.hostname or url.path not in ("", "/"):
+                raise ValueError("STRIPE_API_BASE must be empty (Stripe itself) or look like "
+                                 "http://host:8420, without a path")
+        if self.stripe_api_key and not self.stripe_api_key.startswith(("sk_", "rk_")):
+            raise ValueError("STRIPE_API_KEY must be a secret or restricted key (sk_… or rk_…)")
+        if self.stripe_webhook_secret and not self.stripe_webhook_secret.startswith("whsec_"):
+            raise ValueError("STRIPE_WEBHOOK_SECRET must be an endpoint's signing secret (whsec_…)")
         return self
 
     @model_validator(mode="after")

@@ -30,7 +30,7 @@ from api.sse import routes as sse_routes
 from api.usage_csv import routes as usage_routes
 from auth import signing_keys, web_origins
 from auth.oauth import AuthorizationServer
-from billing import scheduler
+from billing import publishes, scheduler
 from billing.ledger import Ledger
 from billing.notifications import Outbox
 from billing.pauses import Pauses
@@ -102,6 +102,8 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
                     async with (
                         origins.running(),
                         pauses.running(),
+                        publishes.counting(1.0) if settings.usage_metering
+                        else contextlib.nullcontext(),
                         router.running(),
                         outbox.sender(settings),
                         scheduler.running(settings.usage_tick_interval, broker=broker,

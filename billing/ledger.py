@@ -1,13 +1,12 @@
 """The ledger: data operations counted into `UsageCounter` rows, in the transaction of what they
-count.
+count, and the device publishes counted from the stored events.
 
 `Ledger` is billing's `core.metering.Meter`. `record` prices each `Metered` with
 `operations.operations_of` (`data_operations` without building an `Operation`), sums them per
 counter row (organization, period, day, product, device, kind) and adds the sums with one
-upsert per batch (`INSERT … ON CONFLICT DO UPDATE SET operations = operations +
-excluded.operations`): never a read-modify-write of a counter, and no row every device of an
-organization writes. Rows are written in one order (device, day, kind, product), so two
-transactions adding to the same rows wait for each other instead of deadlocking.
+upsert per batch (`billing.counters.add`). A device's publishes are not recorded: the events
+table is their record, counted after it commits (`billing.publishes`), and `settle` catches up
+with it for a reader of the counters.
 
 What is recorded without a transaction (a delivery to a subscribed device, a function call:
 nothing else is stored with them) joins one queue: one writer task adds whatever has queued
@@ -19,26 +18,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from itertools import chain
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from billing import counters, publishes
 from billing.operations import operations_of
-from billing.periods import Period
 from core.batching import BatchWriter
 from core.metering import Metered
-from models.products import Product
 
 log = logging.getLogger("devicecloud.ledger")
-
-_SQLITE_ROWS = 4000  # 7 values a row, within SQLite's 32766 bound values a statement
-_COLUMNS = "organization_id, period, day, product_id, device_id, kind, operations"
-_CONFLICT = (
-    " ON CONFLICT (organization_id, day, product_id, device_id, kind)"
-    " DO UPDATE SET operations = usage_counters.operations + excluded.operations"
-)
 
 
 def _utc(moment: datetime) -> datetime:
@@ -82,9 +73,18 @@ class Ledger:
             return
         await self._batches.submit([priced])
 
+    async def settle(self) -> None:
+        """Count the device publishes stored but not yet counted."""
+        await publishes.count_stored()
+
     async def close(self) -> None:
-        """Write what is queued, then stop."""
+        """Write what is queued, then stop; and count the publishes the event log stored as
+        it closed (a failure is logged: the next start counts them)."""
         await self._batches.close()
+        try:
+            await publishes.count_stored()
+        except Exception:  # the database is down: counted from the table at the next start
+            log.exception("counting stored publishes failed")
 
     async def _write(self, batch: list[list[tuple[Metered, int]]]) -> list[None]:
         """Add the usages of a batch of callers in one transaction."""
@@ -94,53 +94,11 @@ class Ledger:
 
     async def _add(self, priced: list[tuple[Metered, int]],
                    connection: BaseDBAsyncClient) -> None:
-        # Summed per (device, UTC day, kind, product): the counter row but for what follows
-        # from its product (the organization) and its day (the period).
-        sums: dict[tuple[str, date, str, int], int] = {}
+        sums: counters.Sums = {}
         for usage, cost in priced:
             at = usage.at
             if at.tzinfo is not UTC:
                 at = _utc(at)
             key = (usage.device_id, at.date(), usage.kind, usage.product_id)
             sums[key] = sums.get(key, 0) + cost
-        organizations = await self._organizations({key[3] for key in sums}, connection)
-        postgres = connection.capabilities.dialect == "postgres"
-        days: dict[date, tuple[str, date | str]] = {}  # its period, and the day as bound
-        rows: list[tuple[int, str, date | str, int, str, str, int]] = []
-        # In key order (device first), so two transactions adding to the same rows wait for
-        # each other instead of deadlocking.
-        for (device, day, kind, product), n in sorted(sums.items()):
-            organization = organizations.get(product)
-            if organization is None:  # the product was deleted meanwhile: nobody to bill
-                continue
-            if (known := days.get(day)) is None:
-                known = days[day] = (str(Period(day.year, day.month)),
-                                     day if postgres else day.isoformat())
-            rows.append((organization, known[0], known[1], product, device, kind, n))
-        if not rows:
-            return
-        if postgres:
-            await connection.execute_query(
-                f"INSERT INTO usage_counters ({_COLUMNS}) SELECT * FROM unnest("  # noqa: S608
-                "$1::bigint[], $2::varchar[], $3::date[], $4::bigint[], $5::varchar[],"
-                f" $6::varchar[], $7::bigint[]){_CONFLICT}",
-                [list(column) for column in zip(*rows, strict=True)],
-            )
-            return
-        for start in range(0, len(rows), _SQLITE_ROWS):
-            chunk = rows[start:start + _SQLITE_ROWS]
-            placeholders = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
-            await connection.execute_query(
-                f"INSERT INTO usage_counters ({_COLUMNS}) VALUES {placeholders}{_CONFLICT}",  # noqa: S608
-                list(chain.from_iterable(chunk)),
-            )
-
-    async def _organizations(self, product_ids: set[int], connection: BaseDBAsyncClient
-                             ) -> dict[int, int]:
-        missing = [p for p in product_ids if p not in self._organization_of]
-        if missing:
-            self._organization_of.update(
-                await Product.filter(id__in=missing).using_db(connection)
-                .values_list("id", "organization_id")
-            )
-        return {p: self._organization_of[p] for p in product_ids if p in self._organization_of}
+        await counters.add(sums, connection, self._organization_of)

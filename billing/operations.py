@@ -43,11 +43,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.metering import OperationKind
+from core.metering import OperationKind, is_internal_event
 
 BYTES_PER_OPERATION = 1024
-# Events under these names are the platform's own; their publishes and deliveries are free.
-INTERNAL_EVENT_PREFIXES = ("spark", "particle")
 
 
 # Kinds that carry an event (a name and a size).
@@ -88,11 +86,6 @@ class Operation:
 def payload_size(data: str) -> int:
     """The size the counting rules charge for an event's data: its UTF-8 length."""
     return len(data.encode("utf-8"))
-
-
-def is_internal_event(name: str) -> bool:
-    """Whether `name` is one of the platform's own events (`spark…`, `particle…`, any case)."""
-    return name.lower().startswith(INTERNAL_EVENT_PREFIXES)
 
 
 def data_operations(operation: Operation) -> int:

@@ -58,6 +58,7 @@ from billing.periods import Period
 from billing.plans import GRACE, PlanKind, Subscription, grace_end, grace_text, thresholds_crossed
 from core import clock, periodic
 from core.broker import Broker
+from core.metering import meter
 from core.settings import get_settings
 from models.organizations import Organization
 from models.usage import BillingAccount, Metric, UsageCounter, UsagePause, UsageThreshold
@@ -82,7 +83,9 @@ class Done:
 
 
 async def tick(now: datetime, *, broker: Broker, outbox: Outbox) -> list[Done]:
-    """Run every step once for every organization, as of `now`; what was done, in order."""
+    """Run every step once for every organization, as of `now`; what was done, in order. The
+    device publishes stored so far are counted first (`Meter.settle`), so the sums are whole."""
+    await meter().settle()
     done: list[Done] = []
     current = Period.of(now)
     periods = [current.previous(), current] if now < current.start + CATCH_UP else [current]

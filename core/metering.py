@@ -1,11 +1,14 @@
 """Metering: how the fleet reports what its devices did that usage billing counts, and learns
 whether an organization's devices are paused.
 
-`fleet` (the gateway, the event log, location points, subscriptions, function calls) describes
-each thing as a `Metered` and hands it to `meter()`; `billing` implements the `Meter` (its
-ledger and its pauses) and the app installs it for its lifespan (`installed`). So neither
-domain imports the other. With none installed (a tool, a test of the fleet alone, or
-`USAGE_METERING=false`) nothing is counted and nothing is paused.
+`fleet` (the gateway, location points, subscriptions, function calls) describes each thing as
+a `Metered` and hands it to `meter()`; `billing` implements the `Meter` (its ledger and its
+pauses) and the app installs it for its lifespan (`installed`). So neither domain imports the
+other. A device's publishes are the exception: the events table is their record, and billing
+counts them from the stored events after they commit (`billing.publishes`), so the event
+writer's transaction writes nothing else; readers of the counters `settle` first. With no meter
+installed (a tool, a test of the fleet alone, or `USAGE_METERING=false`) nothing is counted
+and nothing is paused.
 """
 
 from __future__ import annotations
@@ -38,12 +41,22 @@ class OperationKind(StrEnum):
     SERVER_PUBLISH = "SERVER_PUBLISH"
 
 
+# Events under these names are the platform's own (Particle reserves both): nobody else may
+# publish under them, and their publishes and deliveries cost nothing.
+INTERNAL_EVENT_PREFIXES = ("spark", "particle")
+
+
+def is_internal_event(name: str) -> bool:
+    """Whether `name` is one of the platform's own events (`spark…`, `particle…`, any case)."""
+    return name.lower().startswith(INTERNAL_EVENT_PREFIXES)
+
+
 class Metered(NamedTuple):
-    """One thing a device of a product did (or had done to it) at `at`: a stored publish, a
-    stored location point, a delivery sent, a function call or variable read the device
-    answered. `name` and `size` (`billing.operations.payload_size` of the data) are an event's,
-    for the event kinds only. Devices in no product belong to no organization and are never
-    metered. A named tuple: the event log builds one for every stored publish."""
+    """One thing a device of a product did (or had done to it) at `at`: a stored location
+    point, a delivery sent, a function call or variable read the device answered. `name` and
+    `size` (`billing.operations.payload_size` of the data) are an event's, for the event kinds
+    only. Devices in no product belong to no organization and are never metered. A named tuple:
+    cheap to build for every delivery."""
 
     kind: OperationKind
     product_id: int
@@ -86,6 +99,10 @@ class Meter(Protocol):
         publishes, location points, deliveries, function calls and variable reads are refused.
         Answered from memory: it is asked for every frame."""
 
+    async def settle(self) -> None:
+        """Count what is stored but not yet counted (the device publishes committed since the
+        last count): readers of the counters call it first."""
+
     async def close(self) -> None:
         """Commit what waits to be recorded (the app's lifespan ends)."""
 
@@ -99,6 +116,9 @@ class Unmetered:
         return None
 
     def paused_until(self, product_id: int | None) -> datetime | None:
+        return None
+
+    async def settle(self) -> None:
         return None
 
     async def close(self) -> None:

@@ -3,10 +3,11 @@ retention.
 
 Every event (published by a device, by a product's server, or by the cloud itself) is
 written by this process's `EventLog`: callers wait until their event is committed, and
-concurrent publishes are written together, a batch per statement. A device's own publishes
-are metered (`core.metering`) in the transaction that stores them, so a publish is counted if
-and only if it is stored. Once committed, each new event goes to the broker's live channels
-of its product and its device, in ID order (see `EventLog._store`).
+concurrent publishes are written together, a batch per statement. The stored events are the
+record of a device's publishes: billing counts them from this table after they commit
+(`billing.publishes`), so a publish is counted if and only if it is stored, and the writer's
+transaction writes the events alone. Once committed, each new event goes to the broker's live
+channels of its product and its device, in ID order (see `EventLog._store`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from core import clock, periodic
 from core.batching import BatchWriter
 from core.broker import Broker, BrokerUnavailable, InProcessBroker
 from core.errors import InvalidInput, Unavailable
-from core.metering import Metered, OperationKind, event_size, meter
+from core.metering import INTERNAL_EVENT_PREFIXES, is_internal_event
 from core.settings import Settings
 from fleet import access, locations
 from fleet.device_ids import parse_device_id
@@ -50,7 +51,7 @@ MESSAGE_ID_MAX = 64
 TTL = 60  # seconds: what Particle's streams report for every event
 # Events under these names are the platform's own (Particle reserves both): nobody else may
 # publish under them.
-RESERVED_PREFIXES = ("spark", "particle")
+RESERVED_PREFIXES = INTERNAL_EVENT_PREFIXES
 BATCH_SIZE = 1000
 PRUNE_BATCH = 10_000
 
@@ -67,7 +68,7 @@ def check_name(name: str, *, field: str = "name") -> str:
             field=field,
             code=FleetCode.INVALID_NAME,
         )
-    if name.lower().startswith(RESERVED_PREFIXES):
+    if is_internal_event(name):
         raise InvalidInput(
             "Event names starting with 'spark' or 'particle' are reserved for the cloud.",
             field=field,
@@ -118,9 +119,12 @@ class Presence:
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    """An event to store. `device_publish` marks a device's own publish (a `publish` frame):
-    the only events the log meters (`OperationKind.DEVICE_PUBLISH`), once stored and if in a
-    product; a server's `publishEvent` and the cloud's `spark/status` are not."""
+    """An event to store. Every stored event naming a device and a product is counted as that
+    device's publish (`OperationKind.DEVICE_PUBLISH`, from the table: `billing.publishes`); a
+    server's `publishEvent` names no device. So an event the cloud stores about a device (one that
+    says `device_publish=False`) must carry one of the platform's own names, which cost
+    nothing, like `spark/status`; anything else raises `ValueError`. `device_publish` is ignored
+    without a device or a product."""
 
     product_id: int | None
     device_id: str | None
@@ -130,7 +134,14 @@ class NewEvent:
     private: bool = True
     message_id: str | None = None
     presence: Presence | None = None
-    device_publish: bool = False
+    device_publish: bool = True
+
+    def __post_init__(self) -> None:
+        if (not self.device_publish and self.device_id is not None
+                and self.product_id is not None and not is_internal_event(self.name)):
+            raise ValueError(
+                f"{self.name!r} would be counted as the device's publish: the cloud's own "
+                "events about a device have the platform's names (spark…, particle…).")
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,9 +237,8 @@ class EventLog:
         return stored
 
     async def _insert(self, batch: list[NewEvent], *, postgres: bool) -> list[LiveEvent | None]:
-        """Take IDs for `batch` and insert it in one transaction, with the data operations
-        of the device publishes it stored (one `record` for the batch): the stored events,
-        None for retransmissions."""
+        """Take IDs for `batch` and insert it in one transaction: the stored events, None for
+        retransmissions (and presence events whose `Presence` no longer holds)."""
         async with in_transaction() as connection:
             ids = await (self._take_ids_postgres if postgres else self._take_ids_sqlite)(
                 connection, len(batch)
@@ -244,15 +254,6 @@ class EventLog:
                 if kept
                 else set()
             )
-            usages = [
-                Metered(OperationKind.DEVICE_PUBLISH, event.product_id, event.device_id,
-                        event.published_at, event.name, event_size(event.data))
-                for event_id, event in kept
-                if event_id in inserted and event.device_publish
-                and event.product_id is not None and event.device_id is not None
-            ]
-            if usages:
-                await meter().record(usages, connection)
         return [
             LiveEvent(
                 id=event_id,

@@ -29,8 +29,9 @@ class Metric(StrEnum):
 class UsageCounter(Model):
     """The data operations of one kind (`core.metering.OperationKind`) that one device of one
     product cost on one UTC day, in its organization's period (`YYYY-MM`). Written only by
-    adding to it (`INSERT … ON CONFLICT DO UPDATE SET operations = operations + …`), in the
-    transaction of what it counts."""
+    adding to it (`INSERT … ON CONFLICT DO UPDATE SET operations = operations + …`): in the
+    transaction of what it counts, or, for device publishes, in the one that moves the
+    `LedgerPosition` over the stored events it counts."""
 
     id = fields.BigIntField(primary_key=True)
     organization_id = fields.BigIntField()
@@ -46,6 +47,19 @@ class UsageCounter(Model):
         unique_together = [("organization_id", "day", "product_id", "device_id", "kind")]
         indexes = [("organization_id", "period", "product_id"), ("period", "organization_id")]
         table_description = "Data operations per organization, period, product, device, day, kind."
+
+
+class LedgerPosition(Model):
+    """How far a record the ledger counts from has been counted: for `source='events'`, every
+    event with an ID up to `event_id` is in the counters (`billing.publishes`). Moved in the
+    transaction that adds what it counted, so each event is counted once."""
+
+    id = fields.BigIntField(primary_key=True)
+    source = fields.CharField(max_length=32, unique=True)
+    event_id = fields.BigIntField()
+
+    class Meta:
+        table = "ledger_positions"
 
 
 class DeviceOnlineDay(Model):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from billing import pauses
+from billing import pauses, publishes
 from core import clock, metering
 from fleet import events
 from models.products import Product
@@ -15,7 +15,9 @@ from tests.support.polling import eventually
 
 async def counted(*device_ids: str) -> list[tuple[str, str, int]]:
     """The counters of these devices (of every device if none is named), summed over days:
-    (kind, device, operations), sorted."""
+    (kind, device, operations), sorted. The publishes stored so far are counted first, as the
+    app's readers do (the app may run in another process, or have been killed)."""
+    await publishes.count_stored()
     rows = UsageCounter.filter(device_id__in=device_ids) if device_ids else UsageCounter.all()
     sums: dict[tuple[str, str], int] = {}
     for kind, device_id, operations in await rows.values_list("kind", "device_id",

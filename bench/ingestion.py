@@ -6,13 +6,13 @@ limit high enough not to be what is measured.
 Four runs, each on a fresh database of the same kind with the same number of devices for the
 same time: with usage metering off (`USAGE_METERING=false`: the app installs no meter), on
 (billing counts the stored publishes from the events table after they commit, every second and
-once more as the server stops), on, off (ORDER), so a drift of the machine's load weighs on both settings alike. The ratio on/off of
-the events a second over each setting's two runs is what metering costs; beside each run's
-rate, the CPUs other processes kept busy meanwhile say how far the machine was its own. After
-each metered run (the server stopped, so it counted what was left), the data operations the
-ledger counted for the product must equal what its
-stored events cost by the counting rules (`billing.operations`, priced here from each stored
-event's name and data), and after each unmetered run the ledger must hold nothing: either
+once more as the server stops), on, off (ORDER), so a drift of the machine's load weighs on
+both settings alike. The ratio on/off of the events a second over each setting's two runs is
+what metering costs; beside each run's rate, the CPUs other processes kept busy meanwhile say
+how far the machine was its own. After each metered run (the server stopped, so it counted what
+was left), the data operations the ledger counted for the product must equal what its stored
+events cost by the counting rules (`billing.operations`, priced here from each stored event's
+name and data), and after each unmetered run the ledger must hold nothing: either
 mismatch is a bench error (the figures are printed with it). No timing is asserted.
 
 After the first metered run, in its database: plain batched inserts of rows of the same

@@ -9,8 +9,9 @@ same time: with usage metering off (`USAGE_METERING=false`: the app installs no 
 once more as the server stops), on, off (ORDER), so a drift of the machine's load weighs on
 both settings alike. The ratio on/off of the events a second over each setting's two runs is
 what metering costs; beside each run's rate, the CPUs other processes kept busy meanwhile say
-how far the machine was its own. After each metered run (the server stopped, so it counted what
-was left), the data operations the ledger counted for the product must equal what its stored
+how far the machine was its own. After each metered run (the bench first counts what the server
+has not counted yet, as every reader of the counters does), the data operations the ledger
+counted for the product must equal what its stored
 events cost by the counting rules (`billing.operations`, priced here from each stored event's
 name and data), and after each unmetered run the ledger must hold nothing: either
 mismatch is a bench error (the figures are printed with it). No timing is asserted.
@@ -45,6 +46,7 @@ from bench.fleet import (
     process_cpu_seconds,
     served_fleet,
 )
+from billing import publishes
 from billing.operations import Operation, data_operations, payload_size
 from core import clock
 from core.metering import OperationKind
@@ -202,10 +204,14 @@ async def _plain_inserts(fleet: Fleet, seconds: float, batch: int) -> tuple[int,
         return inserted, loop.time() - started
 
 
-async def _tally(fleet: Fleet) -> tuple[int, int, int]:
+async def _tally(fleet: Fleet, *, metered: bool) -> tuple[int, int, int]:
     """The devices' stored events, what they cost in data operations by the counting rules
-    (`billing.operations`), and the data operations the ledger counted for the product."""
+    (`billing.operations`), and the data operations the ledger counted for the product. Metered,
+    it first counts what the server has stored but not yet counted, as every reader of the
+    counters does (`Meter.settle`): the server counts every second, the bench reads at once."""
     async with connected(fleet.database_url):
+        if metered:
+            await publishes.count_stored()
         events = Event.filter(product_id=fleet.product_id, message_id__isnull=False).exclude(
             message_id__startswith="plain-"
         )
@@ -234,7 +240,7 @@ def _run(count: int, seconds: float, *, metered: bool, plain: bool
             _publish(fleet, seconds))
         report = simulation.report
         assert report is not None
-        stored, stored_operations, counted_operations = asyncio.run(_tally(fleet))
+        stored, stored_operations, counted_operations = asyncio.run(_tally(fleet, metered=metered))
         inserted = asyncio.run(_plain_inserts(fleet, seconds, count)) if plain else (0, 0.0)
     run = Run(
         metered=metered, database=fleet.database, seconds=window, acknowledged=acknowledged,

@@ -467,6 +467,7 @@ async def _status_events(
                     published_at=at,
                     private=False,
                     presence=events.Presence(session_id),
+                    device_publish=False,
                 )
                 for device_id, product_id in devices
             ]

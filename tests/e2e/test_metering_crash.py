@@ -1,6 +1,7 @@
 """An app process killed (SIGKILL) in the middle of a burst of publishes from several devices:
-the ledger counted exactly what was stored, no more and no less, since a publish and its count
-commit in one transaction."""
+once what was stored is counted (as the next start would), the ledger holds exactly what was
+stored, no more and no less: publishes are counted from the stored events, and the position up
+to which they were counted commits with the counters."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from api.cors import CrossOrigin, RefusalLog
 from api.gateway import DeviceGateway
 from api.graphql.schema import build_schema
 from api.graphql.view import GraphQLEndpoint
-from api.http_errors import HANDLERS
+from api.http_errors import HANDLERS, ServerErrors
 from api.middleware import BodyLimit, RequestContext
 from api.oauth_routes import routes as oauth_routes
 from api.sse import routes as sse_routes
@@ -146,6 +146,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
         middleware=[
             Middleware(RequestContext),
             Middleware(CrossOrigin, origins=origins, routes=routes, refusals=refusals),
+            Middleware(ServerErrors),
             Middleware(SecureErrors),
             Middleware(
                 BodyLimit,

@@ -37,5 +37,7 @@ class ApiCode(ErrorCode):
     PATH_NOT_FOUND = "PATH_NOT_FOUND", HTTPStatus.NOT_FOUND, "No endpoint at this path."
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED", HTTPStatus.METHOD_NOT_ALLOWED, \
         "The endpoint does not take this HTTP method; `Allow` lists those it takes."
+    SERVER_ERROR = "SERVER_ERROR", HTTPStatus.INTERNAL_SERVER_ERROR, \
+        "An HTTP request failed on our side; its X-Request-ID finds it in the log."
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR", HTTPStatus.OK, \
         "A bug, masked; its requestId finds it in the log."

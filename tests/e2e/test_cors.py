@@ -19,6 +19,7 @@ from tortoise.exceptions import OperationalError
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from api import oauth_routes
 from api.cors import NOT_LOADED, REASON, REQUEST_HEADERS, RefusalLog
 from auth import apps, web_origins
 from core.broker import InProcessBroker
@@ -573,3 +574,24 @@ async def test_a_client_change_in_one_process_reaches_another_through_redis(
         assert await second_allows(a, 403)
         await eventually(lambda: second_allows(b, 403))
 
+
+
+async def test_a_server_error_is_json_with_the_cors_headers_an_allowed_origin_gets(
+    world: World, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+):
+    await world.web_client(f"{APP}/callback")
+
+    async def broken(_settings: object) -> list[object]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(oauth_routes.signing_keys, "published", broken)
+    response = await http.get("/oauth/jwks", headers={"Origin": APP})
+    assert response.status_code == 500
+    assert (response.headers["content-type"], response.headers["cache-control"]) == (
+        "application/json", "no-store")
+    assert response.json() == {"errors": [{"message": "Something went wrong on our side; quote "
+        "the X-Request-ID header of this answer if you report it.",
+        "extensions": {"code": "SERVER_ERROR"}}]}
+    assert len(response.headers["x-request-id"]) >= 16
+    assert cors_headers(response) == {"access-control-allow-origin": APP,
+                                      "access-control-expose-headers": EXPOSE}

@@ -433,6 +433,33 @@ async def test_a_public_client_that_sends_a_secret_is_refused(browser, user, cli
     assert_token(await exchange(http, cli.client_id, code, verifier, LOOPBACK))
 
 
+@pytest.mark.parametrize(("extra", "description"), [
+    ({"code_challenge": "", "code_challenge_method": ""},
+     "PKCE is required: send code_challenge with code_challenge_method=S256."),
+    ({"code_challenge_method": "plain"}, "code_challenge_method must be S256; plain is refused."),
+], ids=["no-pkce", "plain"])
+async def test_a_public_client_is_refused_without_s256_pkce(browser, user, cli, extra,
+                                                            description):
+    response = await browser.open(authorize_url(cli.client_id, LOOPBACK, pkce()[1], **extra))
+    assert response.status_code == 302, response.text
+    assert params_of(response.headers["location"]) == {
+        "error": "invalid_request", "error_description": description, "state": "st-1",
+        "iss": ISSUER}
+    assert await AuthorizationCode.all().count() == 0
+
+
+async def test_a_public_clients_code_needs_its_verifier(browser, user, cli, http):
+    code, _ = await cli_code(browser, cli, LOOPBACK)
+    for wrong, error, description in (
+        ("", "invalid_request", "Missing 'code_verifier'"),
+        (pkce()[0], "invalid_grant", "Code challenge failed."),
+    ):
+        response = await exchange(http, cli.client_id, code, wrong, LOOPBACK)
+        assert (response.status_code, response.json()) == (
+            400, {"error": error, "error_description": description})
+    assert await TokenFamily.all().count() == 0
+
+
 async def test_a_confidential_client_that_sends_no_secret_is_refused(browser, user, http):
     owner = await make_user("maker@example.com")
     row, secret = await apps.create_app(await acting_as(owner), name="Dashboard",

@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None, *, manage_database: bool = True
                     async with (
                         origins.running(),
                         pauses.running(),
-                        publishes.counting(1.0) if settings.usage_metering
+                        publishes.counting(1) if settings.usage_metering
                         else contextlib.nullcontext(),
                         router.running(),
                         outbox.sender(settings),

@@ -117,7 +117,7 @@ async def _hold_position(connection: BaseDBAsyncClient, *, postgres: bool) -> in
 
 
 @contextlib.asynccontextmanager
-async def counting(interval: float) -> AsyncIterator[None]:
+async def counting(interval: int) -> AsyncIterator[None]:
     """Count the stored publishes at once and then every `interval` seconds while the block (the
     app's lifespan) runs, and once more as it ends; a count that fails is logged, and the next
     one counts what it left. A count under way is let finish, never cancelled: its transaction

@@ -76,8 +76,8 @@ async def _count_chunk(chunk: int) -> tuple[int, bool]:
     """Count the next `chunk` events: how many were counted, and whether more are stored."""
     client = connections.get("default")
     rows = await client.execute_query_dict(_BEHIND)
-    if rows[0]["through"] is not None and (rows[0]["last"] or 0) <= rows[0]["through"]:
-        return 0, False  # caught up, without taking a lock
+    if (rows[0]["last"] or 0) <= (rows[0]["through"] or 0):
+        return 0, False  # caught up (or nothing stored yet), without taking a lock
     async with in_transaction() as connection:
         postgres = connection.capabilities.dialect == "postgres"
         through = await _hold_position(connection, postgres=postgres)

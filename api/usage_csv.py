@@ -25,7 +25,6 @@ from api.authentication import BearerAuthentication, principal_of
 from api.graphql.billing.access import billing_viewer
 from api.http_errors import error_response
 from billing import usage
-from core import clock
 from core.errors import CoreCode, DomainError, NotFound, Unauthenticated
 from fleet.access import looked_up_slug
 from models.organizations import Organization
@@ -53,9 +52,8 @@ async def usage_csv(request: Request) -> Response:
         if organization is None:
             raise missing
         await billing_viewer(principal, organization.id, missing)
-        now = clock.now()
-        scope = usage.Scope(organization.id, usage.usage_period(
-            request.query_params.get("period"), since=organization.created_at, now=now), now)
+        scope = await usage.view_scope(organization.id, request.query_params.get("period"),
+                                       since=organization.created_at)
     except DomainError as error:
         return error_response(error.http_status, error.message, error.code)
     slugs = dict(await Product.filter(organization_id=organization.id).values_list("id", "slug"))

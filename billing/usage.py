@@ -3,10 +3,10 @@ administrators see it: data operations by product, kind, day and device, billabl
 the thresholds crossed, the pause, and every counter row for a download.
 
 Everything here is an aggregate query over `UsageCounter` (a sum grouped by what is asked),
-never a query per product or device. Each reader of the counters first has the meter count the
-device publishes stored but not yet counted (`Meter.settle`: a query when there are none), so
-a view shows every publish stored before it was asked. Who may see it is the caller's to check
-(`api/` asks `fleet.access`): nothing here looks at principals.
+never a query per product or device. A view starts from `view_scope`, which first has the meter
+count the device publishes stored but not yet counted (`Meter.settle`: one query when there are
+none), once a request, so a view shows every publish stored before it was asked. Who may see
+it is the caller's to check (`api/` asks `fleet.access`): nothing here looks at principals.
 
 Which periods there are: from the later of the organization's (or product's) first period and
 the period `MONTHS_BACK` before the current one, up to the current one. Anything else is
@@ -28,6 +28,7 @@ from billing.billable import billable_devices
 from billing.operations import EVENT_KINDS, UNIT_KINDS
 from billing.periods import Period
 from billing.plans import PlanKind, Subscription, grace_end
+from core import clock
 from core.errors import InvalidInput
 from core.metering import OperationKind, meter
 from models.devices import Device
@@ -84,6 +85,17 @@ class Scope:
         return scope & Q(product_id=self.product_id) if self.product_id is not None else scope
 
 
+async def view_scope(organization_id: int, period: str | None, *, since: datetime,
+                     product_id: int | None = None) -> Scope:
+    """The scope a view of `period` (`usage_period`) reads, seen now, once the meter has
+    counted what is stored (`Meter.settle`)."""
+    now = clock.now()
+    scope = Scope(organization_id, usage_period(period, since=since, now=now), now,
+                  product_id=product_id)
+    await meter().settle()
+    return scope
+
+
 def percent_tenths(used: int, limit: int) -> int:
     """`used` as a share of `limit` in tenths of a percent, halves rounded up, in integers (so
     69.95 % is 700 and never 699 through a binary fraction); the API shows it as 70.0."""
@@ -96,7 +108,6 @@ def _sums(rows: Iterable[tuple[Any, Any]]) -> dict[Any, int]:
 
 
 async def operations_used(scope: Scope) -> int:
-    await meter().settle()
     total = (await UsageCounter.filter(scope.counters()).annotate(
         total=Sum("operations")).first().values("total"))
     return int(total["total"] or 0) if total else 0
@@ -111,7 +122,6 @@ class ProductOperations:
 
 async def operations_by_product(scope: Scope) -> list[ProductOperations]:
     """The products that used data operations in the period, most first (then by ID)."""
-    await meter().settle()
     sums = _sums(await UsageCounter.filter(scope.counters()).annotate(
         total=Sum("operations")).group_by("product_id").values_list("product_id", "total"))
     products = {p.id: p for p in await Product.filter(id__in=list(sums))} if sums else {}
@@ -121,7 +131,6 @@ async def operations_by_product(scope: Scope) -> list[ProductOperations]:
 
 async def operations_by_kind(scope: Scope) -> list[tuple[OperationKind, int]]:
     """Every kind that costs data operations (`COUNTED_KINDS`), zeros included."""
-    await meter().settle()
     sums = _sums(await UsageCounter.filter(scope.counters()).annotate(
         total=Sum("operations")).group_by("kind").values_list("kind", "total"))
     return [(kind, sums.get(kind.value, 0)) for kind in COUNTED_KINDS]
@@ -137,7 +146,6 @@ def days(scope: Scope) -> list[date]:
 
 async def operations_by_day(scope: Scope) -> list[tuple[date, int]]:
     """Each day of the period so far (`days`), zeros included."""
-    await meter().settle()
     sums = _sums(await UsageCounter.filter(scope.counters()).annotate(
         total=Sum("operations")).group_by("day").values_list("day", "total"))
     by_day = {_as_date(day): total for day, total in sums.items()}
@@ -163,7 +171,6 @@ async def top_devices(scope: Scope, first: int) -> list[DeviceOperations]:
     ID): one entry per device and product it was counted in."""
     if first == 0:
         return []
-    await meter().settle()
     rows = await UsageCounter.filter(scope.counters()).annotate(
         total=Sum("operations")).group_by("device_id", "product_id").order_by(
         "-total", "device_id", "product_id").limit(first).values_list(
@@ -236,7 +243,6 @@ async def counter_rows(scope: Scope, page: int | None = None) -> AsyncIterator[C
     product: a device moved between products on a day), read `page` rows at a time by keyset
     within each day (`CSV_PAGE` unless given), so a period is never held in memory whole."""
     page = page or CSV_PAGE
-    await meter().settle()
     for day in days(scope):
         after: tuple[str, str, int] | None = None
         while True:

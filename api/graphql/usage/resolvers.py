@@ -14,7 +14,6 @@ from api.graphql.billing.access import billing_viewer
 from api.graphql.usage.types import OrganizationUsage, ProductUsage
 from auth.principals import AnyPrincipal
 from billing import accounts, usage
-from core import clock
 from core.errors import NotFound
 
 
@@ -26,9 +25,7 @@ def _no_usage() -> NotFound:
 async def organization_usage(principal: AnyPrincipal, organization_id: int,
                              created_at: datetime, period: str | None) -> OrganizationUsage:
     await billing_viewer(principal, organization_id, _no_usage())
-    now = clock.now()
-    scope = usage.Scope(organization_id, usage.usage_period(period, since=created_at, now=now),
-                        now)
+    scope = await usage.view_scope(organization_id, period, since=created_at)
     subscription = await accounts.plan_at(organization_id, scope.period.end)
     return OrganizationUsage(
         scope=scope, subscription=subscription, period=str(scope.period),
@@ -39,9 +36,8 @@ async def organization_usage(principal: AnyPrincipal, organization_id: int,
 async def product_usage(principal: AnyPrincipal, organization_id: int, product_id: int,
                         created_at: datetime, period: str | None) -> ProductUsage:
     await billing_viewer(principal, organization_id, _no_usage())
-    now = clock.now()
-    scope = usage.Scope(organization_id, usage.usage_period(period, since=created_at, now=now),
-                        now, product_id=product_id)
+    scope = await usage.view_scope(organization_id, period, since=created_at,
+                                   product_id=product_id)
     return ProductUsage(scope=scope,
                         subscription=await accounts.plan_at(organization_id, scope.period.end),
                         period=str(scope.period), start=scope.period.start,

@@ -111,15 +111,17 @@ class StripeGateway:
                 customer_id, {"invoice_settings": {"default_payment_method": payment_method_id}}
             )
         card = method.card
-        if method.type != "card" or card is None:
-            raise InvalidInput("The payment method is not a card.",
-                               code=BillingCode.PAYMENT_METHOD_INVALID)
+        assert card is not None  # `_attached` refuses anything but a card
         return Card(method.id, card.brand, card.last4, card.exp_month, card.exp_year)
 
     async def _attached(self, customer_id: str, payment_method_id: str) -> stripe.PaymentMethod:
-        """The payment method, attached to the customer (now, if it was not yet)."""
+        """The payment method, attached to the customer (now, if it was not yet); refused,
+        with nothing changed on Stripe, if it is not a card."""
         try:
             method = await self._client.v1.payment_methods.retrieve_async(payment_method_id)
+            if method.type != "card" or method.card is None:
+                raise InvalidInput("The payment method is not a card.",
+                                   code=BillingCode.PAYMENT_METHOD_INVALID)
             owner = method.customer if isinstance(method.customer, str | None) \
                 else method.customer.id
             if owner is None:
